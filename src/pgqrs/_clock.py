@@ -1,0 +1,94 @@
+"""Time: the clock behind every "now", and the conversions between the forms time takes.
+
+Injected times (`at`, `with_time`, `dequeue_at`) arrive as `Time` values (an aware datetime or an
+RFC 3339 string with an offset); the API returns RFC 3339 UTC strings; SQLite stores fixed-width
+UTC text so that text comparison is time comparison (semantics §5).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeAlias
+
+Time: TypeAlias = str | datetime
+
+UTC = UTC
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real clock, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock that always answers the same time (what `at(t)` installs)."""
+
+    def __init__(self, at: datetime) -> None:
+        self._at = at
+
+    def now(self) -> datetime:
+        return self._at
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+def parse_time(value: Time) -> datetime:
+    """An injected time as an aware UTC datetime; naive or unparsable values raise ValueError."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"Invalid ISO 8601 timestamp '{value.isoformat()}': no UTC offset")
+        return value.astimezone(UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"Invalid ISO 8601 timestamp '{value!r}': expected a string or datetime")
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError as err:
+        raise ValueError(f"Invalid ISO 8601 timestamp '{value}': {err}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"Invalid ISO 8601 timestamp '{value}': no UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """The API form: `2026-11-25T11:49:53.163753+00:00`."""
+    return value.astimezone(UTC).isoformat()
+
+
+def to_sqlite_text(value: datetime) -> str:
+    """The SQLite stored form: `YYYY-MM-DD HH:MM:SS.ffffff`, UTC, always six fraction digits."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def from_db(value: datetime | str | None) -> datetime | None:
+    """A stored timestamp (a datetime from Postgres, text from SQLite) as an aware datetime.
+
+    Text without a fraction, with a `T`, or with an offset or `Z` is accepted too: rows written
+    by column defaults or other programs look like that.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def db_to_api(value: datetime | str | None) -> str | None:
+    """A stored timestamp in the API form, or None."""
+    parsed = from_db(value)
+    return None if parsed is None else format_time(parsed)
+
+
+def seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)

@@ -1,0 +1,63 @@
+"""`Admin`: schema installation and queue-level operations. Admin calls never register workers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .store import migrate
+from .tables import messages, queues
+from .tables import workers as worker_rows
+from .types import QueueInfo, WorkerInfo
+from .validation import validate_queue_name
+
+if TYPE_CHECKING:
+    from .store.facade import Store
+
+
+class Admin:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def __repr__(self) -> str:
+        return f"<pgqrs.Admin store={self._store!r}>"
+
+    async def install(self) -> None:
+        """Apply pending migrations; idempotent, and safe from several processes at once."""
+        await self._store.db.install()
+
+    async def verify(self) -> None:
+        await migrate.verify(self._store.db)
+
+    async def create_queue(self, name: str, exist_ok: bool = False) -> QueueInfo:
+        validate_queue_name(name)
+        return await queues.create(self._store.db, name, self._store.clock.now(), exist_ok=exist_ok)
+
+    async def get_queue(self, name: str) -> QueueInfo:
+        validate_queue_name(name)
+        return await queues.get_by_name(self._store.db, name)
+
+    async def delete_queue(self, name: str) -> bool:
+        validate_queue_name(name)
+        async with self._store.db.transaction() as db:
+            await queues.delete(db, name)
+        return True
+
+    async def purge_queue(self, name: str) -> int:
+        validate_queue_name(name)
+        async with self._store.db.transaction() as db:
+            return await queues.purge(db, name)
+
+    async def release_worker_messages(self, worker_id: int) -> int:
+        store = self._store
+        return await messages.release_worker(store.db, worker_id, store.clock.now())
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        return await worker_rows.list_all(self._store.db)
+
+
+def admin(store: Store) -> Admin:
+    return Admin(store)

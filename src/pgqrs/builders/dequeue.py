@@ -1,0 +1,230 @@
+"""`pgqrs.dequeue()`: the builder that configures a consumer's poll loop or a one-shot claim."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .._clock import Time, parse_time
+from ..errors import StateTransitionError, ValidationError
+from ..poller import Handler, LoopSettings, MessageSettler, Runner, Settler, finish_ephemeral
+from ..tables import workers as rows
+from ..tables.workers import STOPPED
+from ..types import QueueMessage
+from ..workers import Consumer, check_batch_size, queue_key, worker_key
+
+if TYPE_CHECKING:
+    from ..store.facade import Store
+
+_ONE_HANDLER = "exactly one of handle(), handle_batch() or handle_workflow() is required"
+
+
+def _positive_seconds(name: str, value: Any, *, allow_zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "0 or more" if allow_zero else "more than 0"
+        raise ValueError(f"{name} must be {bound} seconds, got {value}")
+    return float(value)
+
+
+class DequeueBuilder:
+    """Setters change the builder in place and return it; `poll`, `fetch`, `execute` run it."""
+
+    def __init__(self) -> None:
+        self._consumer: Consumer | None = None
+        self._queue: str | None = None
+        self._batch = 1
+        self._poll_interval_ms: int | None = None
+        self._at: Any = None
+        self._lease: float | None = None
+        self._until: float | None = None
+        self._handle: Handler | None = None
+        self._handle_batch: Handler | None = None
+        self._handle_workflow: Handler | None = None
+
+    # -- setters -----------------------------------------------------------------------------
+    def worker(self, consumer: Consumer) -> DequeueBuilder:
+        if not isinstance(consumer, Consumer):
+            raise TypeError(f"worker() needs a pgqrs.Consumer, got {type(consumer).__name__}")
+        self._consumer = consumer
+        return self
+
+    def from_queue(self, queue: str) -> DequeueBuilder:
+        if not isinstance(queue, str):
+            raise TypeError(f"from_queue() needs a queue name, got {type(queue).__name__}")
+        self._queue = queue
+        return self
+
+    def batch(self, size: int) -> DequeueBuilder:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"batch() needs an int, got {type(size).__name__}")
+        self._batch = max(1, size)
+        return self
+
+    def poll_interval(self, interval_ms: int) -> DequeueBuilder:
+        if isinstance(interval_ms, bool) or not isinstance(interval_ms, int):
+            raise TypeError(f"poll_interval() needs milliseconds as an int, got {interval_ms!r}")
+        if interval_ms < 1:
+            raise ValueError(f"poll_interval() must be at least 1 ms, got {interval_ms}")
+        self._poll_interval_ms = interval_ms
+        return self
+
+    def at(self, time: Time) -> DequeueBuilder:
+        self._at = parse_time(time)
+        return self
+
+    def lease(self, seconds: float) -> DequeueBuilder:
+        self._lease = _positive_seconds("lease", seconds, allow_zero=False)
+        return self
+
+    with_vt = lease
+
+    def until(self, seconds: float) -> DequeueBuilder:
+        self._until = _positive_seconds("until", seconds, allow_zero=True)
+        return self
+
+    def handle(self, fn: Handler) -> DequeueBuilder:
+        self._handle = _callable(fn)
+        return self
+
+    def handle_batch(self, fn: Handler) -> DequeueBuilder:
+        self._handle_batch = _callable(fn)
+        return self
+
+    def handle_workflow(self, fn: Handler) -> DequeueBuilder:
+        self._handle_workflow = _callable(fn)
+        return self
+
+    # -- read-back ---------------------------------------------------------------------------
+    @property
+    def queue(self) -> str | None:
+        return self._queue
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    @property
+    def poll_interval_ms(self) -> int | None:
+        return self._poll_interval_ms
+
+    @property
+    def lease_seconds(self) -> float | None:
+        return self._lease
+
+    def has_worker(self) -> bool:
+        return self._consumer is not None
+
+    def __repr__(self) -> str:
+        target = f"worker={self._consumer!r}" if self._consumer else f"queue={self._queue!r}"
+        return f"<pgqrs.DequeueBuilder {target} batch={self._batch}>"
+
+    # -- runners -----------------------------------------------------------------------------
+    async def poll(self, store: Store) -> NoReturn:
+        """Run the poll loop until interrupted, suspended, stopped or cancelled (§10.1)."""
+        settler = self._check(store, "poll")
+        runner = await self._runner(store, settler)
+        await runner.poll()
+
+    async def fetch(self, store: Store) -> list[QueueMessage]:
+        """Claim once for the caller's consumer, without a handler (semantics §10.5)."""
+        self._check(store, "fetch")
+        runner = await self._runner(store, None)
+        return await self._claim_once(runner)
+
+    async def execute(self, store: Store) -> int:
+        """Claim once and handle what was claimed; the number of messages claimed."""
+        settler = self._check(store, "execute")
+        runner = await self._runner(store, settler)
+        try:
+            claimed = await self._claim_once(runner)
+            if claimed:
+                async with runner.heartbeats():
+                    await runner.handle(claimed)
+            return len(claimed)
+        finally:
+            if runner.ephemeral:
+                await finish_ephemeral(store, runner.consumer)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _check(self, store: Store, runner: str) -> Settler | None:
+        """The start-of-run checks of api.md §8, in order, before any storage access."""
+        handlers = [h for h in (self._handle, self._handle_batch, self._handle_workflow) if h]
+        if runner == "fetch":
+            if handlers:
+                raise ValueError("fetch() claims without a handler; use execute() to handle")
+        elif len(handlers) != 1:
+            raise ValueError(_ONE_HANDLER)
+        if self._consumer is None and self._queue is None:
+            raise ValueError(
+                'Queue name is required. Use .from_queue("queue-name") or .worker(consumer)'
+            )
+        if runner == "fetch" and self._consumer is None:
+            raise ValueError(
+                "fetch() needs .worker(consumer): claimed messages need an owner you hold"
+            )
+        if self._handle is not None and self._batch > 1:
+            raise ValidationError(
+                "Validation failed: single-message handlers require batch size = 1, "
+                f"got {self._batch}"
+            )
+        check_batch_size(store, self._batch)
+        if runner == "poll" and self._until is not None:
+            raise ValueError("until() bounds fetch() and execute(); poll() runs until stopped")
+        reraise = runner == "execute"
+        if self._handle is not None:
+            return MessageSettler(self._handle, batch=False, reraise=reraise)
+        if self._handle_batch is not None:
+            return MessageSettler(self._handle_batch, batch=True, reraise=reraise)
+        if self._handle_workflow is not None:
+            from ..workflow_loop import WorkflowSettler
+
+            return WorkflowSettler(self._handle_workflow, reraise=reraise)
+        return None
+
+    async def _runner(self, store: Store, settler: Settler | None) -> Runner:
+        config = store.settings
+        settings = LoopSettings(
+            batch=self._batch,
+            lease=self._lease or float(config.default_lock_time_seconds),
+            poll_interval=(self._poll_interval_ms or config.poll_interval_ms) / 1000,
+            heartbeat=float(config.heartbeat_interval_seconds),
+            at=self._at,
+        )
+        if self._consumer is not None:
+            return Runner(store, self._consumer, settings, settler, ephemeral=False)
+        assert self._queue is not None
+        consumer = await Consumer._register_ephemeral(store, self._queue)
+        return Runner(store, consumer, settings, settler, ephemeral=True)
+
+    async def _claim_once(self, runner: Runner) -> list[QueueMessage]:
+        """Check the status as a loop start would (without changing it), then claim; with
+        `until(s)`, keep trying every poll interval for up to `s` seconds."""
+        store, consumer = runner.store, runner.consumer
+        status = await rows.status(store.db, consumer.worker_id)
+        if status == STOPPED:
+            raise StateTransitionError(
+                "Invalid state transition from stopped to polling: "
+                "Worker must be Ready to start polling"
+            )
+        await runner.refuse_unless_ready(status, raise_stopped=True)
+        deadline = time.monotonic() + (self._until or 0.0)
+        keys = (queue_key(consumer.queue_id or 0), worker_key(consumer.worker_id))
+        while True:
+            claimed = await runner.claim()
+            remaining = deadline - time.monotonic()
+            if claimed or self._until is None or remaining <= 0:
+                return claimed
+            await store.wakeups.wait(keys, min(runner.settings.poll_interval, remaining))
+
+
+def _callable(fn: Any) -> Handler:
+    if not callable(fn):
+        raise TypeError(f"handler must be callable, got {type(fn).__name__}")
+    return fn  # type: ignore[no-any-return]
+
+
+def dequeue_builder() -> DequeueBuilder:
+    return DequeueBuilder()

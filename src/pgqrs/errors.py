@@ -1,0 +1,128 @@
+"""The exception tree. Every error the library raises derives from `PgqrsError`.
+
+Each class can be built from a message alone (`Cls("text")` or `Cls()`) and accepts its
+documented attributes as keywords, so user code may raise them too (api.md §16).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "InternalError",
+    "MessageNotFoundError",
+    "NotFoundError",
+    "PausedError",
+    "PgqrsConnectionError",
+    "PgqrsError",
+    "QueueAlreadyExistsError",
+    "QueueNotFoundError",
+    "RateLimitedError",
+    "RetriesExhaustedError",
+    "SerializationError",
+    "StateTransitionError",
+    "StepNotReadyError",
+    "SuspendedError",
+    "TimeoutError",
+    "TransientStepError",
+    "ValidationError",
+    "WorkerNotFoundError",
+    "WorkflowCancelledError",
+    "WorkflowFailedError",
+]
+
+
+class PgqrsError(Exception):
+    """Base of every pgqrs exception."""
+
+    def __init__(self, message: str = "", **attrs: Any) -> None:
+        super().__init__(message)
+        for key, value in attrs.items():
+            setattr(self, key, value)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class PgqrsConnectionError(PgqrsError):
+    """The database could not be reached, or a query failed."""
+
+
+class NotFoundError(PgqrsError):
+    """A looked-up row or object does not exist."""
+
+
+class QueueNotFoundError(NotFoundError):
+    pass
+
+
+class WorkerNotFoundError(NotFoundError):
+    pass
+
+
+class MessageNotFoundError(NotFoundError):
+    pass
+
+
+class QueueAlreadyExistsError(PgqrsError):
+    pass
+
+
+class SerializationError(PgqrsError, TypeError, ValueError):
+    """A value cannot be encoded as JSON; stays catchable as the builtins pgqrs raised."""
+
+
+class ConfigError(PgqrsError):
+    pass
+
+
+class RateLimitedError(PgqrsError):
+    retry_after: float | None = None
+
+
+class ValidationError(PgqrsError):
+    pass
+
+
+class TimeoutError(PgqrsError):
+    pass
+
+
+class InternalError(PgqrsError):
+    pass
+
+
+class StateTransitionError(PgqrsError):
+    pass
+
+
+class TransientStepError(PgqrsError):
+    code: str = "TRANSIENT_ERROR"
+    retry_after: float | None = None
+    retry_at: str | None = None
+
+
+class RetriesExhaustedError(PgqrsError):
+    attempts: int | None = None
+
+
+class StepNotReadyError(PgqrsError):
+    retry_at: str | None = None
+
+
+class PausedError(PgqrsError):
+    resume_after: float | None = None
+
+
+class SuspendedError(PgqrsError):
+    reason: str | None = None
+
+
+class WorkflowCancelledError(PgqrsError):
+    run_id: int | None = None
+
+
+class WorkflowFailedError(PgqrsError):
+    run_id: int | None = None
+    error: Any = None

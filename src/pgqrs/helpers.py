@@ -1,0 +1,109 @@
+"""Module-level shortcuts (api.md §7): one-call produce/consume and thin worker wrappers."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, overload
+
+from .builders.dequeue import DequeueBuilder
+from .errors import ValidationError
+from .poller import Handler
+from .tables import workers as rows
+from .tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
+from .types import QueueMessage
+from .workers import Consumer, Producer
+
+if TYPE_CHECKING:
+    from .store.facade import Store
+
+
+async def _with_ephemeral_producer(store: Store, queue: str, payloads: list[Any]) -> list[int]:
+    producer: Producer = await Producer._register_ephemeral(store, queue)
+    try:
+        return await producer.enqueue_batch(payloads)
+    finally:
+        await rows.try_transition(
+            store.db,
+            producer.worker_id,
+            STOPPED,
+            (READY, POLLING, SUSPENDED, INTERRUPTED),
+            store.clock.now(),
+        )
+
+
+async def produce(store: Store, queue: str, payload: Any) -> int:
+    """Enqueue one payload through a producer that lives for this call only."""
+    return (await _with_ephemeral_producer(store, queue, [payload]))[0]
+
+
+async def produce_batch(store: Store, queue: str, payloads: list[Any]) -> list[int]:
+    if not payloads:
+        raise ValidationError("Validation failed: No messages to enqueue")
+    return await _with_ephemeral_producer(store, queue, list(payloads))
+
+
+async def consume(store: Store, queue: str, handler: Handler) -> None:
+    """Claim one message and handle it: archived on success, released with backoff on failure
+    (the handler's exception is re-raised). Returns at once when nothing is visible."""
+    await DequeueBuilder().from_queue(queue).handle(handler).execute(store)
+
+
+async def consume_batch(store: Store, queue: str, batch_size: int, handler: Handler) -> None:
+    await DequeueBuilder().from_queue(queue).batch(batch_size).handle_batch(handler).execute(store)
+
+
+async def enqueue(producer: Producer, payload: Any) -> int:
+    return await producer.enqueue(payload)
+
+
+async def enqueue_batch(producer: Producer, payloads: list[Any]) -> list[int]:
+    return await producer.enqueue_batch(payloads)
+
+
+async def enqueue_delayed(producer: Producer, payload: Any, delay_seconds: float) -> int:
+    return await producer.enqueue_delayed(payload, delay_seconds)
+
+
+@overload
+def dequeue() -> DequeueBuilder: ...
+
+
+@overload
+def dequeue(consumer: Consumer, batch_size: int = 1) -> Coroutine[Any, Any, list[QueueMessage]]: ...
+
+
+def dequeue(
+    consumer: Consumer | None = None, batch_size: int = 1
+) -> DequeueBuilder | Coroutine[Any, Any, list[QueueMessage]]:
+    """`dequeue()` gives the poll-loop builder; `dequeue(consumer, n)` claims (legacy form)."""
+    if consumer is None:
+        return DequeueBuilder()
+    return consumer.dequeue(batch_size)
+
+
+def dequeue_builder() -> DequeueBuilder:
+    return DequeueBuilder()
+
+
+def _message_id(message: Any) -> int:
+    if not isinstance(message, QueueMessage):
+        raise TypeError(f"expected a pgqrs.QueueMessage, got {type(message).__name__}")
+    return message.id
+
+
+async def archive(consumer: Consumer, message: QueueMessage) -> bool:
+    return await consumer.archive(_message_id(message))
+
+
+async def archive_batch(consumer: Consumer, messages: list[QueueMessage]) -> bool:
+    """True only if every message was archived."""
+    ids = [_message_id(m) for m in messages]
+    return all(await consumer.archive_many(ids))
+
+
+async def delete(consumer: Consumer, message: QueueMessage) -> bool:
+    return await consumer.delete(_message_id(message))
+
+
+async def extend_vt(consumer: Consumer, message: QueueMessage, seconds: float) -> bool:
+    return await consumer.extend_vt(_message_id(message), seconds)

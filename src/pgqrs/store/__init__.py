@@ -1,0 +1,1 @@
+"""Storage: connecting, the Store facade, the executor seam and one module per backend."""

@@ -1,0 +1,82 @@
+"""The seam between the operations and a database: a handful of async methods.
+
+Every operation in `pgqrs.tables` is written once against `Queryable`; a backend module supplies
+an `Executor` (connection handling, parameter adaptation, error translation) and its SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import PgqrsConnectionError
+
+if TYPE_CHECKING:
+    from .sql import Sql
+
+Row = tuple[Any, ...]
+Params = Mapping[str, Any]
+
+
+class Queryable(Protocol):
+    """Something statements run on: a transaction, or the executor itself.
+
+    On the executor each call is its own transaction; inside `transaction()` they share one.
+    """
+
+    @property
+    def sql(self) -> Sql: ...
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
+
+    async def fetch(self, sql: str, params: Params | None = None) -> list[Row]: ...
+
+    async def fetchone(self, sql: str, params: Params | None = None) -> Row | None: ...
+
+
+class Executor(Queryable, Protocol):
+    """A connected database. One per store."""
+
+    backend: str
+    migration_kind: str  # which DDL folder: "postgres", "sqlite" or "turso"
+    schema: str  # the Postgres schema; "" elsewhere
+
+    def transaction(self) -> AbstractAsyncContextManager[Queryable]:
+        """A write transaction: committed on normal exit, rolled back on any exception."""
+        ...
+
+    async def install(self) -> None:
+        """Apply pending migrations (semantics §3)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class UniqueViolation(PgqrsConnectionError):
+    """A unique constraint refused a write; callers expecting races make it a domain error."""
+
+
+class NotInstalledError(PgqrsConnectionError):
+    """A pgqrs table is missing: the schema was never installed (or is in another schema)."""
+
+    not_installed = True
+
+
+def not_installed(detail: str) -> NotInstalledError:
+    return NotInstalledError(
+        f"Database query failed: {detail}. The pgqrs schema is not installed here: "
+        "run `await pgqrs.admin(store).install()` (or `pgqrs install`) first"
+    )
+
+
+def first_column(rows: Sequence[Row]) -> list[Any]:
+    return [row[0] for row in rows]
+
+
+async def scalar_int(db: Queryable, sql: str, params: Params | None = None) -> int:
+    """The first column of the first row as an int (0 for no row or NULL)."""
+    row = await db.fetchone(sql, params)
+    return int(row[0]) if row and row[0] is not None else 0

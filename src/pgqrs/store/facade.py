@@ -1,0 +1,115 @@
+"""`Store`: the connected database every public object hangs off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._clock import SYSTEM_CLOCK, Clock
+from ..config import Config
+from ..iterator import ConsumerIterator
+from ..tables import queues
+from ..tables.handles import Messages, Queues, Workers
+from ..tables.messages import MessageReader
+from ..types import QueueInfo
+from ..validation import validate_queue_name
+from ..workers import Consumer, Producer, WorkerHandle
+from .executor import Executor
+from .wakeup import Wakeups
+
+
+class Store:
+    """A connection to one pgqrs database. Obtain it with `await pgqrs.connect(dsn)`.
+
+    Safe to share between coroutines of the event loop that created it.
+    """
+
+    db: Executor
+    clock: Clock
+    wakeups: Wakeups
+    messages: MessageReader
+    _config: Config
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("Store has no public constructor; use `await pgqrs.connect(dsn)`")
+
+    @classmethod
+    def _open(cls, db: Executor, config: Config) -> Store:
+
+        store = object.__new__(cls)
+        store.db = db
+        store.clock = SYSTEM_CLOCK
+        store.wakeups = Wakeups()
+        store.messages = MessageReader()
+        store._config = config
+        return store
+
+    @property
+    def backend(self) -> str:
+        return self.db.backend
+
+    @property
+    def config(self) -> Config:
+        """A copy: changing it does not affect the store."""
+        return self._config.copy()
+
+    @property
+    def settings(self) -> Config:
+        """The store's own config, for the library's internal reads (not to be mutated)."""
+        return self._config
+
+    def __repr__(self) -> str:
+        return f"<pgqrs.Store backend={self.backend!r}>"
+
+    # -- workers -----------------------------------------------------------------------------
+    async def producer(self, queue: str, name: str | None = None) -> Producer:
+
+        return await Producer._register(self, queue, name)
+
+    async def consumer(self, queue: str, name: str | None = None) -> Consumer:
+
+        return await Consumer._register(self, queue, name)
+
+    async def worker(self, worker_id: int) -> WorkerHandle:
+
+        return await WorkerHandle._load(self, worker_id)
+
+    def consume_iter(self, queue: str, poll_interval_ms: int | None = None) -> ConsumerIterator:
+
+        return ConsumerIterator(self, queue, poll_interval_ms)
+
+    # -- queues ------------------------------------------------------------------------------
+    async def queue(self, name: str) -> QueueInfo:
+
+        validate_queue_name(name)
+        return await queues.create(self.db, name, self.clock.now())
+
+    async def get_queue(self, name: str) -> QueueInfo:
+
+        validate_queue_name(name)
+        return await queues.get_by_name(self.db, name)
+
+    # -- table handles -----------------------------------------------------------------------
+    async def get_workers(self) -> Workers:
+
+        return Workers(self)
+
+    async def get_queues(self) -> Queues:
+
+        return Queues(self)
+
+    async def get_messages(self) -> Messages:
+
+        return Messages(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def bootstrap(self) -> None:
+        await self.db.install()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,1 @@
+-- SQLite has no enum types: statuses are text.

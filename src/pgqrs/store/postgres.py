@@ -1,0 +1,206 @@
+"""The PostgreSQL backend: psycopg 3 with an async connection pool.
+
+Connections run in autocommit mode, so a lone statement is one round trip; `transaction()` wraps
+several in BEGIN/COMMIT. JSON columns are read back as text, so decoding is the same code on
+every backend, and every statement names its tables through the quoted schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+from psycopg.types.string import TextLoader
+
+from .._clock import SYSTEM_CLOCK
+from ..config import Config, parse_dsn
+from ..errors import InternalError, PgqrsConnectionError, PgqrsError
+from .executor import Params, Queryable, Row, UniqueViolation, not_installed
+from .migrate import LIBRARY_VERSION, adopted_from_sqlx, bookkeeping, migrations, plan
+from .sql import PostgresSql, Sql, render
+
+
+def quote_ident(name: str) -> str:
+    """A validated identifier, double-quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def translate(err: Exception) -> PgqrsConnectionError:
+    if isinstance(err, pg_errors.UniqueViolation):
+        return UniqueViolation(f"Database query failed: {err}")
+    if isinstance(err, (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName)):
+        return not_installed(str(err).splitlines()[0])
+    if isinstance(err, (psycopg.OperationalError, psycopg_pool.PoolTimeout)):
+        return PgqrsConnectionError(f"Database connection failed: {err}")
+    return PgqrsConnectionError(f"Database query failed: {err}")
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+        raise translate(err) from err
+
+
+class _Conn:
+    """Statements on one checked-out connection (inside a transaction)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], sql: Sql) -> None:
+        self._conn = conn
+        self._sql = sql
+
+    @property
+    def sql(self) -> Sql:
+        return self._sql
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        with _translated():
+            cursor = await self._conn.execute(sql, params)
+            return cursor.rowcount
+
+    async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
+        with _translated():
+            cursor = await self._conn.execute(sql, params)
+            return await cursor.fetchall()
+
+    async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
+        with _translated():
+            cursor = await self._conn.execute(sql, params)
+            return await cursor.fetchone()
+
+
+class PostgresExecutor:
+    backend = "postgres"
+    migration_kind = "postgres"
+
+    def __init__(self, config: Config) -> None:
+        self.schema = config.schema
+        self.quoted_schema = quote_ident(config.schema)
+        self.sql: Sql = render(
+            PostgresSql, schema_prefix=self.quoted_schema + ".", paramstyle="pyformat"
+        )
+        self._config = config
+        self._conninfo = parse_dsn(config.dsn).conninfo
+        self._closed = False
+        self._pool = psycopg_pool.AsyncConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=config.max_connections,
+            open=False,
+            timeout=config.connection_timeout_seconds,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": config.connection_timeout_seconds,
+            },
+            configure=self._configure,
+            name="pgqrs",
+        )
+
+    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        conn.adapters.register_loader("jsonb", TextLoader)
+        conn.adapters.register_loader("json", TextLoader)
+        await conn.execute(f"SET search_path TO {self.quoted_schema}")
+
+    async def start(self) -> None:
+        """Fail fast on a refused connection, a bad host or bad credentials, then open the pool."""
+        timeout = self._config.connection_timeout_seconds
+        try:
+            probe = await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(self._conninfo, connect_timeout=timeout),
+                timeout,
+            )
+            await probe.close()
+            await self._pool.open(wait=True, timeout=timeout)
+        except (TimeoutError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as err:
+            await self._pool.close()
+            detail = str(err) or type(err).__name__
+            raise PgqrsConnectionError(f"Database connection failed: {detail}") from err
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PgqrsError("Store is closed")
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection outside any transaction (install uses it for its advisory lock)."""
+        self._check_open()
+        with _translated():
+            async with self._pool.connection() as conn:
+                yield conn
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        async with self.connection() as conn:
+            return await _Conn(conn, self.sql).execute(sql, params)
+
+    async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
+        async with self.connection() as conn:
+            return await _Conn(conn, self.sql).fetch(sql, params)
+
+    async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
+        async with self.connection() as conn:
+            return await _Conn(conn, self.sql).fetchone(sql, params)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Queryable]:
+        async with self.connection() as conn:
+            with _translated():
+                async with conn.transaction():
+                    yield _Conn(conn, self.sql)
+
+    async def install(self) -> None:
+        """Migrate under a session advisory lock keyed on the schema, so concurrent installers
+        from several processes run one after another and the later ones find nothing to do."""
+        key = f"pgqrs-install:{self.schema}"
+        async with self.connection() as conn:
+            try:
+                await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [key])
+                try:
+                    await self._install_locked(conn)
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+            except InternalError:
+                raise
+            except (psycopg.Error, PgqrsConnectionError) as err:
+                raise InternalError(f"Database migration failed: {err}") from err
+
+    async def _install_locked(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        db = _Conn(conn, self.sql)
+        params = {"schema": self.schema}
+        # Checked first: a user without CREATE on the database can still install into a schema
+        # that was made for it.
+        if not await db.fetchone("SELECT 1 FROM pg_namespace WHERE nspname = %(schema)s", params):
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quoted_schema}")
+        await conn.execute(bookkeeping("postgres").sql.replace("{schema}", self.quoted_schema))
+        applied = {row[0] for row in await db.fetch(self.sql.MIGRATIONS_APPLIED)}
+        present = {f"table:{r[0]}" for r in await db.fetch(self.sql.TABLES_PRESENT, params)}
+        present |= {f"type:{r[0]}" for r in await db.fetch(self.sql.TYPES_PRESENT, params)}
+        adopted = None
+        if "table:_sqlx_migrations" in present:
+            rows = await db.fetch(self.sql.SQLX_MIGRATIONS)
+            adopted = adopted_from_sqlx("postgres", [(int(v), bool(ok)) for v, ok in rows])
+        for migration, method in plan(migrations("postgres"), applied, adopted, present):
+            async with conn.transaction():
+                if method == "applied":
+                    await conn.execute(migration.sql.replace("{schema}", self.quoted_schema))
+                await db.execute(
+                    self.sql.MIGRATION_RECORD,
+                    {
+                        "version": migration.version,
+                        "name": migration.name,
+                        "now": SYSTEM_CLOCK.now(),
+                        "method": method,
+                        "library_version": LIBRARY_VERSION,
+                    },
+                )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._pool.close()

@@ -1,0 +1,50 @@
+"""Every SQL statement the library runs, by name, written once; one module per entity.
+
+Statements are written for SQLite with three conventions that `render()` adapts per backend:
+`{s}` before a table name (the quoted Postgres schema plus a dot, empty on SQLite), `:name`
+parameters (`%(name)s` for psycopg) and `IN_LIST(:name)` for membership in a list parameter
+(`= ANY(...)` on Postgres, `json_each` on SQLite, where the executor passes lists as JSON).
+Each entity module holds a class of statements and, where Postgres spells something
+differently, a subclass with only those overrides; `Sql` and `PostgresSql` combine them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .bookkeeping import BookkeepingPostgres, BookkeepingSql
+from .messages import MessagePostgres, MessageSql
+from .queues import QueueSql
+from .workers import WorkerSql
+
+
+class Sql(QueueSql, WorkerSql, MessageSql, BookkeepingSql):
+    """All statements, SQLite spelling. Attributes in upper case are statements."""
+
+
+class PostgresSql(MessagePostgres, BookkeepingPostgres, Sql):
+    """All statements, with Postgres's own spelling where it differs."""
+
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_IN_LIST = re.compile(r"\bIN_LIST\(:(\w+)\)")
+
+
+def render(dialect: type[Sql], *, schema_prefix: str, paramstyle: str) -> Sql:
+    """An instance of `dialect` whose statements are ready for the driver.
+
+    `paramstyle` is "named" (sqlite3: `:name`) or "pyformat" (psycopg: `%(name)s`).
+    """
+    out = dialect()
+    for name in dir(dialect):
+        if not name.isupper():
+            continue
+        text: str = getattr(dialect, name)
+        text = text.replace("{s}", schema_prefix)
+        if paramstyle == "pyformat":
+            text = _IN_LIST.sub(r"= ANY(:\1)", text)
+            text = _PARAM.sub(r"%(\1)s", text.replace("%", "%%"))
+        else:
+            text = _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\1))", text)
+        setattr(out, name, text)
+    return out

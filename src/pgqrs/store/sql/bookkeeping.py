@@ -1,0 +1,30 @@
+"""Statements of install and verify: migration bookkeeping and catalog lookups."""
+
+from __future__ import annotations
+
+
+class BookkeepingSql:
+    MIGRATIONS_APPLIED = "SELECT version FROM {s}pgqrs_py_migrations ORDER BY version"
+    MIGRATION_RECORD = (
+        "INSERT INTO {s}pgqrs_py_migrations (version, name, applied_at, method, library_version) "
+        "VALUES (:version, :name, :now, :method, :library_version)"
+    )
+    SQLX_MIGRATIONS = "SELECT version, success FROM {s}_sqlx_migrations ORDER BY version"
+    TABLES_PRESENT = "SELECT name FROM sqlite_master WHERE type = 'table' AND :schema = :schema"
+    TYPES_PRESENT = "SELECT name FROM sqlite_master WHERE 0 AND :schema = :schema"
+    VERIFY_DANGLING = (
+        "SELECT (SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE NOT EXISTS "
+        "(SELECT 1 FROM {s}pgqrs_queues q WHERE q.id = m.queue_id)), "
+        "(SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE m.producer_worker_id IS NOT NULL AND "
+        "NOT EXISTS (SELECT 1 FROM {s}pgqrs_workers w WHERE w.id = m.producer_worker_id)), "
+        "(SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE m.consumer_worker_id IS NOT NULL AND "
+        "NOT EXISTS (SELECT 1 FROM {s}pgqrs_workers w WHERE w.id = m.consumer_worker_id))"
+    )
+
+
+class BookkeepingPostgres(BookkeepingSql):
+    TABLES_PRESENT = "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"
+    TYPES_PRESENT = (
+        "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE n.nspname = :schema"
+    )

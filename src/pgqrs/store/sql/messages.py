@@ -1,0 +1,92 @@
+"""Statements on `pgqrs_messages`: enqueue, claim, settle, look up."""
+
+from __future__ import annotations
+
+MSG_COLS = (
+    "id, queue_id, payload, vt, enqueued_at, read_ct, dequeued_at, "
+    "producer_worker_id, consumer_worker_id, archived_at"
+)
+
+# A message is visible (claimable) at :now when it is unarchived, its lease or delay is over and
+# it has not reached the poison threshold (semantics §7.1).
+VISIBLE = (
+    "archived_at IS NULL AND (vt IS NULL OR vt <= :now) AND COALESCE(read_ct, 0) < :max_read_ct"
+)
+
+
+class MessageSql:
+    MSG_INSERT = (
+        "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
+        "producer_worker_id) VALUES (:queue_id, :payload, :vt, :now, 0, :worker_id) RETURNING id"
+    )
+    # :payloads is a list of stored JSON texts; one statement inserts the whole batch in order.
+    MSG_INSERT_BATCH = (
+        "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
+        "producer_worker_id) SELECT :queue_id, value, :vt, :now, 0, :worker_id "
+        "FROM json_each(:payloads) ORDER BY key RETURNING id"
+    )
+    # Runs inside BEGIN IMMEDIATE, so no other writer can claim the same rows meanwhile.
+    MSG_CLAIM = (
+        "UPDATE {s}pgqrs_messages SET consumer_worker_id = :worker_id, vt = :vt, "
+        "read_ct = COALESCE(read_ct, 0) + 1, dequeued_at = COALESCE(dequeued_at, :now) "
+        "WHERE id IN (SELECT id FROM {s}pgqrs_messages WHERE queue_id = :queue_id AND "
+        f"{VISIBLE} ORDER BY enqueued_at, id LIMIT :limit) RETURNING {MSG_COLS}"
+    )
+    MSG_ARCHIVE = (
+        "UPDATE {s}pgqrs_messages SET archived_at = :now WHERE id IN_LIST(:ids) "
+        "AND consumer_worker_id = :worker_id AND archived_at IS NULL RETURNING id"
+    )
+    MSG_DELETE = (
+        "DELETE FROM {s}pgqrs_messages WHERE id IN_LIST(:ids) "
+        "AND consumer_worker_id = :worker_id RETURNING id"
+    )
+    MSG_REFERENCED_BY_RUN = (
+        "SELECT message_id FROM {s}pgqrs_workflow_runs WHERE message_id IN_LIST(:ids)"
+    )
+    # max(vt, now) + seconds: the lease never ends earlier than it would have (semantics §7.4).
+    MSG_EXTEND = (
+        "UPDATE {s}pgqrs_messages SET vt = pgqrs_add_seconds("
+        "CASE WHEN vt IS NULL OR vt < :now THEN :now ELSE vt END, :seconds) "
+        "WHERE id = :id AND consumer_worker_id = :worker_id AND archived_at IS NULL"
+    )
+    MSG_SET_LEASE = (
+        "UPDATE {s}pgqrs_messages SET vt = :vt WHERE id IN_LIST(:ids) "
+        "AND consumer_worker_id = :worker_id AND archived_at IS NULL"
+    )
+    MSG_RELEASE = (
+        "UPDATE {s}pgqrs_messages SET vt = :vt, consumer_worker_id = NULL WHERE id IN_LIST(:ids) "
+        "AND consumer_worker_id = :worker_id AND archived_at IS NULL RETURNING id"
+    )
+    MSG_RELEASE_WORKER = (
+        "UPDATE {s}pgqrs_messages SET vt = :vt, consumer_worker_id = NULL "
+        "WHERE consumer_worker_id = :worker_id AND archived_at IS NULL"
+    )
+    MSG_BY_ID = f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE id = :id"
+    MSG_COUNT = "SELECT COUNT(*) FROM {s}pgqrs_messages WHERE archived_at IS NULL"
+    MSG_LIST_ARCHIVED = (
+        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
+        "AND archived_at IS NOT NULL ORDER BY archived_at DESC, id DESC"
+    )
+
+
+class MessagePostgres(MessageSql):
+    MSG_INSERT_BATCH = (
+        "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
+        "producer_worker_id) SELECT :queue_id, p::jsonb, :vt, :now, 0, :worker_id "
+        "FROM unnest(CAST(:payloads AS text[])) WITH ORDINALITY AS u(p, ord) ORDER BY ord "
+        "RETURNING id"
+    )
+    # SKIP LOCKED lets any number of consumers claim side by side without waiting on each other.
+    MSG_CLAIM = (
+        "WITH picked AS (SELECT id FROM {s}pgqrs_messages WHERE queue_id = :queue_id AND "
+        f"{VISIBLE} ORDER BY enqueued_at, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
+        "UPDATE {s}pgqrs_messages m SET consumer_worker_id = :worker_id, vt = :vt, "
+        "read_ct = COALESCE(m.read_ct, 0) + 1, dequeued_at = COALESCE(m.dequeued_at, :now) "
+        "FROM picked WHERE m.id = picked.id RETURNING "
+        + ", ".join(f"m.{col.strip()}" for col in MSG_COLS.split(","))
+    )
+    MSG_EXTEND = (
+        "UPDATE {s}pgqrs_messages SET vt = GREATEST(COALESCE(vt, :now), :now) "
+        "+ make_interval(secs => :seconds) "
+        "WHERE id = :id AND consumer_worker_id = :worker_id AND archived_at IS NULL"
+    )

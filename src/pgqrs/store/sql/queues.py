@@ -1,0 +1,49 @@
+"""Statements on `pgqrs_queues` (and what deleting or purging a queue takes with it)."""
+
+from __future__ import annotations
+
+QUEUE_COLS = "id, queue_name, created_at"
+
+
+class QueueSql:
+    QUEUE_INSERT = (
+        f"INSERT INTO {{s}}pgqrs_queues (queue_name, created_at) VALUES (:name, :now) "
+        f"RETURNING {QUEUE_COLS}"
+    )
+    QUEUE_INSERT_IF_ABSENT = (
+        f"INSERT INTO {{s}}pgqrs_queues (queue_name, created_at) VALUES (:name, :now) "
+        f"ON CONFLICT (queue_name) DO NOTHING RETURNING {QUEUE_COLS}"
+    )
+    QUEUE_BY_NAME = f"SELECT {QUEUE_COLS} FROM {{s}}pgqrs_queues WHERE queue_name = :name"
+    QUEUE_BY_ID = f"SELECT {QUEUE_COLS} FROM {{s}}pgqrs_queues WHERE id = :id"
+    QUEUE_LIST = f"SELECT {QUEUE_COLS} FROM {{s}}pgqrs_queues ORDER BY id"
+    QUEUE_COUNT = "SELECT COUNT(*) FROM {s}pgqrs_queues"
+    QUEUE_DELETE = "DELETE FROM {s}pgqrs_queues WHERE id = :id"
+    QUEUE_HAS_MESSAGES = "SELECT EXISTS (SELECT 1 FROM {s}pgqrs_messages WHERE queue_id = :id)"
+    QUEUE_ACTIVE_WORKERS = (
+        "SELECT COUNT(*) FROM {s}pgqrs_workers WHERE queue_id = :id AND status <> 'stopped'"
+    )
+    QUEUE_HAS_WORKFLOW = "SELECT EXISTS (SELECT 1 FROM {s}pgqrs_workflows WHERE queue_id = :id)"
+    QUEUE_IS_WORKFLOW_QUEUE = (
+        "SELECT EXISTS (SELECT 1 FROM {s}pgqrs_workflows WHERE queue_id = :id)"
+    )
+    # Stopped workers go with their queue, unless a message elsewhere still names them.
+    QUEUE_DELETE_STOPPED_WORKERS = (
+        "DELETE FROM {s}pgqrs_workers WHERE queue_id = :id AND status = 'stopped' "
+        "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_messages m WHERE m.producer_worker_id = "
+        "{s}pgqrs_workers.id) "
+        "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_messages m WHERE m.consumer_worker_id = "
+        "{s}pgqrs_workers.id) "
+        "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_workflow_runs r WHERE r.worker_id = "
+        "{s}pgqrs_workers.id)"
+    )
+    QUEUE_PURGE_STEPS = (
+        "DELETE FROM {s}pgqrs_workflow_steps WHERE run_id IN (SELECT r.id FROM "
+        "{s}pgqrs_workflow_runs r JOIN {s}pgqrs_messages m ON m.id = r.message_id "
+        "WHERE m.queue_id = :id)"
+    )
+    QUEUE_PURGE_RUNS = (
+        "DELETE FROM {s}pgqrs_workflow_runs WHERE message_id IN "
+        "(SELECT id FROM {s}pgqrs_messages WHERE queue_id = :id)"
+    )
+    QUEUE_PURGE_MESSAGES = "DELETE FROM {s}pgqrs_messages WHERE queue_id = :id"

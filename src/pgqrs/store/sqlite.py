@@ -1,0 +1,363 @@
+"""The SQLite backend: the standard `sqlite3` module, driven from daemon threads.
+
+One writer connection, guarded by an asyncio lock, takes every write inside `BEGIN IMMEDIATE`
+(so concurrent processes queue on SQLite's busy timeout instead of failing on a stale
+snapshot), and one reader connection serves plain reads beside it (WAL). Each connection lives on
+its own daemon thread, so no blocking call runs on the event loop and a store that is dropped
+without `close()` never keeps the interpreter alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import queue
+import sqlite3
+import threading
+import urllib.parse
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from .._clock import from_db, seconds, to_sqlite_text
+from ..config import Dsn
+from ..errors import InternalError, PgqrsConnectionError, PgqrsError
+from .executor import Params, Queryable, Row, UniqueViolation, not_installed
+from .migrate import LIBRARY_VERSION, Migration, adopted_from_sqlx, bookkeeping, migrations, plan
+from .sql import Sql, render
+
+T = TypeVar("T")
+
+_STOP = object()
+
+
+def _add_seconds(value: str | None, secs: float | None) -> str | None:
+    """SQL function `pgqrs_add_seconds(ts, s)`: SQLite date functions keep milliseconds only."""
+    if value is None or secs is None:
+        return None
+    moment = from_db(value)
+    assert moment is not None
+    return to_sqlite_text(moment + seconds(secs))
+
+
+def _adapt(params: Params | None) -> dict[str, Any]:
+    """Python values as SQLite stores them: fixed-width UTC text, lists as JSON arrays."""
+    if not params:
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, datetime):
+            value = to_sqlite_text(value)
+        elif isinstance(value, (list, tuple)):
+            value = json.dumps(list(value))
+        out[key] = value
+    return out
+
+
+def translate(err: BaseException) -> PgqrsConnectionError:
+    """A sqlite3 (or DB-API) error as the pgqrs exception callers expect."""
+    text = str(err)
+    if "UNIQUE constraint failed" in text:
+        return UniqueViolation(f"Database query failed: {text}")
+    if "no such table" in text and "pgqrs_" in text:
+        return not_installed(text)
+    if "database is locked" in text or "unable to open" in text:
+        return PgqrsConnectionError(f"Database connection failed: {text}")
+    return PgqrsConnectionError(f"Database query failed: {text}")
+
+
+class DbThread:
+    """A daemon thread that owns one connection and runs submitted calls on it, in order."""
+
+    def __init__(self, opener: Callable[[], Any], name: str) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=_serve, args=(self._jobs, opener), name=name, daemon=True
+        )
+        self._thread.start()
+
+    def call(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, loop, future))
+        return future
+
+    def stop(self) -> None:
+        self._jobs.put(_STOP)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+def _serve(jobs: queue.SimpleQueue[Any], opener: Callable[[], Any]) -> None:
+    conn: Any = None
+    open_error: BaseException | None = None
+    try:
+        conn = opener()
+    except BaseException as err:  # reported to every caller below
+        open_error = err
+    while True:
+        job = jobs.get()
+        if job is _STOP:
+            break
+        fn, loop, future = job
+        try:
+            if open_error is not None:
+                raise open_error
+            outcome, value = True, fn(conn)
+        except BaseException as err:
+            outcome, value = False, err
+        try:
+            loop.call_soon_threadsafe(_settle, future, outcome, value)
+        except RuntimeError:  # the loop is closed; nobody is waiting any more
+            pass
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _run(conn: Any, sql: str, params: dict[str, Any]) -> list[Row]:
+    cursor = conn.execute(sql, params)
+    rows = cursor.fetchall() if cursor.description else []
+    return [tuple(row) for row in rows]
+
+
+def _run_count(conn: Any, sql: str, params: dict[str, Any]) -> int:
+    cursor = conn.execute(sql, params)
+    if cursor.description:
+        return len(cursor.fetchall())
+    return int(cursor.rowcount)
+
+
+def _in_write_txn(conn: Any, fn: Callable[[Any], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+class _Tx:
+    """Statements inside the writer's open transaction."""
+
+    def __init__(self, executor: SqliteExecutor) -> None:
+        self._ex = executor
+
+    @property
+    def sql(self) -> Sql:
+        return self._ex.sql
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        args = _adapt(params)
+        return await self._ex.on_writer(lambda c: _run_count(c, sql, args))
+
+    async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
+        args = _adapt(params)
+        return await self._ex.on_writer(lambda c: _run(c, sql, args))
+
+    async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
+        rows = await self.fetch(sql, params)
+        return rows[0] if rows else None
+
+
+class SqliteExecutor:
+    """A SQLite file (or private memory database) behind the `Executor` protocol."""
+
+    backend = "sqlite"
+    migration_kind = "sqlite"
+    schema = ""
+    dialect: type[Sql] = Sql
+    journal_mode = "WAL"
+
+    def __init__(self, dsn: Dsn, *, synchronous: str = "NORMAL") -> None:
+        self.sql = render(self.dialect, schema_prefix="", paramstyle="named")
+        self._dsn = dsn
+        self._synchronous = synchronous
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._writer = DbThread(lambda: self._open(dsn.mode), "pgqrs-sqlite-w")
+        self._reader: DbThread | None = None
+        self._threads = [self._writer]
+        self._finalizer = weakref.finalize(self, _stop_all, self._threads)
+
+    # -- connections ---------------------------------------------------------------------
+    def _open(self, mode: str) -> sqlite3.Connection:
+        if self._dsn.memory:
+            conn = sqlite3.connect(":memory:", isolation_level=None)
+        else:
+            path = urllib.parse.quote(self._dsn.path or "")
+            conn = sqlite3.connect(
+                f"file:{path}?mode={mode}", uri=True, isolation_level=None, timeout=5.0
+            )
+        self.configure(conn, readonly=mode == "ro")
+        return conn
+
+    def configure(self, conn: sqlite3.Connection, readonly: bool) -> None:
+        conn.execute("PRAGMA busy_timeout=5000")
+        if not readonly and not self._dsn.memory:
+            conn.execute(f"PRAGMA journal_mode={self.journal_mode}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.create_function("pgqrs_add_seconds", 2, _add_seconds, deterministic=True)
+
+    async def start(self) -> None:
+        """Open the connections now, so a bad path fails at connect time.
+
+        The reader opens after the writer has created the file; a private memory database
+        lives in one connection only, so there reads share the writer.
+        """
+        await self._guard(self._writer.call(lambda c: None))
+        if not self._dsn.memory:
+            mode = "ro" if self._dsn.mode == "ro" else "rw"
+            self._reader = DbThread(lambda: self._open(mode), "pgqrs-sqlite-r")
+            self._threads.append(self._reader)
+            await self._guard(self._reader.call(lambda c: None))
+
+    # -- plumbing ------------------------------------------------------------------------
+    async def _guard(self, future: asyncio.Future[T]) -> T:
+        try:
+            return await future
+        except sqlite3.Error as err:
+            raise translate(err) from err
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PgqrsError("Store is closed")
+
+    async def on_writer(self, fn: Callable[[Any], T]) -> T:
+        """Run `fn(connection)` on the writer thread (the caller holds the write lock)."""
+        return await self._guard(self._writer.call(fn))
+
+    async def write(self, fn: Callable[[Any], T]) -> T:
+        """Run `fn(connection)` as one write transaction, in a single trip to the writer thread."""
+        self._check_open()
+        async with self._lock:
+            return await self._guard(self._writer.call(lambda c: _in_write_txn(c, fn)))
+
+    async def read(self, fn: Callable[[Any], T]) -> T:
+        self._check_open()
+        if self._reader is None:
+            async with self._lock:
+                return await self._guard(self._writer.call(fn))
+        return await self._guard(self._reader.call(fn))
+
+    # -- Queryable -----------------------------------------------------------------------
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        args = _adapt(params)
+        return await self.write(lambda c: _run_count(c, sql, args))
+
+    async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
+        args = _adapt(params)
+        if sql.startswith("SELECT"):
+            return await self.read(lambda c: _run(c, sql, args))
+        return await self.write(lambda c: _run(c, sql, args))
+
+    async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
+        rows = await self.fetch(sql, params)
+        return rows[0] if rows else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Queryable]:
+        self._check_open()
+        async with self._lock:
+            await self.on_writer(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _Tx(self)
+            except BaseException:
+                # Shielded so a cancelled caller still leaves the connection outside a transaction.
+                await asyncio.shield(self._rollback())
+                raise
+            await self.on_writer(lambda c: c.execute("COMMIT"))
+
+    async def _rollback(self) -> None:
+        def rollback(conn: Any) -> None:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+        await self.on_writer(rollback)
+
+    # -- install -------------------------------------------------------------------------
+    async def install(self) -> None:
+        """Each migration in its own `BEGIN IMMEDIATE` transaction that re-reads the bookkeeping,
+        so installers in several processes take turns and never apply a migration twice."""
+        kind = self.migration_kind
+        known = migrations(kind)
+
+        def prepare(conn: Any) -> list[tuple[Migration, str]]:
+            for statement in bookkeeping(kind).statements():
+                conn.execute(statement)
+            applied = {row[0] for row in conn.execute(self.sql.MIGRATIONS_APPLIED)}
+            tables = conn.execute(self.sql.TABLES_PRESENT, {"schema": ""}).fetchall()
+            present = {f"table:{row[0]}" for row in tables}
+            return plan(known, applied, self.adopted_versions(conn, present), present)
+
+        for migration, method in await self._migrating(prepare):
+            await self._migrating(
+                functools.partial(self._record, migration=migration, method=method)
+            )
+
+    def adopted_versions(self, conn: Any, present: set[str]) -> set[int] | None:
+        """Versions pgqrs's own bookkeeping vouches for, or None when it has none."""
+        if "table:_sqlx_migrations" not in present:
+            return None
+        rows = conn.execute(self.sql.SQLX_MIGRATIONS).fetchall()
+        return adopted_from_sqlx("sqlite", [(int(v), bool(ok)) for v, ok in rows])
+
+    def _record(self, conn: Any, *, migration: Migration, method: str) -> None:
+        done = conn.execute(
+            "SELECT 1 FROM pgqrs_py_migrations WHERE version = ?", (migration.version,)
+        ).fetchone()
+        if done:
+            return  # another installer got here first
+        if method == "applied":
+            for statement in migration.statements():
+                conn.execute(statement)
+        conn.execute(
+            self.sql.MIGRATION_RECORD,
+            {
+                "version": migration.version,
+                "name": migration.name,
+                "now": to_sqlite_text(datetime.now(UTC)),
+                "method": method,
+                "library_version": LIBRARY_VERSION,
+            },
+        )
+
+    async def _migrating(self, fn: Callable[[Any], T]) -> T:
+        try:
+            return await self.write(fn)
+        except InternalError:
+            raise
+        except (PgqrsConnectionError, sqlite3.Error) as err:
+            raise InternalError(f"Database migration failed: {err}") from err
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Wait for queued work to finish before the threads close their connections.
+        async with self._lock:
+            self._finalizer()
+
+
+def _stop_all(threads: list[DbThread]) -> None:
+    for thread in threads:
+        thread.stop()

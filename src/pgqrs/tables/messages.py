@@ -1,0 +1,176 @@
+"""Message rows: enqueue, claim, settle (archive, delete, release, extend) and lookups.
+
+Settling calls are fenced by ownership: they act only on rows whose `consumer_worker_id` is the
+caller, so a consumer whose lease lapsed and was re-claimed changes nothing (semantics §7.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from .._clock import db_to_api, seconds
+from ..errors import MessageNotFoundError, ValidationError
+from ..store.executor import Queryable, Row, first_column, scalar_int
+from ..types import QueueMessage
+from ..validation import decode_json
+from . import queues
+
+
+class MessageReader:
+    """Turns rows into `QueueMessage`s, unwrapping workflow trigger payloads (semantics §4.3).
+
+    Whether a queue belongs to a workflow is only asked for payloads shaped `{"input": X}`, and a
+    yes is remembered: a workflow definition is never removed while its queue has messages.
+    """
+
+    def __init__(self) -> None:
+        self._workflow_queues: set[int] = set()
+
+    def remember_workflow_queue(self, queue_id: int) -> None:
+        self._workflow_queues.add(queue_id)
+
+    async def read(self, db: Queryable, rows: Iterable[Row]) -> list[QueueMessage]:
+        out = []
+        for row in rows:
+            raw = decode_json(row[2]) if isinstance(row[2], str) else row[2]
+            payload = raw
+            if (
+                isinstance(raw, dict)
+                and len(raw) == 1
+                and "input" in raw
+                and await self._is_workflow_queue(db, int(row[1]))
+            ):
+                payload = raw["input"]
+            out.append(_message(row, payload, raw))
+        return out
+
+    async def _is_workflow_queue(self, db: Queryable, queue_id: int) -> bool:
+        if queue_id in self._workflow_queues:
+            return True
+        if await queues.is_workflow_queue(db, queue_id):
+            self._workflow_queues.add(queue_id)
+            return True
+        return False
+
+
+def _message(row: Sequence[Any], payload: Any, raw: Any) -> QueueMessage:
+    return QueueMessage(
+        id=int(row[0]),
+        queue_id=int(row[1]),
+        payload=payload,
+        raw_payload=raw,
+        vt=db_to_api(row[3]),
+        enqueued_at=db_to_api(row[4]) or "",
+        read_ct=int(row[5] or 0),
+        dequeued_at=db_to_api(row[6]),
+        producer_worker_id=None if row[7] is None else int(row[7]),
+        consumer_worker_id=None if row[8] is None else int(row[8]),
+        archived_at=db_to_api(row[9]),
+    )
+
+
+def sort_rows(rows: list[Row]) -> list[Row]:
+    """Claim order, `(enqueued_at, id)`: RETURNING gives rows in no particular order."""
+    return sorted(rows, key=lambda r: (db_to_api(r[4]) or "", r[0]))
+
+
+async def enqueue(
+    db: Queryable,
+    queue_id: int,
+    worker_id: int | None,
+    texts: Sequence[str],
+    now: datetime,
+    delay_seconds: float = 0.0,
+) -> list[int]:
+    """Insert the stored JSON texts as one statement; their ids in input order."""
+    params = {
+        "queue_id": queue_id,
+        "worker_id": worker_id,
+        "now": now,
+        "vt": now + seconds(delay_seconds) if delay_seconds else now,
+    }
+    if len(texts) == 1:
+        row = await db.fetchone(db.sql.MSG_INSERT, {**params, "payload": texts[0]})
+        assert row is not None
+        return [int(row[0])]
+    rows = await db.fetch(db.sql.MSG_INSERT_BATCH, {**params, "payloads": list(texts)})
+    # One statement, one sequence: ids ascend in input order.
+    return sorted(int(row[0]) for row in rows)
+
+
+async def claim(
+    db: Queryable,
+    queue_id: int,
+    worker_id: int,
+    limit: int,
+    lease_seconds: float,
+    now: datetime,
+    max_read_ct: int,
+) -> list[Row]:
+    """Lease up to `limit` visible messages to the worker, in claim order (semantics §7.3)."""
+    params = {
+        "queue_id": queue_id,
+        "worker_id": worker_id,
+        "limit": limit,
+        "now": now,
+        "vt": now + seconds(lease_seconds),
+        "max_read_ct": max_read_ct,
+    }
+    return sort_rows(await db.fetch(db.sql.MSG_CLAIM, params))
+
+
+async def archive(db: Queryable, ids: Sequence[int], worker_id: int, now: datetime) -> set[int]:
+    params = {"ids": list(ids), "worker_id": worker_id, "now": now}
+    return {int(i) for i in first_column(await db.fetch(db.sql.MSG_ARCHIVE, params))}
+
+
+async def delete(db: Queryable, ids: Sequence[int], worker_id: int) -> set[int]:
+    """Delete owned rows; refused as a whole when a workflow run references one of them."""
+    referenced = first_column(await db.fetch(db.sql.MSG_REFERENCED_BY_RUN, {"ids": list(ids)}))
+    if referenced:
+        raise ValidationError(
+            f"Validation failed: message {referenced[0]} is the trigger of a workflow run and "
+            "cannot be deleted; archive it instead"
+        )
+    params = {"ids": list(ids), "worker_id": worker_id}
+    return {int(i) for i in first_column(await db.fetch(db.sql.MSG_DELETE, params))}
+
+
+async def extend(
+    db: Queryable, message_id: int, worker_id: int, extra_seconds: float, now: datetime
+) -> bool:
+    params = {"id": message_id, "worker_id": worker_id, "seconds": extra_seconds, "now": now}
+    return await db.execute(db.sql.MSG_EXTEND, params) > 0
+
+
+async def set_lease(db: Queryable, ids: Sequence[int], worker_id: int, vt: datetime) -> int:
+    """Move the lease end of still-owned messages to `vt` (heartbeats keep leases alive)."""
+    params = {"ids": list(ids), "worker_id": worker_id, "vt": vt}
+    return await db.execute(db.sql.MSG_SET_LEASE, params)
+
+
+async def release(db: Queryable, ids: Sequence[int], worker_id: int, vt: datetime) -> set[int]:
+    params = {"ids": list(ids), "worker_id": worker_id, "vt": vt}
+    return {int(i) for i in first_column(await db.fetch(db.sql.MSG_RELEASE, params))}
+
+
+async def release_worker(db: Queryable, worker_id: int, vt: datetime) -> int:
+    """Release everything the worker holds, without fencing (admin and shutdown)."""
+    return await db.execute(db.sql.MSG_RELEASE_WORKER, {"worker_id": worker_id, "vt": vt})
+
+
+async def get_row(db: Queryable, message_id: int) -> Row:
+    row = await db.fetchone(db.sql.MSG_BY_ID, {"id": message_id})
+    if row is None:
+        raise MessageNotFoundError(f"Message with id '{message_id}' not found")
+    return row
+
+
+async def count(db: Queryable) -> int:
+    return await scalar_int(db, db.sql.MSG_COUNT)
+
+
+async def archived_rows(db: Queryable, queue_id: int) -> list[Row]:
+    return await db.fetch(db.sql.MSG_LIST_ARCHIVED, {"queue_id": queue_id})

@@ -1,0 +1,91 @@
+"""Queue rows: creation, lookup, deletion and purging."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .._clock import db_to_api
+from ..errors import QueueAlreadyExistsError, QueueNotFoundError, ValidationError
+from ..store.executor import Queryable, UniqueViolation, scalar_int
+from ..types import QueueInfo
+
+
+def queue_info(row: Sequence[Any]) -> QueueInfo:
+    return QueueInfo(id=int(row[0]), queue_name=row[1], created_at=db_to_api(row[2]) or "")
+
+
+async def create(db: Queryable, name: str, now: datetime, *, exist_ok: bool = False) -> QueueInfo:
+    if exist_ok:
+        row = await db.fetchone(db.sql.QUEUE_INSERT_IF_ABSENT, {"name": name, "now": now})
+        return queue_info(row) if row else await get_by_name(db, name)
+    try:
+        row = await db.fetchone(db.sql.QUEUE_INSERT, {"name": name, "now": now})
+    except UniqueViolation as err:
+        raise QueueAlreadyExistsError(f"Queue '{name}' already exists") from err
+    assert row is not None
+    return queue_info(row)
+
+
+async def find_by_name(db: Queryable, name: str) -> QueueInfo | None:
+    row = await db.fetchone(db.sql.QUEUE_BY_NAME, {"name": name})
+    return queue_info(row) if row else None
+
+
+async def get_by_name(db: Queryable, name: str) -> QueueInfo:
+    info = await find_by_name(db, name)
+    if info is None:
+        raise QueueNotFoundError(f"Queue '{name}' not found")
+    return info
+
+
+async def find_by_id(db: Queryable, queue_id: int) -> QueueInfo | None:
+    row = await db.fetchone(db.sql.QUEUE_BY_ID, {"id": queue_id})
+    return queue_info(row) if row else None
+
+
+async def list_all(db: Queryable) -> list[QueueInfo]:
+    return [queue_info(row) for row in await db.fetch(db.sql.QUEUE_LIST)]
+
+
+async def count(db: Queryable) -> int:
+    return await scalar_int(db, db.sql.QUEUE_COUNT)
+
+
+async def delete(db: Queryable, name: str) -> None:
+    """Delete an empty queue and its stopped workers (semantics §14); call inside a transaction."""
+    info = await get_by_name(db, name)
+    params = {"id": info.id}
+    if await scalar_int(db, db.sql.QUEUE_HAS_MESSAGES, params):
+        raise ValidationError(
+            f"Validation failed: Cannot delete queue '{name}': it still has messages. "
+            "Purge data first."
+        )
+    active = await scalar_int(db, db.sql.QUEUE_ACTIVE_WORKERS, params)
+    if active:
+        raise ValidationError(
+            f"Validation failed: Cannot delete queue '{name}': {active} worker(s) are still "
+            "assigned to it. Stop them first."
+        )
+    if await scalar_int(db, db.sql.QUEUE_HAS_WORKFLOW, params):
+        raise ValidationError(
+            f"Validation failed: Cannot delete queue '{name}': a workflow uses it as its queue."
+        )
+    await db.execute(db.sql.QUEUE_DELETE_STOPPED_WORKERS, params)
+    await db.execute(db.sql.QUEUE_DELETE, params)
+
+
+async def purge(db: Queryable, name: str) -> int:
+    """Delete the queue's messages with their runs and steps, and its stopped workers."""
+    info = await get_by_name(db, name)
+    params = {"id": info.id}
+    await db.execute(db.sql.QUEUE_PURGE_STEPS, params)
+    await db.execute(db.sql.QUEUE_PURGE_RUNS, params)
+    deleted = await db.execute(db.sql.QUEUE_PURGE_MESSAGES, params)
+    await db.execute(db.sql.QUEUE_DELETE_STOPPED_WORKERS, params)
+    return deleted
+
+
+async def is_workflow_queue(db: Queryable, queue_id: int) -> bool:
+    return bool(await scalar_int(db, db.sql.QUEUE_IS_WORKFLOW_QUEUE, {"id": queue_id}))

@@ -1,0 +1,241 @@
+"""Status enums and the immutable records the API returns (api.md §9, §15)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Self
+
+from .policy import BackoffStrategy, StepRetryPolicy
+
+__all__ = [
+    "BackoffStrategy",
+    "DurabilityMode",
+    "QueueInfo",
+    "QueueMessage",
+    "QueueMetrics",
+    "RunRecord",
+    "StepRecord",
+    "StepResultStatus",
+    "StepRetryPolicy",
+    "SyncState",
+    "SystemStats",
+    "WorkerHealthStats",
+    "WorkerInfo",
+    "WorkerStatus",
+    "WorkflowRecord",
+    "WorkflowStatus",
+]
+
+
+class _NamedEnum(enum.Enum):
+    """An enum whose members equal their name in any case and their int value.
+
+    pgqrs's members were unhashable and never equal to strings; code such as
+    `await consumer.status() == "SUSPENDED"` is the common case we make work.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, enum.Enum):
+            return self is other
+        if isinstance(other, str):
+            return other.lower() == self.name.lower()
+        if isinstance(other, int) and not isinstance(other, bool):
+            return bool(other == self.value)
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __hash__(self) -> int:
+        return hash(self.name.upper())
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __str__(self) -> str:
+        return self.name.upper()
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        """The member named `text` in any case (how statuses are stored)."""
+        member: Self = _BY_LOWER_NAME[cls][text.lower()]
+        return member
+
+
+class WorkerStatus(_NamedEnum):
+    Ready = 0
+    Polling = 1
+    Suspended = 2
+    Interrupted = 3
+    Stopped = 4
+
+    @property
+    def db(self) -> str:
+        """The stored form: a lower-case label."""
+        return self.name.lower()
+
+
+class WorkflowStatus(_NamedEnum):
+    Queued = 0
+    Running = 1
+    Paused = 2
+    Cancelling = 3
+    Cancelled = 4
+    Success = 5
+    Error = 6
+
+    @property
+    def db(self) -> str:
+        """The stored form: an upper-case label."""
+        return self.name.upper()
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (WorkflowStatus.Success, WorkflowStatus.Error, WorkflowStatus.Cancelled)
+
+
+class StepResultStatus(_NamedEnum):
+    Execute = 0
+    Skipped = 1
+
+
+class DurabilityMode(_NamedEnum):
+    Durable = 0
+    Local = 1
+
+
+class SyncState(_NamedEnum):
+    LocalMissing = 0
+    RemoteMissingClean = 1
+    RemoteMissingDirty = 2
+    InSync = 3
+    LocalChanges = 4
+    RemoteChanges = 5
+    ConcurrentChanges = 6
+
+
+_BY_LOWER_NAME: dict[type[enum.Enum], dict[str, Any]] = {
+    cls: {m.name.lower(): m for m in cls}
+    for cls in (WorkerStatus, WorkflowStatus, StepResultStatus, DurabilityMode, SyncState)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMessage:
+    id: int
+    queue_id: int
+    payload: Any
+    raw_payload: Any
+    vt: str | None
+    enqueued_at: str
+    read_ct: int
+    dequeued_at: str | None
+    producer_worker_id: int | None
+    consumer_worker_id: int | None
+    archived_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    id: int
+    queue_name: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: int
+    name: str
+    status: WorkerStatus
+    queue_id: int | None
+    heartbeat_at: str
+    started_at: str
+    shutdown_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    id: int
+    name: str
+    queue_id: int
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    workflow_id: int
+    message_id: int
+    status: WorkflowStatus
+    input: Any
+    output: Any
+    error: Any
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    paused_at: str | None
+    completed_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    id: int
+    run_id: int
+    step_name: str
+    status: WorkflowStatus
+    input: Any
+    output: Any
+    error: Any
+    retry_count: int
+    retry_at: str | None
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    completed_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMetrics:
+    name: str
+    total_messages: int
+    pending_messages: int
+    delayed_messages: int
+    locked_messages: int
+    poison_messages: int
+    archived_messages: int
+    oldest_pending_message: str | None
+    newest_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SystemStats:
+    total_queues: int
+    total_workers: int
+    active_workers: int
+    total_messages: int
+    pending_messages: int
+    delayed_messages: int
+    locked_messages: int
+    poison_messages: int
+    archived_messages: int
+    schema_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHealthStats:
+    queue_name: str
+    total_workers: int
+    ready_workers: int
+    polling_workers: int
+    interrupted_workers: int
+    suspended_workers: int
+    stopped_workers: int
+    stale_workers: int

@@ -1,0 +1,312 @@
+"""Producers, consumers and worker handles: every one is a row in `pgqrs_workers`.
+
+The lifecycle (semantics §9.1) is shared; producers add enqueueing, consumers add claiming and
+settling. Settling calls ignore the worker's status (§9.4) and are fenced by ownership (§7.4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Self
+
+from ._clock import Time, parse_time
+from .errors import StateTransitionError, ValidationError
+from .rate_limit import TokenBucket
+from .tables import messages, queues
+from .tables import workers as rows
+from .tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
+from .types import QueueMessage, WorkerInfo, WorkerStatus
+from .validation import (
+    PayloadRules,
+    encode_payloads,
+    require_int,
+    require_non_negative,
+    validate_queue_name,
+    validate_worker_name,
+)
+
+if TYPE_CHECKING:
+    from .store.facade import Store
+
+
+def worker_key(worker_id: int) -> tuple[str, int]:
+    """The wake-up key of a worker: status changes wake its poll loop at once."""
+    return ("worker", worker_id)
+
+
+def queue_key(queue_id: int) -> tuple[str, int]:
+    """The wake-up key of a queue: enqueues wake the loops polling it."""
+    return ("queue", queue_id)
+
+
+class _Worker:
+    """The lifecycle every worker kind shares."""
+
+    _store: Store
+    _info: WorkerInfo
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kind = type(self).__name__
+        raise RuntimeError(f"Direct {kind} creation is disabled. Use store.{kind.lower()}(queue).")
+
+    @classmethod
+    def _wrap(cls, store: Store, info: WorkerInfo) -> Self:
+        worker = object.__new__(cls)
+        worker._store = store
+        worker._info = info
+        return worker
+
+    @classmethod
+    async def _register(cls, store: Store, queue: str, name: str | None) -> Self:
+        worker_name = rows.generated_name() if name is None else validate_worker_name(name)
+        return await cls._create(store, queue, worker_name)
+
+    @classmethod
+    async def _register_ephemeral(cls, store: Store, queue: str) -> Self:
+        """A worker that lives for one call (helpers, `from_queue` runners); semantics §9.5."""
+        return await cls._create(store, queue, rows.ephemeral_name())
+
+    @classmethod
+    async def _create(cls, store: Store, queue: str, worker_name: str) -> Self:
+        validate_queue_name(queue)
+        async with store.db.transaction() as db:
+            info = await queues.get_by_name(db, queue)
+            worker = await rows.register(db, info.id, worker_name, store.clock.now())
+        return cls._wrap(store, worker)
+
+    @property
+    def worker_id(self) -> int:
+        return self._info.id
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def queue_id(self) -> int | None:
+        return self._info.queue_id
+
+    def __repr__(self) -> str:
+        return f"<pgqrs.{type(self).__name__} id={self.worker_id} name={self.name!r}>"
+
+    async def status(self) -> WorkerStatus:
+        return await rows.status(self._store.db, self.worker_id)
+
+    async def suspend(self) -> None:
+        await self._move(
+            SUSPENDED,
+            (READY, POLLING, INTERRUPTED),
+            "Worker must be Ready, Polling, or Interrupted to suspend",
+        )
+
+    async def resume(self) -> None:
+        await self._move(READY, (SUSPENDED,), "Worker must be in Suspended state to resume")
+
+    async def shutdown(self) -> None:
+        await self._shutdown(release=False)
+
+    async def heartbeat(self) -> None:
+        await rows.heartbeat(self._store.db, self.worker_id, self._store.clock.now())
+
+    async def is_healthy(self, max_age_seconds: float) -> bool:
+        require_non_negative("max_age_seconds", max_age_seconds)
+        info = await rows.get(self._store.db, self.worker_id)
+        if info.status == STOPPED:
+            return False
+        age = self._store.clock.now() - parse_time(info.heartbeat_at)
+        return age.total_seconds() <= max_age_seconds
+
+    async def _move(self, to: WorkerStatus, allowed: tuple[WorkerStatus, ...], reason: str) -> None:
+        await rows.transition(self._store.db, self.worker_id, to, allowed, reason)
+        self._store.wakeups.notify(worker_key(self.worker_id))
+
+    async def _shutdown(self, *, release: bool) -> None:
+        store = self._store
+        now = store.clock.now()
+        async with store.db.transaction() as db:
+            current = await rows.status(db, self.worker_id)
+            if current not in (READY, SUSPENDED):
+                raise StateTransitionError(
+                    f"Invalid state transition from {current.db} to stopped: "
+                    "Worker must be Ready or Suspended to shutdown"
+                )
+            if release:
+                await messages.release_worker(db, self.worker_id, now)
+            else:
+                held = await rows.held_count(db, self.worker_id)
+                if held:
+                    raise StateTransitionError(
+                        f"Worker has {held} pending messages: Consumer has {held} pending messages"
+                    )
+            await rows.transition(
+                db,
+                self.worker_id,
+                STOPPED,
+                (READY, SUSPENDED),
+                "Worker must be Ready or Suspended to shutdown",
+                now=now,
+            )
+        store.wakeups.notify(worker_key(self.worker_id))
+
+
+class _Interruptible(_Worker):
+    async def interrupt(self) -> None:
+        """Ask the worker's poll loop to stop; it ends with `SuspendedError` once it notices.
+
+        Allowed from `ready` too, so a poll task that was created but has not started yet can
+        be interrupted (it then suspends at its start).
+        """
+        await self._move(
+            INTERRUPTED,
+            (READY, POLLING, INTERRUPTED),
+            "Worker must be Ready or Polling to be interrupted",
+        )
+
+    async def shutdown(self, release: bool = False) -> None:
+        await self._shutdown(release=release)
+
+
+class Producer(_Worker):
+    """Enqueues messages on one queue."""
+
+    _rules: PayloadRules
+    _bucket: TokenBucket | None
+
+    @classmethod
+    def _wrap(cls, store: Store, info: WorkerInfo) -> Self:
+        producer = super()._wrap(store, info)
+        config = store.settings
+        producer._rules = PayloadRules.from_config(config)
+        rate = config.max_enqueue_per_second
+        producer._bucket = None if rate is None else TokenBucket(rate, config.max_enqueue_burst)
+        return producer
+
+    async def enqueue(self, payload: Any) -> int:
+        return (await self._insert([payload], 0.0, batch=False))[0]
+
+    async def enqueue_delayed(self, payload: Any, delay_seconds: float) -> int:
+        require_non_negative("delay_seconds", delay_seconds)
+        return (await self._insert([payload], float(delay_seconds), batch=False))[0]
+
+    async def enqueue_batch(self, payloads: list[Any]) -> list[int]:
+        if not isinstance(payloads, (list, tuple)):
+            raise TypeError(f"enqueue_batch() needs a list of payloads, got {type(payloads)}")
+        if not payloads:
+            return []
+        return await self._insert(payloads, 0.0, batch=True)
+
+    async def _insert(self, payloads: Sequence[Any], delay: float, *, batch: bool) -> list[int]:
+        texts = encode_payloads(payloads, self._rules, batch=batch)
+        if self._bucket is not None:
+            self._bucket.take(len(texts))
+        store = self._store
+        queue_id = self.queue_id
+        assert queue_id is not None
+        ids = await messages.enqueue(
+            store.db, queue_id, self.worker_id, texts, store.clock.now(), delay
+        )
+        store.wakeups.notify(queue_key(queue_id))
+        return ids
+
+
+def check_batch_size(store: Store, size: Any) -> int:
+    require_int("batch_size", size, 1)
+    limit = store.settings.default_max_batch_size
+    if size > limit:
+        raise ValidationError(
+            f"Validation failed: batch size {size} exceeds default_max_batch_size {limit}"
+        )
+    return int(size)
+
+
+def check_lease(seconds: Any, name: str = "vt") -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(seconds).__name__}")
+    if not math.isfinite(seconds) or seconds < 1:
+        raise ValueError(f"{name} must be at least 1 second, got {seconds}")
+    return float(seconds)
+
+
+class Consumer(_Interruptible):
+    """Claims messages from one queue under a lease, then settles them."""
+
+    async def dequeue(self, batch_size: int | None = None) -> list[QueueMessage]:
+        size = 1 if batch_size is None else check_batch_size(self._store, batch_size)
+        lease = self._store.settings.default_lock_time_seconds
+        return await self.claim(size, lease, self._store.clock.now())
+
+    async def dequeue_many_with_delay(self, limit: int, vt: int) -> list[QueueMessage]:
+        size = check_batch_size(self._store, limit)
+        return await self.claim(size, check_lease(vt), self._store.clock.now())
+
+    async def dequeue_at(self, limit: int, vt: int, current_time: Time) -> list[QueueMessage]:
+        size = check_batch_size(self._store, limit)
+        lease = check_lease(vt)
+        return await self.claim(size, lease, parse_time(current_time))
+
+    async def claim(self, limit: int, lease: float, now: datetime) -> list[QueueMessage]:
+        """Lease up to `limit` visible messages at `now` (arguments already checked)."""
+        store = self._store
+        queue_id = self.queue_id
+        assert queue_id is not None
+        claimed = await messages.claim(
+            store.db, queue_id, self.worker_id, limit, lease, now, store.settings.max_read_ct
+        )
+        return await store.messages.read(store.db, claimed) if claimed else []
+
+    async def extend_vt(self, message_id: int, seconds: float) -> bool:
+        require_non_negative("seconds", seconds)
+        store = self._store
+        return await messages.extend(
+            store.db, message_id, self.worker_id, float(seconds), store.clock.now()
+        )
+
+    async def archive(self, message_id: int) -> bool:
+        return (await self.archive_many([message_id]))[0]
+
+    async def archive_many(self, message_ids: list[int]) -> list[bool]:
+        return await self.archive_at(message_ids, self._store.clock.now())
+
+    async def archive_at(self, message_ids: Sequence[int], now: datetime) -> list[bool]:
+        if not message_ids:
+            return []
+        done = await messages.archive(self._store.db, message_ids, self.worker_id, now)
+        return [mid in done for mid in message_ids]
+
+    async def delete(self, message_id: int) -> bool:
+        return (await self.delete_many([message_id]))[0]
+
+    async def delete_many(self, message_ids: list[int]) -> list[bool]:
+        if not message_ids:
+            return []
+        async with self._store.db.transaction() as db:
+            done = await messages.delete(db, message_ids, self.worker_id)
+        return [mid in done for mid in message_ids]
+
+    async def release_messages(self, message_ids: list[int]) -> int:
+        return len(await self.release_at(message_ids, self._store.clock.now()))
+
+    async def release_with_visibility(self, message_id: int, visible_at: Time) -> bool:
+        return message_id in await self.release_at([message_id], parse_time(visible_at))
+
+    async def release_at(self, message_ids: Sequence[int], visible_at: datetime) -> set[int]:
+        """Give the messages back, visible again from `visible_at`; the ids released."""
+        if not message_ids:
+            return set()
+        released = await messages.release(self._store.db, message_ids, self.worker_id, visible_at)
+        if released and self.queue_id is not None:
+            self._store.wakeups.notify(queue_key(self.queue_id))
+        return released
+
+
+class WorkerHandle(_Interruptible):
+    """Any worker, looked up by id (`store.worker(id)`)."""
+
+    @classmethod
+    async def _load(cls, store: Store, worker_id: int) -> WorkerHandle:
+        return cls._wrap(store, await rows.get(store.db, worker_id))
+
+    async def info(self) -> WorkerInfo:
+        return await rows.get(self._store.db, self.worker_id)

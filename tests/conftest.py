@@ -1,0 +1,116 @@
+"""Fixtures shared by every test: one conformance suite, run on every backend.
+
+`store` is a freshly installed store on a new SQLite file or a new PostgreSQL schema. A test
+that does not apply to every backend says so with `@pytest.mark.backends("sqlite", ...)`.
+PostgreSQL tests never skip: an unreachable server is a failure (CI starts it first).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import pgqrs
+
+PG_DSN = os.environ.get("PGQRS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+ALL_BACKENDS = ("sqlite", "postgres")
+BACKENDS = tuple(
+    b for b in os.environ.get("PGQRS_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",") if b
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize `backend` with every backend the test applies to."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "backend" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return  # the test parametrizes `backend` itself
+    marker = metafunc.definition.get_closest_marker("backends")
+    chosen = [b for b in BACKENDS if marker is None or b in marker.args]
+    metafunc.parametrize("backend", chosen)
+
+
+@dataclass
+class Target:
+    """Where a test's data lives: a SQLite file, or a PostgreSQL schema of its own."""
+
+    backend: str
+    dsn: str
+    schema: str = "public"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, **fields: Any) -> pgqrs.Config:
+        config = pgqrs.Config(self.dsn, **{**self.extra, **fields})
+        if self.backend == "postgres" and "schema" not in fields:
+            config.schema = self.schema
+        return config
+
+    async def connect(self, **fields: Any) -> pgqrs.Store:
+        return await pgqrs.connect_with(self.config(**fields))
+
+    def env(self) -> dict[str, str]:
+        """How a subprocess reaches the same data (see tests/support/child.py)."""
+        return {"PGQRS_CHILD_DSN": self.dsn, "PGQRS_CHILD_SCHEMA": self.schema}
+
+
+def _pg_admin() -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as err:  # never a skip: CI must exercise PostgreSQL
+        pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}: {err}", pytrace=False)
+
+
+@pytest.fixture
+def target(backend: str, tmp_path: Path) -> Iterator[Target]:
+    if backend == "sqlite":
+        yield Target("sqlite", f"sqlite://{tmp_path / 'pgqrs.db'}")
+        return
+    if backend == "postgres":
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        yield Target("postgres", PG_DSN, schema)
+        with _pg_admin() as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        return
+    raise AssertionError(f"unknown backend {backend}")
+
+
+StoreFactory = Callable[..., Awaitable[pgqrs.Store]]
+
+
+@pytest.fixture
+async def make_store(target: Target) -> AsyncIterator[StoreFactory]:
+    """Open more stores on the test's database; all are closed at the end of the test."""
+    opened: list[pgqrs.Store] = []
+
+    async def factory(**fields: Any) -> pgqrs.Store:
+        store = await target.connect(**fields)
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(make_store: StoreFactory) -> pgqrs.Store:
+    """A connected store with the schema installed."""
+    store = await make_store()
+    await pgqrs.admin(store).install()
+    return store
+
+
+@pytest.fixture
+async def queue(store: pgqrs.Store) -> str:
+    """A queue named "jobs" on `store`."""
+    await store.queue("jobs")
+    return "jobs"
