@@ -1,0 +1,36 @@
+"""A consumer process: polls the queue in batches, logging each handled id to a file.
+
+Prints its worker id on the first line, then runs until its worker is interrupted.
+Usage: python -m tests.support.drain_child QUEUE BATCH LOG_FILE
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pgqrs
+
+from .process import child_store
+
+
+async def main(queue: str, batch: int, log_path: str) -> None:
+    store = await child_store()
+    consumer = await store.consumer(queue)
+    print(consumer.worker_id, flush=True)
+    with open(log_path, "a", encoding="utf-8") as log:
+
+        def handle(messages: list[pgqrs.QueueMessage]) -> None:
+            log.write("".join(f"{m.id}\n" for m in messages))
+            log.flush()
+
+        builder = pgqrs.dequeue().worker(consumer).batch(batch).poll_interval(20)
+        try:
+            await builder.handle_batch(handle).poll(store)
+        except pgqrs.SuspendedError:
+            pass
+    await store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
