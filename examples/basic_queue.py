@@ -53,13 +53,13 @@ async def main() -> None:
     while not drained.is_set():
         try:
             await asyncio.wait_for(drained.wait(), 0.25)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         print(f"  handled {handled.total():5d}/{JOBS}  (A: {handled['A']}, B: {handled['B']})")
     elapsed = time.perf_counter() - started
     print(f"drained {JOBS} messages in {elapsed:.2f}s ({JOBS / elapsed:,.0f} msgs/s)")
 
-    for name, consumer in consumers.items():
+    for consumer in consumers.values():
         await consumer.interrupt()
     for (name, consumer), task in zip(consumers.items(), tasks, strict=True):
         try:

@@ -90,7 +90,9 @@ async def test_four_consumer_processes(
         for worker_id in worker_ids:
             await (await store.worker(worker_id)).interrupt()
         for child in children:
-            assert await asyncio.to_thread(child.wait, 20) == 0, child.stderr.read() if child.stderr else ""
+            assert await asyncio.to_thread(child.wait, 20) == 0, (
+                child.stderr.read() if child.stderr else ""
+            )
     finally:
         for child in children:
             if child.poll() is None:
@@ -102,4 +104,6 @@ async def test_four_consumer_processes(
     handled = [int(line) for line in log.read_text().split()]
     await assert_all_archived_once(store, ids, handled)
     for worker_id in worker_ids:
-        assert (await (await store.get_workers()).get(worker_id)).status == pgqrs.WorkerStatus.Suspended
+        assert (
+            await (await store.get_workers()).get(worker_id)
+        ).status == pgqrs.WorkerStatus.Suspended

@@ -1,4 +1,4 @@
-"""Consuming: claims, leases, settling and ownership fencing (semantics §7.3–§7.5).
+"""Consuming: claims, leases, settling and ownership fencing (semantics §7.3 to §7.5).
 
 Time is injected with `dequeue_at`, so a lease "expires" without anyone waiting for it.
 """
@@ -53,7 +53,8 @@ async def test_dequeue_many_with_delay_sets_the_lease(store: pgqrs.Store, queue:
     claimed = await consumer.dequeue_many_with_delay(5, 7)
     assert len(claimed) == 2
     for message in claimed:
-        assert message.vt is not None and message.dequeued_at is not None
+        assert message.vt is not None
+        assert message.dequeued_at is not None
         gap = datetime.fromisoformat(message.vt) - datetime.fromisoformat(message.dequeued_at)
         assert gap == timedelta(seconds=7)
 
@@ -185,7 +186,9 @@ async def test_release_with_visibility_delays_the_message(store: pgqrs.Store, qu
     assert message.id == mid
 
 
-async def test_poison_messages_stop_being_delivered(make_store, queue: str, store: pgqrs.Store) -> None:  # type: ignore[no-untyped-def]
+async def test_poison_messages_stop_being_delivered(
+    make_store, queue: str, store: pgqrs.Store
+) -> None:  # type: ignore[no-untyped-def]
     limited = await make_store(max_read_ct=3)
     [mid] = await fill(store, queue, 1)
     consumer = await limited.consumer(queue)

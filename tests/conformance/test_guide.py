@@ -71,7 +71,7 @@ async def test_handoff_between_consumers(
     )
 
     await consumer_a.interrupt()
-    with pytest.raises(Exception):  # noqa: B017, PT011 - the guide's own assertion
+    with pytest.raises(Exception):  # noqa: B017 - the guide's own assertion
         await asyncio.wait_for(task_a, timeout=5)
 
     task_b = asyncio.create_task(
@@ -79,7 +79,7 @@ async def test_handoff_between_consumers(
     )
 
     await consumer_b.interrupt()
-    with pytest.raises(Exception):  # noqa: B017, PT011
+    with pytest.raises(Exception):  # noqa: B017
         await asyncio.wait_for(task_b, timeout=5)
     # ---------------------------------------------------------------------------------------
     # What the Rust snippets assert: both ended with Suspended and are suspended.
@@ -108,7 +108,11 @@ async def test_handoff_moves_the_next_message_to_b(
 
     first = await producer.enqueue({"n": 1})
     task_a = asyncio.create_task(
-        pgqrs.dequeue().worker(consumer_a).batch(5).handle_batch(recorder("a", first_done)).poll(store)
+        pgqrs.dequeue()
+        .worker(consumer_a)
+        .batch(5)
+        .handle_batch(recorder("a", first_done))
+        .poll(store)
     )
     await asyncio.wait_for(first_done.wait(), 5)
     await consumer_a.interrupt()
@@ -117,7 +121,11 @@ async def test_handoff_moves_the_next_message_to_b(
 
     second = await producer.enqueue({"n": 2})
     task_b = asyncio.create_task(
-        pgqrs.dequeue().worker(consumer_b).batch(5).handle_batch(recorder("b", second_done)).poll(store)
+        pgqrs.dequeue()
+        .worker(consumer_b)
+        .batch(5)
+        .handle_batch(recorder("b", second_done))
+        .poll(store)
     )
     await asyncio.wait_for(second_done.wait(), 5)
     await consumer_b.interrupt()
@@ -155,9 +163,9 @@ async def test_two_consumers_processing_continuously(
     except pgqrs.StateTransitionError:
         pass
 
-    with pytest.raises(Exception):  # noqa: B017, PT011
+    with pytest.raises(Exception):  # noqa: B017
         await asyncio.wait_for(task_a, timeout=5)
-    with pytest.raises(Exception):  # noqa: B017, PT011
+    with pytest.raises(Exception):  # noqa: B017
         await asyncio.wait_for(task_b, timeout=5)
 
     assert await consumer_a.status() == "SUSPENDED"

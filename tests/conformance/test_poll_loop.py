@@ -15,9 +15,9 @@ import pgqrs
 WAIT = 10.0  # upper bound for anything a test waits on; reaching it is a failure
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = WAIT) -> None:
+async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = WAIT) -> None:
     """Poll `check` until it holds (a deadline, not a sleep: returns as soon as it is true)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while not await _holds(check):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
@@ -154,7 +154,9 @@ async def test_interrupt_after_the_loop_started_polling(store: pgqrs.Store, queu
     assert await consumer.status() == pgqrs.WorkerStatus.Suspended
 
 
-async def test_interrupt_while_a_handler_runs_lets_it_finish(store: pgqrs.Store, queue: str) -> None:
+async def test_interrupt_while_a_handler_runs_lets_it_finish(
+    store: pgqrs.Store, queue: str
+) -> None:
     producer = await store.producer(queue)
     consumer = await store.consumer(queue)
     mid = await producer.enqueue("slow")
@@ -345,7 +347,9 @@ async def test_execute_handles_one_claim(store: pgqrs.Store, queue: str) -> None
     consumer = await store.consumer(queue)
     builder = pgqrs.dequeue().worker(consumer).batch(3)
     seen: list[list[int]] = []
-    assert await builder.handle_batch(lambda ms: seen.append([m.id for m in ms])).execute(store) == 0
+    assert (
+        await builder.handle_batch(lambda ms: seen.append([m.id for m in ms])).execute(store) == 0
+    )
     ids = await producer.enqueue_batch([1, 2, 3, 4])
     assert await builder.execute(store) == 3
     assert await builder.execute(store) == 1
@@ -362,7 +366,9 @@ async def test_execute_handles_one_claim(store: pgqrs.Store, queue: str) -> None
     assert released.consumer_worker_id is None
 
 
-async def test_execute_from_queue_stops_its_ephemeral_worker(store: pgqrs.Store, queue: str) -> None:
+async def test_execute_from_queue_stops_its_ephemeral_worker(
+    store: pgqrs.Store, queue: str
+) -> None:
     await pgqrs.produce(store, queue, "one")
     count = await pgqrs.dequeue().from_queue(queue).handle(lambda m: None).execute(store)
     assert count == 1
@@ -370,9 +376,7 @@ async def test_execute_from_queue_stops_its_ephemeral_worker(store: pgqrs.Store,
     assert {w.status for w in workers} == {pgqrs.WorkerStatus.Stopped}
 
 
-async def test_runner_checks_come_before_any_storage_access(
-    store: pgqrs.Store, queue: str
-) -> None:
+async def test_runner_checks_come_before_any_storage_access(store: pgqrs.Store, queue: str) -> None:
     consumer = await store.consumer(queue)
     with pytest.raises(ValueError, match="exactly one of handle"):
         await pgqrs.dequeue().worker(consumer).poll(store)

@@ -34,7 +34,9 @@ async def test_enqueue_returns_ascending_ids_and_stores_payload(
     "payload",
     [None, 0, -7, 3.25, True, False, "", [], {}, [1, "two", {"three": 3}], {"unicode": "héllo ✓"}],
 )
-async def test_every_json_value_round_trips(store: pgqrs.Store, queue: str, payload: object) -> None:
+async def test_every_json_value_round_trips(
+    store: pgqrs.Store, queue: str, payload: object
+) -> None:
     producer = await store.producer(queue)
     consumer = await store.consumer(queue)
     await producer.enqueue(payload)
@@ -92,7 +94,7 @@ async def test_enqueue_batch_keeps_input_order(store: pgqrs.Store, queue: str) -
 
 async def test_enqueue_batch_of_strings_and_scalars(store: pgqrs.Store, queue: str) -> None:
     producer = await store.producer(queue)
-    payloads: list[object] = ["a", "b\"quoted\"", 1, None, [None], {"k": "v"}]
+    payloads: list[object] = ["a", 'b"quoted"', 1, None, [None], {"k": "v"}]
     ids = await producer.enqueue_batch(payloads)
     messages = await store.get_messages()
     assert [(await messages.get(i)).payload for i in ids] == payloads
@@ -124,7 +126,7 @@ async def test_named_worker_reuse_rules(store: pgqrs.Store, queue: str) -> None:
     with pytest.raises(pgqrs.ValidationError, match="already active"):
         await store.consumer(queue, name="reporting")
     await first.suspend()
-    with pytest.raises(pgqrs.ValidationError, match="is suspended. Use resume"):
+    with pytest.raises(pgqrs.ValidationError, match=r"is suspended\. Use resume"):
         await store.producer(queue, name="reporting")
     await first.shutdown()
     again = await store.producer(queue, name="reporting")
