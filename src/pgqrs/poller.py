@@ -156,14 +156,17 @@ class Runner:
                         if status != POLLING:
                             await self.refuse_unless_ready(status, raise_stopped=False)
                         claimed = await self.claim()
+                        if claimed:
+                            # Handler errors are settled inside; what escapes as a database
+                            # error is a failed archive or release: the lease brings the
+                            # messages back, so the loop goes on like after a failed claim.
+                            await self.handle(claimed)
                     except PgqrsConnectionError as err:
                         failures.failed(err)
                         await self.idle()
                         continue
                     failures.reset()
-                    if claimed:
-                        await self.handle(claimed)
-                    else:
+                    if not claimed:
                         await self.idle()
         except asyncio.CancelledError:
             await _shielded(self.on_cancel())
