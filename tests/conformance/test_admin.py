@@ -236,6 +236,37 @@ async def test_purge_queue(store: pgqrs.Store) -> None:
     assert [m.id for m in await consumer.dequeue()] == [mid]
 
 
+async def test_purge_queue_takes_workflow_runs_and_steps_along(
+    store: pgqrs.Store, target: Target
+) -> None:
+    info = await store.queue("flow")
+    other = await store.queue("other")
+    producer = await store.producer("flow")
+    [mid] = await producer.enqueue_batch([{"input": 1}])
+    [kept] = await (await store.producer("other")).enqueue_batch([{"input": 2}])
+    # Runs and steps written directly: the workflow API is not part of this suite.
+    raw = RawDb(target)
+    raw.query("INSERT INTO {s}pgqrs_workflows (name, queue_id) VALUES ('flow', ?)", [info.id])
+    raw.query("INSERT INTO {s}pgqrs_workflows (name, queue_id) VALUES ('other', ?)", [other.id])
+    for message_id, name in ((mid, "flow"), (kept, "other")):
+        raw.query(
+            "INSERT INTO {s}pgqrs_workflow_runs (workflow_id, message_id, status) "
+            "SELECT id, ?, 'RUNNING' FROM {s}pgqrs_workflows WHERE name = ?",
+            [message_id, name],
+        )
+        raw.query(
+            "INSERT INTO {s}pgqrs_workflow_steps (run_id, step_name, status) "
+            "SELECT id, 'step', 'SUCCESS' FROM {s}pgqrs_workflow_runs WHERE message_id = ?",
+            [message_id],
+        )
+    assert await pgqrs.admin(store).purge_queue("flow") == 1
+    runs = raw.query("SELECT message_id FROM {s}pgqrs_workflow_runs")
+    assert runs == [(kept,)]
+    assert raw.query("SELECT COUNT(*) FROM {s}pgqrs_workflow_steps") == [(1,)]
+    assert raw.query("SELECT COUNT(*) FROM {s}pgqrs_workflows") == [(2,)]  # definitions stay
+    assert (await (await store.get_messages()).get(kept)).raw_payload == {"input": 2}
+
+
 async def test_purge_queue_unknown(store: pgqrs.Store) -> None:
     with pytest.raises(pgqrs.QueueNotFoundError, match=r"^Queue 'ghost' not found$"):
         await pgqrs.admin(store).purge_queue("ghost")

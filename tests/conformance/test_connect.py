@@ -114,12 +114,34 @@ async def test_sqlite_mode_rw_needs_an_existing_file(target: Target, tmp_path: P
     path = tmp_path / "missing.db"
     with pytest.raises(pgqrs.PgqrsConnectionError) as caught:
         await pgqrs.connect(f"sqlite://{path}?mode=rw")
-    assert str(caught.value).startswith("Database connection failed: ")
+    assert str(caught.value) == (
+        f"Database connection failed: unable to open database file: {path} "
+        "(mode=rw needs an existing file)"
+    )
     assert not is_file(path)
     # With the file in place, rw works.
     path.touch()
     async with await pgqrs.connect(f"sqlite://{path}?mode=rw") as store:
         await round_trip(store)
+
+
+@pytest.mark.backends("sqlite")
+async def test_sqlite_missing_directory(target: Target, tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "dir" / "x.db"
+    with pytest.raises(pgqrs.PgqrsConnectionError) as caught:
+        await pgqrs.connect(f"sqlite://{path}")
+    assert str(caught.value) == f"Database connection failed: unable to open database file: {path}"
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.backends("sqlite")
+async def test_sqlite_file_that_is_not_a_database(target: Target, tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"certainly not SQLite\n" * 200)
+    with pytest.raises(pgqrs.PgqrsConnectionError) as caught:
+        await pgqrs.connect(f"sqlite://{path}")
+    assert str(caught.value) == f"Database connection failed: file is not a database: {path}"
+    assert path.read_bytes() == b"certainly not SQLite\n" * 200  # left as it was
 
 
 @pytest.mark.backends("sqlite")
