@@ -128,7 +128,10 @@ _BY_LOWER_NAME: dict[type[enum.Enum], dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+# Not `slots=True`: on Python 3.11 a frozen dataclass with slots raises TypeError instead of
+# FrozenInstanceError (an AttributeError) when an unknown attribute is assigned (CPython
+# gh-90562), and api.md §9 promises AttributeError for every assignment.
+@dataclass(frozen=True)
 class QueueMessage:
     id: int
     queue_id: int
@@ -143,14 +146,14 @@ class QueueMessage:
     archived_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class QueueInfo:
     id: int
     queue_name: str
     created_at: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class WorkerInfo:
     id: int
     name: str
@@ -161,7 +164,7 @@ class WorkerInfo:
     shutdown_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class WorkflowRecord:
     id: int
     name: str
@@ -169,7 +172,7 @@ class WorkflowRecord:
     created_at: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RunRecord:
     id: int
     workflow_id: int
@@ -185,7 +188,7 @@ class RunRecord:
     completed_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StepRecord:
     id: int
     run_id: int
@@ -202,7 +205,7 @@ class StepRecord:
     completed_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class QueueMetrics:
     name: str
     total_messages: int
@@ -215,7 +218,7 @@ class QueueMetrics:
     newest_message: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SystemStats:
     total_queues: int
     total_workers: int
@@ -229,7 +232,7 @@ class SystemStats:
     schema_version: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class WorkerHealthStats:
     queue_name: str
     total_workers: int

@@ -119,7 +119,16 @@ class PostgresExecutor:
             await self._pool.open(wait=True, timeout=timeout)
         except (TimeoutError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as err:
             await self._pool.close()
-            detail = str(err) or type(err).__name__
+            if isinstance(
+                err, TimeoutError | pg_errors.ConnectionTimeout | psycopg_pool.PoolTimeout
+            ):
+                # The bare TimeoutError says nothing; say what did not happen and what to check.
+                detail = (
+                    f"the server did not answer within {timeout}s "
+                    "(connection_timeout_seconds); check the host, port and firewall"
+                )
+            else:
+                detail = str(err).strip() or type(err).__name__
             raise PgqrsConnectionError(f"Database connection failed: {detail}") from err
 
     def _check_open(self) -> None:

@@ -224,12 +224,20 @@ class SqliteExecutor:
         The reader opens after the writer has created the file; a private memory database
         lives in one connection only, so there reads share the writer.
         """
-        await self._guard(self._writer.call(lambda c: None))
-        if not self._dsn.memory:
-            mode = "ro" if self._dsn.mode == "ro" else "rw"
-            self._reader = DbThread(lambda: self._open(mode), "pgqrs-sqlite-r")
-            self._threads.append(self._reader)
-            await self._guard(self._reader.call(lambda c: None))
+        try:
+            await self._writer.call(lambda c: None)
+            if not self._dsn.memory:
+                mode = "ro" if self._dsn.mode == "ro" else "rw"
+                self._reader = DbThread(lambda: self._open(mode), "pgqrs-sqlite-r")
+                self._threads.append(self._reader)
+                await self._reader.call(lambda c: None)
+        except sqlite3.Error as err:
+            self._closed = True
+            self._finalizer()
+            # sqlite3 never says which file it could not open (or found not to be a database).
+            where = ":memory:" if self._dsn.memory else self._dsn.path
+            hint = " (mode=rw needs an existing file)" if self._dsn.mode == "rw" else ""
+            raise PgqrsConnectionError(f"Database connection failed: {err}: {where}{hint}") from err
 
     # -- plumbing ------------------------------------------------------------------------
     async def _guard(self, future: asyncio.Future[T]) -> T:

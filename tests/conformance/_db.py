@@ -1,0 +1,97 @@
+"""A second, independent way into a test's database, for what the API does not show.
+
+Tests read bookkeeping rows and the catalog through it, and simulate databases that other
+programs (pgqrs itself) installed. It opens its own driver connection, so what it sees is what
+is committed, not what the store believes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from tests.conftest import PG_DSN, Target
+
+# The six tables of schema.md, as every count snapshot lists them.
+PGQRS_TABLES = (
+    "pgqrs_queues",
+    "pgqrs_workers",
+    "pgqrs_messages",
+    "pgqrs_workflows",
+    "pgqrs_workflow_runs",
+    "pgqrs_workflow_steps",
+)
+
+
+class RawDb:
+    """Plain SQL on the target's database. `{s}` in a statement is the schema prefix and `?`
+    a parameter, on both backends."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.backend = target.backend
+        if self.backend == "sqlite":
+            self.path = target.dsn[len("sqlite://") :]
+            self.prefix = ""
+        else:
+            self.path = ""
+            self.prefix = f'"{target.schema}".'
+
+    def _sql(self, sql: str) -> str:
+        sql = sql.replace("{s}", self.prefix)
+        return sql.replace("?", "%s") if self.backend == "postgres" else sql
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.backend == "sqlite":
+            # Autocommit: each statement is committed at once, like on the Postgres side.
+            with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+                return [tuple(r) for r in conn.execute(self._sql(sql), params).fetchall()]
+        with psycopg.connect(PG_DSN, autocommit=True) as pg:
+            cursor = pg.execute(self._sql(sql), params)  # type: ignore[call-overload]
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+    def script(self, sql: str) -> None:
+        """Run several statements (DDL) in one transaction."""
+        if self.backend == "sqlite":
+            with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+                conn.executescript("BEGIN;\n" + sql.replace("{s}", "") + "\nCOMMIT;")
+            return
+        with psycopg.connect(PG_DSN) as pg:
+            pg.execute(sql.replace("{s}", self.prefix))  # type: ignore[call-overload]
+
+    def tables(self) -> set[str]:
+        if self.backend == "sqlite":
+            rows = self.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+        else:
+            rows = self.query(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                [self.target.schema],
+            )
+        return {r[0] for r in rows if not r[0].startswith("sqlite_")}
+
+    def schema_exists(self) -> bool:
+        assert self.backend == "postgres"
+        rows = self.query("SELECT 1 FROM pg_namespace WHERE nspname = ?", [self.target.schema])
+        return bool(rows)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per pgqrs table (only the tables that exist): a snapshot to compare."""
+        present = self.tables()
+        names = [*PGQRS_TABLES, "pgqrs_py_migrations"]
+        return {
+            t: int(self.query(f"SELECT COUNT(*) FROM {{s}}{t}")[0][0])
+            for t in names
+            if t in present
+        }
+
+    def migrations(self) -> list[tuple[int, str, str, str]]:
+        """(version, name, method, library_version) of our bookkeeping, by version."""
+        rows = self.query(
+            "SELECT version, name, method, library_version FROM {s}pgqrs_py_migrations "
+            "ORDER BY version"
+        )
+        return [(int(v), n, m, lv) for v, n, m, lv in rows]

@@ -1,0 +1,361 @@
+"""The catalog an install leaves, checked against schema.md §2-3 and §6.1: on PostgreSQL
+through pg_catalog and information_schema, on SQLite through sqlite_master and PRAGMAs."""
+
+from __future__ import annotations
+
+import pytest
+
+import pgqrs
+from tests.conftest import Target
+
+from ._db import PGQRS_TABLES, RawDb
+
+PG_COLUMNS = {
+    "pgqrs_queues": [
+        ("id", "int8", "NO"),
+        ("queue_name", "varchar", "NO"),
+        ("created_at", "timestamptz", "NO"),
+    ],
+    "pgqrs_workers": [
+        ("id", "int8", "NO"),
+        ("name", "text", "NO"),
+        ("queue_id", "int8", "YES"),
+        ("started_at", "timestamptz", "YES"),
+        ("heartbeat_at", "timestamptz", "YES"),
+        ("shutdown_at", "timestamptz", "YES"),
+        ("status", "worker_status", "NO"),
+    ],
+    "pgqrs_messages": [
+        ("id", "int8", "NO"),
+        ("queue_id", "int8", "NO"),
+        ("payload", "jsonb", "NO"),
+        ("vt", "timestamptz", "YES"),
+        ("enqueued_at", "timestamptz", "YES"),
+        ("read_ct", "int4", "YES"),
+        ("dequeued_at", "timestamptz", "YES"),
+        ("producer_worker_id", "int8", "YES"),
+        ("consumer_worker_id", "int8", "YES"),
+        ("archived_at", "timestamptz", "YES"),
+    ],
+    "pgqrs_workflows": [
+        ("id", "int8", "NO"),
+        ("name", "varchar", "NO"),
+        ("queue_id", "int8", "NO"),
+        ("created_at", "timestamptz", "NO"),
+    ],
+    "pgqrs_workflow_runs": [
+        ("id", "int8", "NO"),
+        ("workflow_id", "int8", "NO"),
+        ("message_id", "int8", "NO"),
+        ("status", "pgqrs_workflow_status", "NO"),
+        ("input", "jsonb", "YES"),
+        ("output", "jsonb", "YES"),
+        ("error", "jsonb", "YES"),
+        ("created_at", "timestamptz", "NO"),
+        ("updated_at", "timestamptz", "NO"),
+        ("started_at", "timestamptz", "YES"),
+        ("paused_at", "timestamptz", "YES"),
+        ("completed_at", "timestamptz", "YES"),
+        ("worker_id", "int8", "YES"),
+    ],
+    "pgqrs_workflow_steps": [
+        ("id", "int8", "NO"),
+        ("run_id", "int8", "NO"),
+        ("step_name", "varchar", "NO"),
+        ("status", "pgqrs_workflow_status", "NO"),
+        ("input", "jsonb", "YES"),
+        ("output", "jsonb", "YES"),
+        ("error", "jsonb", "YES"),
+        ("created_at", "timestamptz", "NO"),
+        ("updated_at", "timestamptz", "NO"),
+        ("started_at", "timestamptz", "YES"),
+        ("completed_at", "timestamptz", "YES"),
+        ("retry_count", "int4", "NO"),
+        ("retry_at", "timestamptz", "YES"),
+        ("last_retry_at", "timestamptz", "YES"),
+    ],
+}
+
+# name -> (table, type, delete action for foreign keys) per schema.md §2.
+PG_CONSTRAINTS = {
+    "pgqrs_queues_pkey": ("pgqrs_queues", "p", None),
+    "pgqrs_queues_queue_name_key": ("pgqrs_queues", "u", None),
+    "pgqrs_workers_pkey": ("pgqrs_workers", "p", None),
+    "pgqrs_workers_name_key": ("pgqrs_workers", "u", None),
+    "fk_workers_queue_id": ("pgqrs_workers", "f", "a"),
+    "pgqrs_messages_pkey": ("pgqrs_messages", "p", None),
+    "fk_messages_queue_id": ("pgqrs_messages", "f", "a"),
+    "fk_messages_producer_worker_id": ("pgqrs_messages", "f", "a"),
+    "fk_messages_consumer_worker_id": ("pgqrs_messages", "f", "a"),
+    "pgqrs_workflows_pkey": ("pgqrs_workflows", "p", None),
+    "pgqrs_workflows_name_key": ("pgqrs_workflows", "u", None),
+    "pgqrs_workflows_queue_id_fkey": ("pgqrs_workflows", "f", "a"),
+    "pgqrs_workflow_runs_pkey": ("pgqrs_workflow_runs", "p", None),
+    "pgqrs_workflow_runs_workflow_id_fkey": ("pgqrs_workflow_runs", "f", "c"),
+    "pgqrs_workflow_runs_message_id_key": ("pgqrs_workflow_runs", "u", None),
+    "pgqrs_workflow_runs_message_id_fkey": ("pgqrs_workflow_runs", "f", "a"),
+    "pgqrs_workflow_runs_worker_id_fkey": ("pgqrs_workflow_runs", "f", "a"),
+    "pgqrs_workflow_steps_pkey": ("pgqrs_workflow_steps", "p", None),
+    "pgqrs_workflow_steps_run_id_fkey": ("pgqrs_workflow_steps", "f", "c"),
+    "pgqrs_workflow_steps_run_id_step_name_key": ("pgqrs_workflow_steps", "u", None),
+}
+
+# name -> (table, key columns, partial-index predicate or None) per schema.md §2.
+PG_INDEXES = {
+    "idx_pgqrs_workers_queue_status": ("pgqrs_workers", "queue_id, status", None),
+    "idx_pgqrs_workers_heartbeat": ("pgqrs_workers", "heartbeat_at", None),
+    "idx_pgqrs_messages_hot_path": (
+        "pgqrs_messages",
+        "queue_id, vt, enqueued_at, id",
+        "(archived_at IS NULL)",
+    ),
+    "idx_pgqrs_messages_consumer_worker_id_active": (
+        "pgqrs_messages",
+        "consumer_worker_id",
+        "((archived_at IS NULL) AND (consumer_worker_id IS NOT NULL))",
+    ),
+    "idx_pgqrs_messages_archived_at": (
+        "pgqrs_messages",
+        "queue_id, archived_at",
+        "(archived_at IS NOT NULL)",
+    ),
+    "idx_pgqrs_messages_producer_worker_id": ("pgqrs_messages", "producer_worker_id", None),
+    "idx_pgqrs_workflows_name": ("pgqrs_workflows", "name", None),
+    "idx_pgqrs_workflow_runs_message_id": ("pgqrs_workflow_runs", "message_id", None),
+    "idx_pgqrs_workflow_runs_status": ("pgqrs_workflow_runs", "status", None),
+    "idx_pgqrs_workflow_steps_status": ("pgqrs_workflow_steps", "status", None),
+    "idx_pgqrs_workflow_steps_retry_at": (
+        "pgqrs_workflow_steps",
+        "retry_at",
+        "(retry_at IS NOT NULL)",
+    ),
+}
+
+
+@pytest.mark.backends("postgres")
+async def test_postgres_columns_match_the_schema(store: pgqrs.Store, target: Target) -> None:
+    raw = RawDb(target)
+    for table, columns in PG_COLUMNS.items():
+        rows = raw.query(
+            "SELECT column_name, udt_name, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [target.schema, table],
+        )
+        assert rows == columns, table
+    lengths = raw.query(
+        "SELECT table_name, column_name, character_maximum_length "
+        "FROM information_schema.columns WHERE table_schema = ? AND udt_name = 'varchar' "
+        "ORDER BY table_name, column_name",
+        [target.schema],
+    )
+    assert lengths == [
+        ("pgqrs_queues", "queue_name", None),
+        ("pgqrs_workflow_steps", "step_name", 255),
+        ("pgqrs_workflows", "name", 255),
+    ]
+    # Types of the enum columns are the schema's own, not another schema's.
+    owners = raw.query(
+        "SELECT DISTINCT udt_schema FROM information_schema.columns "
+        "WHERE table_schema = ? AND udt_name IN ('worker_status', 'pgqrs_workflow_status')",
+        [target.schema],
+    )
+    assert owners == [(target.schema,)]
+
+
+@pytest.mark.backends("postgres")
+async def test_postgres_defaults_identity_and_sequences(store: pgqrs.Store, target: Target) -> None:
+    raw = RawDb(target)
+    identity = raw.query(
+        "SELECT table_name, column_name, is_identity, identity_generation "
+        "FROM information_schema.columns WHERE table_schema = ? AND is_identity = 'YES'",
+        [target.schema],
+    )
+    assert identity == [("pgqrs_workers", "id", "YES", "ALWAYS")]
+    sequences = raw.query(
+        "SELECT s.relname, t.relname, a.attname FROM pg_class s "
+        "JOIN pg_namespace n ON n.oid = s.relnamespace "
+        "JOIN pg_depend d ON d.objid = s.oid AND d.deptype IN ('a', 'i') "
+        "JOIN pg_class t ON t.oid = d.refobjid "
+        "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
+        "WHERE s.relkind = 'S' AND n.nspname = ? ORDER BY s.relname",
+        [target.schema],
+    )
+    assert sequences == sorted((f"{t}_id_seq", t, "id") for t in PGQRS_TABLES)
+    defaults = {
+        (t, c): d
+        for t, c, d in raw.query(
+            "SELECT table_name, column_name, column_default FROM information_schema.columns "
+            "WHERE table_schema = ? AND column_default IS NOT NULL AND column_name <> 'id'",
+            [target.schema],
+        )
+    }
+    status_default = defaults[("pgqrs_workers", "status")]
+    assert status_default.startswith("'ready'::")
+    assert status_default.endswith("worker_status")
+    assert defaults[("pgqrs_messages", "read_ct")] == "0"
+    assert defaults[("pgqrs_workflow_steps", "retry_count")] == "0"
+    for key in [
+        ("pgqrs_queues", "created_at"),
+        ("pgqrs_workers", "started_at"),
+        ("pgqrs_workers", "heartbeat_at"),
+        ("pgqrs_messages", "vt"),
+        ("pgqrs_messages", "enqueued_at"),
+        ("pgqrs_workflow_runs", "updated_at"),
+    ]:
+        assert defaults[key] == "now()", key
+
+
+@pytest.mark.backends("postgres")
+async def test_postgres_constraints_match_the_schema(store: pgqrs.Store, target: Target) -> None:
+    rows = RawDb(target).query(
+        "SELECT c.conname, t.relname, c.contype, c.confdeltype FROM pg_constraint c "
+        "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "WHERE n.nspname = ? AND t.relname <> 'pgqrs_py_migrations'",
+        [target.schema],
+    )
+    found = {
+        name: (table, kind, None if kind != "f" else action) for name, table, kind, action in rows
+    }
+    assert found == PG_CONSTRAINTS
+    targets = dict(
+        RawDb(target).query(
+            "SELECT c.conname, r.relname FROM pg_constraint c JOIN pg_class r "
+            "ON r.oid = c.confrelid JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = ? AND c.contype = 'f'",
+            [target.schema],
+        )
+    )
+    assert targets == {
+        "fk_workers_queue_id": "pgqrs_queues",
+        "fk_messages_queue_id": "pgqrs_queues",
+        "fk_messages_producer_worker_id": "pgqrs_workers",
+        "fk_messages_consumer_worker_id": "pgqrs_workers",
+        "pgqrs_workflows_queue_id_fkey": "pgqrs_queues",
+        "pgqrs_workflow_runs_workflow_id_fkey": "pgqrs_workflows",
+        "pgqrs_workflow_runs_message_id_fkey": "pgqrs_messages",
+        "pgqrs_workflow_runs_worker_id_fkey": "pgqrs_workers",
+        "pgqrs_workflow_steps_run_id_fkey": "pgqrs_workflow_runs",
+    }
+
+
+@pytest.mark.backends("postgres")
+async def test_postgres_indexes_match_the_schema(store: pgqrs.Store, target: Target) -> None:
+    rows = RawDb(target).query(
+        "SELECT i.relname, t.relname, pg_get_indexdef(i.oid), "
+        "pg_get_expr(x.indpred, x.indrelid) FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+        "JOIN pg_namespace n ON n.oid = i.relnamespace "
+        "WHERE n.nspname = ? AND t.relname <> 'pgqrs_py_migrations'",
+        [target.schema],
+    )
+    found = {name: (table, definition, predicate) for name, table, definition, predicate in rows}
+    # Every constraint-backed index, and the named ones, and nothing else.
+    constraint_backed = {n for n, (_, kind, _) in PG_CONSTRAINTS.items() if kind in "pu"}
+    assert set(found) == constraint_backed | set(PG_INDEXES)
+    for name, (table, columns, predicate) in PG_INDEXES.items():
+        found_table, definition, found_predicate = found[name]
+        assert found_table == table
+        assert f"USING btree ({columns})" in definition, definition
+        assert found_predicate == predicate, name
+
+
+@pytest.mark.backends("postgres")
+async def test_postgres_enum_labels_in_order(store: pgqrs.Store, target: Target) -> None:
+    rows = RawDb(target).query(
+        "SELECT t.typname, e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
+        "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = ? "
+        "ORDER BY t.typname, e.enumsortorder",
+        [target.schema],
+    )
+    labels: dict[str, list[str]] = {}
+    for name, label in rows:
+        labels.setdefault(name, []).append(label)
+    assert labels == {
+        "worker_status": ["ready", "polling", "suspended", "interrupted", "stopped"],
+        "pgqrs_workflow_status": [
+            "QUEUED",
+            "RUNNING",
+            "SUCCESS",
+            "ERROR",
+            "PAUSED",
+            "CANCELLING",
+            "CANCELLED",
+        ],
+    }
+
+
+@pytest.mark.backends("postgres")
+async def test_postgres_bookkeeping_table(store: pgqrs.Store, target: Target) -> None:
+    raw = RawDb(target)
+    columns = raw.query(
+        "SELECT column_name, udt_name, is_nullable FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = 'pgqrs_py_migrations' ORDER BY ordinal_position",
+        [target.schema],
+    )
+    assert columns == [
+        ("version", "int8", "NO"),
+        ("name", "text", "NO"),
+        ("applied_at", "timestamptz", "NO"),
+        ("method", "text", "NO"),
+        ("library_version", "text", "NO"),
+    ]
+    with pytest.raises(Exception, match="check"):
+        raw.query(
+            "INSERT INTO {s}pgqrs_py_migrations (version, name, method, library_version) "
+            "VALUES (50, 'x', 'guessed', 'x')"
+        )
+
+
+SQLITE_INDEXES = {
+    "idx_workers_queue_id": ("pgqrs_workers", ["queue_id"], False),
+    "idx_workers_status": ("pgqrs_workers", ["status"], False),
+    "idx_messages_hot_path": ("pgqrs_messages", ["queue_id", "vt", "enqueued_at", "id"], True),
+    "idx_messages_consumer_active": ("pgqrs_messages", ["consumer_worker_id"], True),
+    "idx_messages_archived_at": ("pgqrs_messages", ["queue_id", "archived_at"], True),
+    "idx_workflow_runs_message_id": ("pgqrs_workflow_runs", ["message_id"], False),
+    "idx_workflow_runs_status": ("pgqrs_workflow_runs", ["status"], False),
+    "idx_workflow_steps_status": ("pgqrs_workflow_steps", ["status"], False),
+}
+
+SQLITE_COLUMNS = {
+    "pgqrs_queues": ["id", "queue_name", "created_at"],
+    "pgqrs_workers": [
+        "id",
+        "queue_id",
+        "name",
+        "started_at",
+        "heartbeat_at",
+        "shutdown_at",
+        "status",
+    ],
+    "pgqrs_messages": [c for c, _, _ in PG_COLUMNS["pgqrs_messages"]],
+    "pgqrs_workflows": ["id", "name", "queue_id", "created_at"],
+    "pgqrs_workflow_runs": [c for c, _, _ in PG_COLUMNS["pgqrs_workflow_runs"]],
+    "pgqrs_workflow_steps": [c for c, _, _ in PG_COLUMNS["pgqrs_workflow_steps"]],
+}
+
+
+@pytest.mark.backends("sqlite")
+async def test_sqlite_tables_and_indexes_match_the_schema(
+    store: pgqrs.Store, target: Target
+) -> None:
+    raw = RawDb(target)
+    assert raw.tables() == {*PGQRS_TABLES, "pgqrs_py_migrations"}
+    for table, columns in SQLITE_COLUMNS.items():
+        assert [r[1] for r in raw.query(f"PRAGMA table_info({table})")] == columns, table
+    rows = raw.query(
+        "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    )
+    found = {name: (table, sql) for name, table, sql in rows}
+    assert set(found) == set(SQLITE_INDEXES)
+    for name, (table, columns, partial) in SQLITE_INDEXES.items():
+        assert found[name][0] == table
+        assert [r[2] for r in raw.query(f"PRAGMA index_info({name})")] == columns
+        assert ("WHERE" in found[name][1]) == partial, name
+    # Foreign keys: runs and steps do not cascade on SQLite (schema.md §3).
+    for table in ("pgqrs_workflow_runs", "pgqrs_workflow_steps"):
+        actions = {r[6] for r in raw.query(f"PRAGMA foreign_key_list({table})")}
+        assert actions == {"NO ACTION"}
+    # The status CHECK of pgqrs_workers is in place.
+    with pytest.raises(Exception, match="CHECK"):
+        raw.query("INSERT INTO pgqrs_workers (name, status) VALUES ('w', 'sleeping')")
