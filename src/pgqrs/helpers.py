@@ -11,16 +11,18 @@ from .poller import Handler
 from .tables import workers as rows
 from .tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
 from .types import QueueMessage
-from .workers import Consumer, Producer
+from .workers import Consumer, Producer, prepare_payloads
 
 if TYPE_CHECKING:
     from .store.facade import Store
 
 
-async def _with_ephemeral_producer(store: Store, queue: str, payloads: list[Any]) -> list[int]:
-    producer: Producer = await Producer._register_ephemeral(store, queue)
+async def _produce(store: Store, queue: str, payloads: list[Any], *, batch: bool) -> list[int]:
+    """Enqueue through a producer that lives for this call only (semantics §9.5)."""
+    texts = prepare_payloads(store, payloads, batch=batch)  # refuse before any write
+    producer = await Producer._register_ephemeral(store, queue)
     try:
-        return await producer.enqueue_batch(payloads)
+        return await producer.write(texts)
     finally:
         await rows.try_transition(
             store.db,
@@ -33,13 +35,13 @@ async def _with_ephemeral_producer(store: Store, queue: str, payloads: list[Any]
 
 async def produce(store: Store, queue: str, payload: Any) -> int:
     """Enqueue one payload through a producer that lives for this call only."""
-    return (await _with_ephemeral_producer(store, queue, [payload]))[0]
+    return (await _produce(store, queue, [payload], batch=False))[0]
 
 
 async def produce_batch(store: Store, queue: str, payloads: list[Any]) -> list[int]:
     if not payloads:
         raise ValidationError("Validation failed: No messages to enqueue")
-    return await _with_ephemeral_producer(store, queue, list(payloads))
+    return await _produce(store, queue, list(payloads), batch=True)
 
 
 async def consume(store: Store, queue: str, handler: Handler) -> None:

@@ -201,6 +201,10 @@ class Producer(_Worker):
         texts = encode_payloads(payloads, self._rules, batch=batch)
         if self._bucket is not None:
             self._bucket.take(len(texts))
+        return await self.write(texts, delay)
+
+    async def write(self, texts: Sequence[str], delay: float = 0.0) -> list[int]:
+        """Insert payloads already validated and paid for (stored JSON texts)."""
         store = self._store
         queue_id = self.queue_id
         assert queue_id is not None
@@ -211,8 +215,21 @@ class Producer(_Worker):
         return ids
 
 
-def check_batch_size(store: Store, size: Any) -> int:
-    require_int("batch_size", size, 1)
+def prepare_payloads(store: Store, payloads: Sequence[Any], *, batch: bool) -> list[str]:
+    """Validate payloads for a producer that does not exist yet (one call of a helper).
+
+    Everything that can refuse the call happens here, before the ephemeral worker is written:
+    encoding, payload rules, and the burst limit of the fresh token bucket it would get.
+    """
+    config = store.settings
+    texts = encode_payloads(payloads, PayloadRules.from_config(config), batch=batch)
+    if config.max_enqueue_per_second is not None:
+        TokenBucket(config.max_enqueue_per_second, config.max_enqueue_burst).take(len(texts))
+    return texts
+
+
+def check_batch_size(store: Store, size: Any, name: str = "batch_size") -> int:
+    require_int(name, size, 1)
     limit = store.settings.default_max_batch_size
     if size > limit:
         raise ValidationError(
@@ -238,11 +255,11 @@ class Consumer(_Interruptible):
         return await self.claim(size, lease, self._store.clock.now())
 
     async def dequeue_many_with_delay(self, limit: int, vt: int) -> list[QueueMessage]:
-        size = check_batch_size(self._store, limit)
+        size = check_batch_size(self._store, limit, "limit")
         return await self.claim(size, check_lease(vt), self._store.clock.now())
 
     async def dequeue_at(self, limit: int, vt: int, current_time: Time) -> list[QueueMessage]:
-        size = check_batch_size(self._store, limit)
+        size = check_batch_size(self._store, limit, "limit")
         lease = check_lease(vt)
         return await self.claim(size, lease, parse_time(current_time))
 

@@ -78,10 +78,14 @@ async def test_errors_before_the_first_message(store: pgqrs.Store, queue: str) -
 
 async def test_aexit_never_suppresses(store: pgqrs.Store, queue: str) -> None:
     await pgqrs.produce(store, queue, "x")
-    with pytest.raises(KeyError):
+
+    async def fail_inside() -> None:
         async with store.consume_iter(queue) as iterator:
             async for _message in iterator:
                 raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        await fail_inside()
     # The held message went back to the queue.
     consumer = await store.consumer(queue)
     assert len(await consumer.dequeue()) == 1

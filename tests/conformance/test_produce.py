@@ -147,3 +147,19 @@ async def test_rate_limit_bucket_per_producer(make_store, queue: str, store: pgq
     other = await limited.producer(queue)
     await other.enqueue(5)
     assert await (await store.get_messages()).count() == 4
+
+
+async def test_helpers_refuse_bad_payloads_before_registering_a_worker(
+    make_store, queue: str, store: pgqrs.Store
+) -> None:  # type: ignore[no-untyped-def]
+    small = await make_store(max_payload_size_bytes=10, max_enqueue_per_second=5)
+    with pytest.raises(pgqrs.ValidationError, match=r"^Payload size 12 exceeds limit 10$"):
+        await pgqrs.produce(small, queue, "x" * 10)
+    with pytest.raises(pgqrs.ValidationError, match="Payload at index 1 too large"):
+        await pgqrs.produce_batch(small, queue, [1, "y" * 20])
+    with pytest.raises(pgqrs.ValidationError, match="exceeds the enqueue burst limit of 5"):
+        await pgqrs.produce_batch(small, queue, list(range(6)))
+    with pytest.raises(pgqrs.SerializationError):
+        await pgqrs.produce(small, queue, {1, 2})
+    assert await (await store.get_workers()).count() == 0
+    assert await (await store.get_messages()).count() == 0
