@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -98,14 +99,14 @@ class PostgresExecutor:
                 "autocommit": True,
                 "connect_timeout": config.connection_timeout_seconds,
             },
-            configure=self._configure,
+            configure=_configurer(self.quoted_schema),
             name="pgqrs",
         )
-
-    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        conn.adapters.register_loader("jsonb", TextLoader)
-        conn.adapters.register_loader("json", TextLoader)
-        await conn.execute(f"SET search_path TO {self.quoted_schema}")
+        # A store dropped without close() still gives its connections back: the pool (which
+        # must not reference the executor) is closed on the store's loop once it is collected.
+        self._finalizer = weakref.finalize(
+            self, _close_abandoned, self._pool, asyncio.get_running_loop()
+        )
 
     async def start(self) -> None:
         """Fail fast on a refused connection, a bad host or bad credentials, then open the pool."""
@@ -212,4 +213,34 @@ class PostgresExecutor:
         if self._closed:
             return
         self._closed = True
+        self._finalizer.detach()
         await self._pool.close()
+
+
+def _configurer(
+    quoted_schema: str,
+) -> Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]:
+    """The pool's per-connection setup: JSON read back as text, the schema on the search path."""
+
+    async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+        conn.adapters.register_loader("jsonb", TextLoader)
+        conn.adapters.register_loader("json", TextLoader)
+        await conn.execute(f"SET search_path TO {quoted_schema}")
+
+    return configure
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_abandoned(
+    pool: psycopg_pool.AsyncConnectionPool, loop: asyncio.AbstractEventLoop
+) -> None:
+    def close() -> None:
+        task = loop.create_task(pool.close())
+        _closing.add(task)  # keep it alive until it finishes
+        task.add_done_callback(_closing.discard)
+
+    if not loop.is_closed():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(close)

@@ -193,29 +193,39 @@ class SqliteExecutor:
         self._synchronous = synchronous
         self._lock = asyncio.Lock()
         self._closed = False
-        self._writer = DbThread(lambda: self._open(dsn.mode), "pgqrs-sqlite-w")
+        self._writer = DbThread(self._opener(dsn.mode), "pgqrs-sqlite-w")
         self._reader: DbThread | None = None
         self._threads = [self._writer]
         self._finalizer = weakref.finalize(self, _stop_all, self._threads)
 
     # -- connections ---------------------------------------------------------------------
-    def _open(self, mode: str) -> sqlite3.Connection:
-        if self._dsn.memory:
+    def _opener(self, mode: str) -> Callable[[], Any]:
+        """What a connection thread calls to open its connection.
+
+        It must not reference the executor: the thread would keep it alive, and a store that
+        is dropped without `close()` could then never be collected and stop its threads.
+        """
+        return functools.partial(type(self).open_connection, self._dsn, mode, self._synchronous)
+
+    @classmethod
+    def open_connection(cls, dsn: Dsn, mode: str, synchronous: str) -> sqlite3.Connection:
+        if dsn.memory:
             conn = sqlite3.connect(":memory:", isolation_level=None)
         else:
-            path = urllib.parse.quote(self._dsn.path or "")
+            path = urllib.parse.quote(dsn.path or "")
             conn = sqlite3.connect(
                 f"file:{path}?mode={mode}", uri=True, isolation_level=None, timeout=5.0
             )
-        self.configure(conn, readonly=mode == "ro")
+        cls.configure(conn, dsn, synchronous, readonly=mode == "ro")
         return conn
 
-    def configure(self, conn: sqlite3.Connection, readonly: bool) -> None:
+    @classmethod
+    def configure(cls, conn: Any, dsn: Dsn, synchronous: str, *, readonly: bool) -> None:
         conn.execute("PRAGMA busy_timeout=5000")
-        if not readonly and not self._dsn.memory:
-            conn.execute(f"PRAGMA journal_mode={self.journal_mode}")
+        if not readonly and not dsn.memory:
+            conn.execute(f"PRAGMA journal_mode={cls.journal_mode}")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.create_function("pgqrs_add_seconds", 2, _add_seconds, deterministic=True)
 
     async def start(self) -> None:
@@ -228,7 +238,7 @@ class SqliteExecutor:
             await self._writer.call(lambda c: None)
             if not self._dsn.memory:
                 mode = "ro" if self._dsn.mode == "ro" else "rw"
-                self._reader = DbThread(lambda: self._open(mode), "pgqrs-sqlite-r")
+                self._reader = DbThread(self._opener(mode), "pgqrs-sqlite-r")
                 self._threads.append(self._reader)
                 await self._reader.call(lambda c: None)
         except sqlite3.Error as err:
