@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from pathlib import Path
+from subprocess import Popen, TimeoutExpired
 from typing import Any
 
 import pgqrs
@@ -77,3 +86,51 @@ def at(moment: datetime, plus: float = 0.0) -> datetime:
 def parse(text: str | None) -> datetime:
     assert text is not None
     return datetime.fromisoformat(text)
+
+
+# -- worker processes (tests/support/workflow_child.py) -----------------------------------------
+
+
+def spawn_worker(env: dict[str, str], flow: str, directory: Path, lease: float) -> Popen[bytes]:
+    """Start a workflow worker process polling the `flow` workflow's queue."""
+    child_env = {
+        **os.environ,
+        **env,
+        "PGQRS_CHILD_DIR": str(directory),
+        "PGQRS_CHILD_LEASE": str(lease),
+    }
+    root = Path(__file__).resolve().parents[2]
+    return Popen(
+        [sys.executable, "-m", "tests.support.workflow_child", flow], cwd=root, env=child_env
+    )
+
+
+async def wait_for_exit(process: Popen[bytes], seconds: float) -> int:
+    return await asyncio.to_thread(process.wait, seconds)
+
+
+async def stop_worker(process: Popen[bytes], seconds: float = 10) -> int:
+    """SIGTERM interrupts the worker's consumer; it exits once its loop has ended."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return await wait_for_exit(process, seconds)
+    except TimeoutExpired:
+        process.kill()
+        raise
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
+    """Poll `check` every 50 ms until it holds; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def effects(directory: Path) -> Counter[tuple[int, str]]:
+    """Side effects logged by worker processes: how many times each (run id, what) happened."""
+    path = directory / "effects.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return Counter((int(run), what) for run, what in (line.split(" ", 1) for line in lines))
