@@ -197,8 +197,7 @@ class Run:
         policy = _check_policy(retry) or self._retry_policy or StepRetryPolicy()
         store = self._store
         now = self._now()
-        async with store.db.transaction() as db:
-            record = await steps.acquire(db, self.id(), step_name, injected or now, now)
+        record = await steps.acquire(store.db, self.id(), step_name, injected or now, now)
         if record is None:
             self._notify()
             raise runs.cancelled(self.id())

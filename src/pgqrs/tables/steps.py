@@ -19,7 +19,7 @@ from ..store.executor import Queryable
 from ..types import StepRecord, WorkflowStatus
 from ..validation import encode_json
 from . import runs
-from .runs import CANCELLED, CANCELLING, ERROR, decode
+from .runs import CANCELLING, ERROR, decode
 
 
 def step_record(row: Sequence[Any]) -> StepRecord:
@@ -43,20 +43,19 @@ def step_record(row: Sequence[Any]) -> StepRecord:
 async def acquire(
     db: Queryable, run_id: int, name: str, eligible_at: datetime, now: datetime
 ) -> StepRecord | None:
-    """Acquire a step; call inside a transaction. None: the run is cancelled.
+    """Acquire a step (semantics §12.5). None: the run is cancelled.
 
     `eligible_at` is the (possibly injected) time compared with `retry_at`; `now` is the clock
-    for the stored timestamps. A pending cancellation is finalised here, so the caller must
-    commit before raising `WorkflowCancelledError`.
+    for the stored timestamps. The run's status is checked by the statement that takes the
+    step, so a cancellation request is never missed; it is finalised here.
     """
-    current = await runs.status(db, run_id)
-    if current == CANCELLING:
-        await runs.finalise_cancel(db, run_id, now)
+    params = {"run_id": run_id, "name": name, "now": now}
+    row = await db.fetchone(db.sql.STEP_ACQUIRE, params)
+    if row is None:
+        current = await runs.status(db, run_id)  # NotFoundError for a missing run
+        if current == CANCELLING:
+            await runs.finalise_cancel(db, run_id, now)
         return None
-    if current == CANCELLED:
-        return None
-    row = await db.fetchone(db.sql.STEP_ACQUIRE, {"run_id": run_id, "name": name, "now": now})
-    assert row is not None
     record = step_record(row)
     if record.status != ERROR:
         return record
@@ -72,7 +71,9 @@ async def acquire(
             f"Step not ready for execution (retry scheduled for {shown})", retry_at=shown
         )
     reopened = await db.fetchone(db.sql.STEP_REOPEN, {"id": record.id, "now": now})
-    assert reopened is not None
+    if reopened is None:  # a concurrent acquisition reopened it first; no lease, so run it too
+        reopened = await db.fetchone(db.sql.STEP_BY_NAME, params)
+        assert reopened is not None
     return step_record(reopened)
 
 

@@ -21,8 +21,8 @@ STEP_COLS = (
 _OPEN = "status IN ('QUEUED', 'RUNNING', 'PAUSED')"
 
 
-# In an upsert, the existing row is named by its (unqualified) table name; `excluded` would be
-# the proposed one.
+# In an upsert, the existing row is named by its (unqualified) table name (`excluded` would be
+# the proposed one); SQLite needs the `WHERE true` to parse INSERT ... SELECT ... ON CONFLICT.
 _T = "pgqrs_workflow_steps"
 _SETTLED = f"{_T}.status IN ('SUCCESS', 'ERROR')"
 
@@ -90,17 +90,25 @@ class WorkflowSql:
     )
 
     # -- steps ---------------------------------------------------------------------------------
+    # One statement, so one transaction: only a run that is not being cancelled gets a step.
     # Absent: a new RUNNING row. SUCCESS or ERROR: unchanged (the caller decides what follows).
-    # Otherwise RUNNING again with a new start. One statement, and it always returns the row.
+    # Otherwise RUNNING again with a new start. It returns the row, or nothing when the run is
+    # missing, CANCELLING or CANCELLED.
     STEP_ACQUIRE = (
+        "WITH open_run AS (SELECT id FROM {s}pgqrs_workflow_runs WHERE id = :run_id "
+        "AND status NOT IN ('CANCELLING', 'CANCELLED')) "
         "INSERT INTO {s}pgqrs_workflow_steps (run_id, step_name, status, retry_count, "
         "started_at, created_at, updated_at) "
-        "VALUES (:run_id, :name, 'RUNNING', 0, :now, :now, :now) "
+        "SELECT id, :name, 'RUNNING', 0, :now, :now, :now FROM open_run WHERE true "
         "ON CONFLICT (run_id, step_name) DO UPDATE SET "
         f"status = CASE WHEN {_SETTLED} THEN {_T}.status ELSE 'RUNNING' END, "
         f"started_at = CASE WHEN {_SETTLED} THEN {_T}.started_at ELSE :now END, "
         f"updated_at = CASE WHEN {_SETTLED} THEN {_T}.updated_at ELSE :now END "
         f"RETURNING {STEP_COLS}"
+    )
+    STEP_BY_NAME = (
+        f"SELECT {STEP_COLS} FROM {{s}}pgqrs_workflow_steps WHERE run_id = :run_id "
+        "AND step_name = :name"
     )
     STEP_REOPEN = (
         "UPDATE {s}pgqrs_workflow_steps SET status = 'RUNNING', error = NULL, retry_at = NULL, "
