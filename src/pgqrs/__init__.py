@@ -57,6 +57,7 @@ from .helpers import (
     produce_batch,
 )
 from .iterator import ConsumerIterator
+from .step_guard import StepGuard, StepResult
 from .store.connect import connect, connect_with
 from .store.facade import Store
 from .tables.handles import Messages, Queues, Workers
@@ -80,7 +81,7 @@ from .types import (
     WorkflowStatus,
 )
 from .workers import Consumer, Producer, WorkerHandle
-from .workflow_run import Run, StepGuard, StepResult
+from .workflow_run import Run
 
 __all__ = [
     "Admin",

@@ -22,9 +22,10 @@ from .errors import (
     WorkflowCancelledError,
 )
 from .policy import StepRetryPolicy
+from .step_guard import retry_after_of
 from .tables.runs import cancelled
 from .types import WorkflowStatus
-from .workflow_run import Run, retry_after_of
+from .workflow_run import Run
 
 __all__ = ["WorkflowDef", "step", "workflow"]
 

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 from .._clock import Time, parse_time
 from ..errors import PgqrsError, TimeoutError, ValidationError, WorkflowFailedError
 from ..policy import StepRetryPolicy
+from ..step_guard import StepResult
 from ..tables import messages, runs, workflows
 from ..tables import workers as worker_rows
 from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
 from ..types import QueueMessage, WorkflowRecord, WorkflowStatus
 from ..validation import PayloadRules, encode_json, encode_payloads, validate_queue_name
 from ..workers import Producer
-from ..workflow_run import Run, StepResult, check_step_name, run_key
+from ..workflow_run import Run, check_step_name, run_key
 
 if TYPE_CHECKING:
     from ..store.facade import Store
