@@ -115,7 +115,7 @@ class _Delivery:
         released = await runs.release_for_scheduling(
             self.store.db, self.message.id, self.runner.consumer.worker_id, vt
         )
-        if released:
+        if released and vt <= self.t:  # visible at once: wake idle loops (later ones poll)
             self.store.wakeups.notify(queue_key(self.message.queue_id))
 
     async def after_failure(self, run_id: int) -> None:
