@@ -32,9 +32,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     for mark in metafunc.definition.iter_markers("parametrize"):
         names = mark.args[0]
-        if "backend" in (
-            [n.strip() for n in names.split(",")] if isinstance(names, str) else names
-        ):
+        listed = [n.strip() for n in names.split(",")] if isinstance(names, str) else names
+        if "backend" in listed:
             return  # the test parametrizes `backend` itself
     marker = metafunc.definition.get_closest_marker("backends")
     chosen = [b for b in BACKENDS if marker is None or b in marker.args]

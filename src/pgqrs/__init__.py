@@ -3,10 +3,21 @@
 API-compatible with the Python bindings of pgqrs (the Rust library) 0.15.x.
 """
 
+from . import decorators as decorators  # the submodule: pgqrs.decorators.workflow / step
 from ._version import __version__
 from .admin import Admin, admin
 from .builders.dequeue import DequeueBuilder
+from .builders.workflow import (
+    RunBuilder,
+    StepBuilder,
+    WorkflowBuilder,
+    WorkflowTriggerBuilder,
+    run,
+    step,
+    workflow,
+)
 from .config import Config
+from .decorators import WorkflowDef
 from .errors import (
     ConfigError,
     InternalError,
@@ -46,9 +57,11 @@ from .helpers import (
     produce_batch,
 )
 from .iterator import ConsumerIterator
+from .step_guard import StepGuard, StepResult
 from .store.connect import connect, connect_with
 from .store.facade import Store
 from .tables.handles import Messages, Queues, Workers
+from .tables.workflow_handles import WorkflowRuns, Workflows, WorkflowSteps
 from .types import (
     BackoffStrategy,
     DurabilityMode,
@@ -68,12 +81,13 @@ from .types import (
     WorkflowStatus,
 )
 from .workers import Consumer, Producer, WorkerHandle
+from .workflow_run import Run
 
 __all__ = [
     "Admin",
     "BackoffStrategy",
-    "ConfigError",
     "Config",
+    "ConfigError",
     "Consumer",
     "ConsumerIterator",
     "DequeueBuilder",
@@ -94,11 +108,16 @@ __all__ = [
     "Queues",
     "RateLimitedError",
     "RetriesExhaustedError",
+    "Run",
+    "RunBuilder",
     "RunRecord",
     "SerializationError",
     "StateTransitionError",
+    "StepBuilder",
+    "StepGuard",
     "StepNotReadyError",
     "StepRecord",
+    "StepResult",
     "StepResultStatus",
     "StepRetryPolicy",
     "Store",
@@ -114,10 +133,16 @@ __all__ = [
     "WorkerNotFoundError",
     "WorkerStatus",
     "Workers",
+    "WorkflowBuilder",
     "WorkflowCancelledError",
+    "WorkflowDef",
     "WorkflowFailedError",
     "WorkflowRecord",
+    "WorkflowRuns",
     "WorkflowStatus",
+    "WorkflowSteps",
+    "WorkflowTriggerBuilder",
+    "Workflows",
     "__version__",
     "admin",
     "archive",
@@ -135,4 +160,7 @@ __all__ = [
     "extend_vt",
     "produce",
     "produce_batch",
+    "run",
+    "step",
+    "workflow",
 ]

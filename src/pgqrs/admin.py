@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .store import migrate
 from .tables import messages, queues
 from .tables import workers as worker_rows
 from .types import QueueInfo, WorkerInfo
 from .validation import validate_queue_name
+from .workflow_admin import create_workflow
+
+if TYPE_CHECKING:
+    from .workflow_run import Run
 
 if TYPE_CHECKING:
     from .store.facade import Store
@@ -54,6 +58,10 @@ class Admin:
     async def release_worker_messages(self, worker_id: int) -> int:
         store = self._store
         return await messages.release_worker(store.db, worker_id, store.clock.now())
+
+    async def create_workflow(self, name: str, arg: Any = None) -> Run:
+        """Create the definition if missing, enqueue one trigger and create its QUEUED run."""
+        return await create_workflow(self._store, name, arg)
 
     async def list_workers(self) -> list[WorkerInfo]:
         return await worker_rows.list_all(self._store.db)

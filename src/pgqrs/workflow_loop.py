@@ -1,20 +1,196 @@
-"""`handle_workflow`: running workflow runs from a poll loop (semantics §11). Not built yet."""
+"""`handle_workflow`: running workflow runs from a poll loop (semantics §11).
+
+Claimed trigger messages are processed one after another, in claim order. Each gets its run
+(created on first delivery, found again after a crash); finished runs are archived without
+calling the handler; otherwise the handler's outcome decides what happens to the message
+(§11.2). Planned waits (a step's retry time, a pause) release the message "for scheduling":
+visible again at the planned time, with the claim given back so waiting never makes it poison.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from .poller import Handler
-from .types import QueueMessage
+from ._clock import parse_time, seconds
+from .errors import (
+    PausedError,
+    RetriesExhaustedError,
+    StateTransitionError,
+    StepNotReadyError,
+    TransientStepError,
+    WorkflowCancelledError,
+)
+from .policy import message_backoff_seconds
+from .poller import Handler, call_handler
+from .step_guard import retry_after_of
+from .tables import runs
+from .tables.runs import CANCELLING, OPEN, PAUSED
+from .types import QueueMessage, RunRecord
+from .validation import encode_json
+from .workers import queue_key
+from .workflow_run import Run, run_key
 
 if TYPE_CHECKING:
     from .poller import Runner
 
+log = logging.getLogger("pgqrs")
+
 
 class WorkflowSettler:
+    """Settles each claimed trigger message according to its run (semantics §11)."""
+
     def __init__(self, fn: Handler, *, reraise: bool = False) -> None:
         self.fn = fn
-        self.reraise = reraise
+        self.reraise = reraise  # `execute()` re-raises a handler's unexpected exception
 
     async def process(self, runner: Runner, claimed: list[QueueMessage]) -> None:
-        raise NotImplementedError("handle_workflow arrives with the workflows issue")
+        first_error: Exception | None = None
+        for message in claimed:
+            error = await _Delivery(runner, message).settle(self.fn)
+            runner.in_flight = [mid for mid in runner.in_flight if mid != message.id]
+            if first_error is None:
+                first_error = error
+        if first_error is not None and self.reraise:
+            raise first_error
+
+
+class _Delivery:
+    """One claimed trigger message and its run."""
+
+    def __init__(self, runner: Runner, message: QueueMessage) -> None:
+        self.runner = runner
+        self.store = runner.store
+        self.message = message
+        self.t = runner.message_time()
+
+    async def settle(self, fn: Handler) -> Exception | None:
+        """Run the handler if the run is still open; the unexpected exception it raised, if any.
+
+        A missing workflow (`NotFoundError`) and non-`Exception` `BaseException`s propagate: the
+        runner releases what is still in flight and the loop ends.
+        """
+        store, message = self.store, self.message
+        record = await runs.get_or_create(
+            store.db, message.id, message.queue_id, message.raw_payload, store.clock.now()
+        )
+        store.messages.remember_workflow_queue(message.queue_id)
+        if record.status not in OPEN:
+            await self.finalise_if_cancelling(record.id, record.status)
+            await self.archive()
+            return None
+        run = Run._wrap(store, record, current_time=self.runner.settings.at)
+        try:
+            await call_handler(fn, run)
+        except (TransientStepError, StepNotReadyError) as exc:
+            await self.release_for_scheduling(await self.retry_time(record.id, exc))
+        except PausedError as exc:
+            await self.release_for_scheduling(await self.resume_time(record.id, exc))
+        except WorkflowCancelledError:
+            await self.end_cancelled(record.id)
+            await self.archive()
+        except RetriesExhaustedError as exc:
+            await self.fail_if_open(record.id, str(exc))
+            await self.archive()
+        except Exception as exc:
+            log.warning(
+                "pgqrs: workflow handler failed for run %s (message %s)",
+                record.id,
+                message.id,
+                exc_info=True,
+            )
+            await self.after_failure(record.id)
+            return exc
+        else:
+            await self.finalise_if_cancelling(record.id)
+            await self.archive()
+        return None
+
+    # -- settling ------------------------------------------------------------------------------
+    async def archive(self) -> None:
+        await self.runner.archive([self.message.id])
+
+    async def release_for_scheduling(self, vt: datetime) -> None:
+        released = await runs.release_for_scheduling(
+            self.store.db, self.message.id, self.runner.consumer.worker_id, vt
+        )
+        if released and vt <= self.t:  # visible at once: wake idle loops (later ones poll)
+            self.store.wakeups.notify(queue_key(self.message.queue_id))
+
+    async def after_failure(self, run_id: int) -> None:
+        """An unexpected exception: a run that is over is archived (a pending cancellation is
+        finalised first); an open run is retried with the message backoff, which counts towards
+        `max_read_ct` like any failed message."""
+        current = await runs.status(self.store.db, run_id)
+        if await self.finalise_if_cancelling(run_id, current) or current.is_terminal:
+            await self.archive()
+        else:
+            await self.runner.release_with_backoff([self.message])
+
+    async def finalise_if_cancelling(self, run_id: int, current: Any = None) -> bool:
+        """CANCELLING → CANCELLED (semantics §12.9); whether the run is now CANCELLED by us."""
+        if current is not None and current != CANCELLING:
+            return False
+        if await runs.finalise_cancel(self.store.db, run_id, self.store.clock.now()):
+            self.store.wakeups.notify(run_key(self.message.id))
+            return True
+        return False
+
+    async def end_cancelled(self, run_id: int) -> None:
+        """The handler reported a cancellation: make sure the run ends CANCELLED."""
+        db, now = self.store.db, self.store.clock.now()
+        if await runs.status(db, run_id) in OPEN:
+            try:
+                await runs.cancel(db, run_id, now)
+            except StateTransitionError:
+                return  # it finished meanwhile; its status stands
+        await self.finalise_if_cancelling(run_id)
+
+    async def fail_if_open(self, run_id: int, error: str) -> None:
+        db, now = self.store.db, self.store.clock.now()
+        try:
+            await runs.finish(db, run_id, runs.ERROR, now, error=encode_json(error))
+        except (StateTransitionError, WorkflowCancelledError):
+            pass  # already finished, or the pending cancellation was finalised instead
+        self.store.wakeups.notify(run_key(self.message.id))
+
+    # -- when to come back ---------------------------------------------------------------------
+    def backoff_time(self) -> datetime:
+        return self.t + seconds(message_backoff_seconds(self.message.read_ct))
+
+    async def retry_time(
+        self, run_id: int, exc: TransientStepError | StepNotReadyError
+    ) -> datetime:
+        """The first that applies: the exception's own future `retry_at`; now, when a step has
+        exhausted its retries (the next delivery surfaces `RetriesExhaustedError`); the earliest
+        future `retry_at` of the run's failed steps; the message backoff."""
+        planned = _time_or_none(getattr(exc, "retry_at", None))
+        if planned is not None and planned > self.t:
+            return planned
+        retries = await runs.error_step_retries(self.store.db, run_id)
+        if any(at is None for at in retries):
+            return self.t
+        future = [at for at in retries if at is not None and at > self.t]
+        return min(future) if future else self.backoff_time()
+
+    async def resume_time(self, run_id: int, exc: PausedError) -> datetime:
+        """`paused_at + resume_after` of a PAUSED run; else `t + exc.resume_after`; else the
+        message backoff."""
+        record: RunRecord = await runs.get(self.store.db, run_id)
+        error = record.error if isinstance(record.error, dict) else {}
+        resume_after = retry_after_of(error.get("resume_after"))
+        if record.status == PAUSED and resume_after is not None and record.paused_at:
+            return parse_time(record.paused_at) + seconds(resume_after)
+        own = retry_after_of(getattr(exc, "resume_after", None))
+        return self.t + seconds(own) if own is not None else self.backoff_time()
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    """A time attribute set by the library or by user code; unparsable means absent."""
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except (TypeError, ValueError):
+        return None

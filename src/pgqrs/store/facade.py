@@ -10,6 +10,7 @@ from ..iterator import ConsumerIterator
 from ..tables import queues
 from ..tables.handles import Messages, Queues, Workers
 from ..tables.messages import MessageReader
+from ..tables.workflow_handles import WorkflowRuns, Workflows, WorkflowSteps
 from ..types import QueueInfo
 from ..validation import validate_queue_name
 from ..workers import Consumer, Producer, WorkerHandle
@@ -100,6 +101,15 @@ class Store:
     async def get_messages(self) -> Messages:
 
         return Messages(self)
+
+    async def get_workflows(self) -> Workflows:
+        return Workflows(self)
+
+    async def get_workflow_runs(self) -> WorkflowRuns:
+        return WorkflowRuns(self)
+
+    async def get_workflow_steps(self) -> WorkflowSteps:
+        return WorkflowSteps(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def bootstrap(self) -> None:

@@ -16,9 +16,10 @@ from .bookkeeping import BookkeepingPostgres, BookkeepingSql
 from .messages import MessagePostgres, MessageSql
 from .queues import QueueSql
 from .workers import WorkerSql
+from .workflows import WorkflowSql
 
 
-class Sql(QueueSql, WorkerSql, MessageSql, BookkeepingSql):
+class Sql(QueueSql, WorkerSql, MessageSql, WorkflowSql, BookkeepingSql):
     """All statements, SQLite spelling. Attributes in upper case are statements."""
 
 

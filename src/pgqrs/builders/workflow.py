@@ -1,0 +1,283 @@
+"""`pgqrs.workflow()`, `pgqrs.run()`, `pgqrs.step()`: the workflow builders (api.md §11).
+
+Setters are sync and chainable; terminal methods (`create`, `execute`, `get`, `result`) are
+async and the only places that touch the store.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from .._clock import Time, parse_time
+from ..errors import PgqrsError, TimeoutError, ValidationError, WorkflowFailedError
+from ..policy import StepRetryPolicy
+from ..step_guard import StepResult
+from ..tables import messages, runs, workflows
+from ..tables import workers as worker_rows
+from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
+from ..types import QueueMessage, WorkflowRecord, WorkflowStatus
+from ..validation import PayloadRules, encode_json, encode_payloads, validate_queue_name
+from ..workers import Producer
+from ..workflow_run import Run, check_step_name, run_key
+
+if TYPE_CHECKING:
+    from ..store.facade import Store
+
+# `result()` re-reads the run at least this often (semantics §12.10); in-process changes wake it
+# sooner.
+RESULT_POLL_SECONDS = 0.5
+
+
+def _check_store(store: Any) -> Store:
+    from ..store.facade import Store
+
+    if not isinstance(store, Store):
+        raise TypeError(f"store() needs a pgqrs.Store, got {type(store).__name__}")
+    return store
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"workflow name must be a str, not {type(name).__name__}")
+    return name
+
+
+async def lookup_definition(store: Store, name: str) -> WorkflowRecord:
+    record = await workflows.get_by_name(store.db, name)
+    store.messages.remember_workflow_queue(record.queue_id)
+    return record
+
+
+async def create_definition(store: Store, name: str) -> WorkflowRecord:
+    async with store.db.transaction() as db:
+        record = await workflows.get_or_create(db, name, store.clock.now())
+    store.messages.remember_workflow_queue(record.queue_id)
+    return record
+
+
+def trigger_payload(store: Store, value: Any) -> str:
+    """The stored text of a trigger, `{"input": X}`, checked like any payload (semantics §8.1)."""
+    rules = PayloadRules.from_config(store.settings)
+    return encode_payloads([{"input": value}], rules, batch=False)[0]
+
+
+class WorkflowBuilder:
+    def __init__(self) -> None:
+        self._name: str | None = None
+        self._store: Store | None = None
+
+    def name(self, name: str) -> WorkflowBuilder:
+        self._name = _check_name(name)
+        return self
+
+    def store(self, store: Store) -> WorkflowBuilder:
+        self._store = _check_store(store)
+        return self
+
+    def id(self, id: int) -> WorkflowBuilder:
+        """Accepted for compatibility with pgqrs and ignored: ids are assigned by the database."""
+        return self
+
+    def __repr__(self) -> str:
+        return f"<pgqrs.WorkflowBuilder name={self._name!r}>"
+
+    def _target(self) -> tuple[Store, str]:
+        if self._store is None:
+            raise ValueError("store is required")
+        if self._name is None:
+            raise ValueError("name is required")
+        return self._store, validate_queue_name(self._name, "workflow")
+
+    async def create(self) -> WorkflowRecord:
+        """The definition (and its queue), created if missing; idempotent (semantics §12.1)."""
+        store, name = self._target()
+        return await create_definition(store, name)
+
+    def trigger(self, input: Any) -> WorkflowTriggerBuilder:
+        encode_json({"input": input})  # unencodable input fails here, at once
+        return WorkflowTriggerBuilder(self._store, self._name, input)
+
+
+class WorkflowTriggerBuilder:
+    def __init__(self, store: Store | None, name: str | None, input: Any) -> None:
+        self._store = store
+        self._name = name
+        self._input = input
+
+    def __repr__(self) -> str:
+        return f"<pgqrs.WorkflowTriggerBuilder name={self._name!r}>"
+
+    async def execute(self) -> QueueMessage:
+        """Enqueue `{"input": X}` on the workflow's queue; the message reads back as X."""
+        if self._store is None:
+            raise ValueError("store is required")
+        if self._name is None:
+            raise ValueError("name is required")
+        store, name = self._store, validate_queue_name(self._name, "workflow")
+        trigger_payload(store, self._input)  # every payload rule, before anything is written
+        await lookup_definition(store, name)
+        producer: Producer = await Producer._register_ephemeral(store, name)
+        try:
+            message_id = await producer.enqueue({"input": self._input})
+        finally:
+            await worker_rows.try_transition(
+                store.db,
+                producer.worker_id,
+                STOPPED,
+                (READY, POLLING, SUSPENDED, INTERRUPTED),
+                store.clock.now(),
+            )
+        row = await messages.get_row(store.db, message_id)
+        return (await store.messages.read(store.db, [row]))[0]
+
+
+class RunBuilder:
+    def __init__(self) -> None:
+        self._message: QueueMessage | None = None
+        self._store: Store | None = None
+
+    def message(self, message: QueueMessage) -> RunBuilder:
+        if not isinstance(message, QueueMessage):
+            raise TypeError(f"message() needs a pgqrs.QueueMessage, got {type(message).__name__}")
+        self._message = message
+        return self
+
+    def store(self, store: Store) -> RunBuilder:
+        self._store = _check_store(store)
+        return self
+
+    def __repr__(self) -> str:
+        mid = None if self._message is None else self._message.id
+        return f"<pgqrs.RunBuilder message_id={mid}>"
+
+    def _target(self) -> tuple[Store, QueueMessage]:
+        if self._store is None:
+            raise ValidationError("Validation failed: store is required")
+        if self._message is None:
+            raise ValidationError("Validation failed: message is required")
+        return self._store, self._message
+
+    async def execute(self) -> Run:
+        """The message's run, created QUEUED when it has none (semantics §12.3)."""
+        store, message = self._target()
+        record = await runs.get_or_create(
+            store.db, message.id, message.queue_id, message.raw_payload, store.clock.now()
+        )
+        store.messages.remember_workflow_queue(message.queue_id)
+        return Run._wrap(store, record)
+
+    async def get(self) -> Any:
+        """The output once SUCCESS; None while the run is missing or not finished."""
+        store, message = self._target()
+        return await outcome(store, message.id)
+
+    async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (api.md §11)
+        """Wait for a terminal status; the same outcomes as `get()`."""
+        store, message = self._target()
+        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
+            raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = await runs.find_by_message(store.db, message.id)
+            if record is not None and record.status.is_terminal:
+                return _outcome_of(record)
+            wait = RESULT_POLL_SECONDS
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"Operation timeout: no result for message {message.id} after {timeout}s"
+                    )
+                wait = min(wait, remaining)
+            await store.wakeups.wait((run_key(message.id),), wait)
+
+
+async def outcome(store: Store, message_id: int) -> Any:
+    record = await runs.find_by_message(store.db, message_id)
+    if record is None or not record.status.is_terminal:
+        return None
+    return _outcome_of(record)
+
+
+def _outcome_of(record: Any) -> Any:
+    if record.status == WorkflowStatus.Success:
+        return record.output
+    if record.status == WorkflowStatus.Error:
+        raise WorkflowFailedError(
+            f"Workflow run {record.id} failed: {encode_json(record.error)}",
+            run_id=record.id,
+            error=record.error,
+        )
+    raise runs.cancelled(record.id)
+
+
+class StepBuilder:
+    def __init__(self) -> None:
+        self._run: Run | None = None
+        self._name: str | None = None
+        self._time: Any = None
+        self._retry: StepRetryPolicy | None = None
+
+    def run(self, run: Run) -> StepBuilder:
+        if not isinstance(run, Run):
+            raise TypeError(f"run() needs a pgqrs.Run, got {type(run).__name__}")
+        self._run = run
+        return self
+
+    def name(self, name: str) -> StepBuilder:
+        if not isinstance(name, str):
+            raise TypeError(f"step name must be a str, not {type(name).__name__}")
+        self._name = name
+        return self
+
+    id = name
+
+    def with_time(self, time: Time) -> StepBuilder:
+        self._time = parse_time(time)
+        return self
+
+    def retry(self, policy: StepRetryPolicy) -> StepBuilder:
+        if not isinstance(policy, StepRetryPolicy):
+            raise TypeError(f"retry() needs a pgqrs.StepRetryPolicy, got {type(policy).__name__}")
+        self._retry = policy
+        return self
+
+    def __repr__(self) -> str:
+        return f"<pgqrs.StepBuilder name={self._name!r}>"
+
+    async def execute(self) -> StepResult:
+        if self._run is None:
+            raise PgqrsError("Run is required")
+        if not self._name:
+            raise PgqrsError("Step name is required")
+        return await self._run.acquire_step(
+            check_step_name(self._name), current_time=self._time, retry=self._retry
+        )
+
+
+def workflow() -> WorkflowBuilder:
+    return WorkflowBuilder()
+
+
+def run() -> RunBuilder:
+    return RunBuilder()
+
+
+def step() -> StepBuilder:
+    return StepBuilder()
+
+
+__all__ = [
+    "RunBuilder",
+    "StepBuilder",
+    "WorkflowBuilder",
+    "WorkflowTriggerBuilder",
+    "create_definition",
+    "lookup_definition",
+    "outcome",
+    "run",
+    "step",
+    "trigger_payload",
+    "workflow",
+]

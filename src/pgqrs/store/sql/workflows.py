@@ -1,0 +1,137 @@
+"""Statements on `pgqrs_workflows`, `pgqrs_workflow_runs` and `pgqrs_workflow_steps`.
+
+Run transitions are guarded in the WHERE clause with the statuses they may start from
+(semantics §12.4); an UPDATE that changes nothing means the move was illegal. Status labels are
+written as literals so Postgres coerces them to its enum type without casts.
+"""
+
+from __future__ import annotations
+
+WORKFLOW_COLS = "id, name, queue_id, created_at"
+RUN_COLS = (
+    "id, workflow_id, message_id, status, input, output, error, created_at, updated_at, "
+    "started_at, paused_at, completed_at"
+)
+STEP_COLS = (
+    "id, run_id, step_name, status, input, output, error, retry_count, retry_at, created_at, "
+    "updated_at, started_at, completed_at"
+)
+
+# The statuses a run can still leave by finishing, pausing or being cancelled.
+_OPEN = "status IN ('QUEUED', 'RUNNING', 'PAUSED')"
+
+
+# In an upsert, the existing row is named by its (unqualified) table name (`excluded` would be
+# the proposed one); SQLite needs the `WHERE true` to parse INSERT ... SELECT ... ON CONFLICT.
+_T = "pgqrs_workflow_steps"
+_SETTLED = f"{_T}.status IN ('SUCCESS', 'ERROR')"
+
+
+class WorkflowSql:
+    # -- definitions ---------------------------------------------------------------------------
+    WF_INSERT_IF_ABSENT = (
+        "INSERT INTO {s}pgqrs_workflows (name, queue_id, created_at) "
+        "VALUES (:name, :queue_id, :now) ON CONFLICT (name) DO NOTHING "
+        f"RETURNING {WORKFLOW_COLS}"
+    )
+    WF_BY_NAME = f"SELECT {WORKFLOW_COLS} FROM {{s}}pgqrs_workflows WHERE name = :name"
+    WF_LIST = f"SELECT {WORKFLOW_COLS} FROM {{s}}pgqrs_workflows ORDER BY id"
+    # The workflow of a message's queue is the one named like the queue (semantics §12.3).
+    WF_FOR_QUEUE = (
+        "SELECT q.queue_name, w.id FROM {s}pgqrs_queues q "
+        "LEFT JOIN {s}pgqrs_workflows w ON w.name = q.queue_name WHERE q.id = :queue_id"
+    )
+
+    # -- runs ----------------------------------------------------------------------------------
+    RUN_INSERT_IF_ABSENT = (
+        "INSERT INTO {s}pgqrs_workflow_runs (workflow_id, message_id, status, input, "
+        "created_at, updated_at) VALUES (:workflow_id, :message_id, 'QUEUED', :input, :now, :now) "
+        f"ON CONFLICT (message_id) DO NOTHING RETURNING {RUN_COLS}"
+    )
+    RUN_BY_ID = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE id = :id"
+    RUN_BY_MESSAGE = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :id"
+    RUN_LIST = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs ORDER BY created_at DESC, id DESC"
+    RUN_STATUS = "SELECT status FROM {s}pgqrs_workflow_runs WHERE id = :id"
+    RUN_START = (
+        "UPDATE {s}pgqrs_workflow_runs SET status = 'RUNNING', "
+        "started_at = COALESCE(started_at, :now), updated_at = :now "
+        "WHERE id = :id AND status IN ('QUEUED', 'PAUSED') RETURNING id"
+    )
+    RUN_SUCCEED = (
+        "UPDATE {s}pgqrs_workflow_runs SET status = 'SUCCESS', output = :output, "
+        f"completed_at = :now, updated_at = :now WHERE id = :id AND {_OPEN} RETURNING id"
+    )
+    RUN_FAIL = (
+        "UPDATE {s}pgqrs_workflow_runs SET status = 'ERROR', error = :error, "
+        f"completed_at = :now, updated_at = :now WHERE id = :id AND {_OPEN} RETURNING id"
+    )
+    RUN_PAUSE = (
+        "UPDATE {s}pgqrs_workflow_runs SET status = 'PAUSED', error = :error, "
+        f"paused_at = :now, updated_at = :now WHERE id = :id AND {_OPEN} RETURNING id"
+    )
+    RUN_CANCEL = (
+        "UPDATE {s}pgqrs_workflow_runs SET status = 'CANCELLING', updated_at = :now "
+        f"WHERE id = :id AND {_OPEN} RETURNING id"
+    )
+    RUN_FINALISE_CANCEL = (
+        "UPDATE {s}pgqrs_workflow_runs SET status = 'CANCELLED', completed_at = :now, "
+        "updated_at = :now WHERE id = :id AND status = 'CANCELLING' RETURNING id"
+    )
+    # When the failed steps of a run may be tried again (NULL: retries exhausted).
+    RUN_ERROR_STEP_RETRIES = (
+        "SELECT retry_at FROM {s}pgqrs_workflow_steps WHERE run_id = :id AND status = 'ERROR'"
+    )
+    # "Release for scheduling" (semantics §11.2): a planned retry or pause gives the claim back
+    # to the message's budget, so waiting never turns a healthy run into poison.
+    MSG_RELEASE_FOR_SCHEDULING = (
+        "UPDATE {s}pgqrs_messages SET vt = :vt, consumer_worker_id = NULL, "
+        "read_ct = CASE WHEN COALESCE(read_ct, 0) > 0 THEN read_ct - 1 ELSE 0 END "
+        "WHERE id = :id AND consumer_worker_id = :worker_id AND archived_at IS NULL RETURNING id"
+    )
+
+    # -- steps ---------------------------------------------------------------------------------
+    # One statement, so one transaction: only a run that is not being cancelled gets a step.
+    # Absent: a new RUNNING row. SUCCESS or ERROR: unchanged (the caller decides what follows).
+    # Otherwise RUNNING again with a new start. It returns the row, or nothing when the run is
+    # missing, CANCELLING or CANCELLED.
+    STEP_ACQUIRE = (
+        "WITH open_run AS (SELECT id FROM {s}pgqrs_workflow_runs WHERE id = :run_id "
+        "AND status NOT IN ('CANCELLING', 'CANCELLED')) "
+        "INSERT INTO {s}pgqrs_workflow_steps (run_id, step_name, status, retry_count, "
+        "started_at, created_at, updated_at) "
+        "SELECT id, :name, 'RUNNING', 0, :now, :now, :now FROM open_run WHERE true "
+        "ON CONFLICT (run_id, step_name) DO UPDATE SET "
+        f"status = CASE WHEN {_SETTLED} THEN {_T}.status ELSE 'RUNNING' END, "
+        f"started_at = CASE WHEN {_SETTLED} THEN {_T}.started_at ELSE :now END, "
+        f"updated_at = CASE WHEN {_SETTLED} THEN {_T}.updated_at ELSE :now END "
+        f"RETURNING {STEP_COLS}"
+    )
+    STEP_BY_NAME = (
+        f"SELECT {STEP_COLS} FROM {{s}}pgqrs_workflow_steps WHERE run_id = :run_id "
+        "AND step_name = :name"
+    )
+    STEP_REOPEN = (
+        "UPDATE {s}pgqrs_workflow_steps SET status = 'RUNNING', error = NULL, retry_at = NULL, "
+        "last_retry_at = :now, started_at = :now, updated_at = :now "
+        f"WHERE id = :id AND status = 'ERROR' RETURNING {STEP_COLS}"
+    )
+    STEP_SUCCEED = (
+        "UPDATE {s}pgqrs_workflow_steps SET status = 'SUCCESS', output = :output, error = NULL, "
+        "retry_at = NULL, completed_at = :now, updated_at = :now "
+        "WHERE run_id = :run_id AND step_name = :name"
+    )
+    STEP_FAIL = (
+        "UPDATE {s}pgqrs_workflow_steps SET status = 'ERROR', error = :error, "
+        "retry_at = :retry_at, retry_count = :retry_count, updated_at = :now "
+        "WHERE run_id = :run_id AND step_name = :name"
+    )
+    STEP_RETRY_COUNT = (
+        "SELECT retry_count FROM {s}pgqrs_workflow_steps WHERE run_id = :run_id "
+        "AND step_name = :name"
+    )
+    STEP_LIST = (
+        f"SELECT {STEP_COLS} FROM {{s}}pgqrs_workflow_steps ORDER BY created_at DESC, id DESC"
+    )
+    STEP_LIST_BY_RUN = (
+        f"SELECT {STEP_COLS} FROM {{s}}pgqrs_workflow_steps WHERE run_id = :run_id ORDER BY id"
+    )

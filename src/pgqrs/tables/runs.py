@@ -1,0 +1,188 @@
+"""Workflow runs (`pgqrs_workflow_runs`): get-or-create for a message, guarded transitions.
+
+Every transition is one conditional UPDATE (semantics §12.4). When it changes nothing, the
+status actually stored decides what the caller sees: a no-op (`start` on RUNNING, `cancel` on
+CANCELLING), the finalisation of a pending cancellation, or an error naming that status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .._clock import db_to_api, from_db
+from ..errors import NotFoundError, StateTransitionError, ValidationError, WorkflowCancelledError
+from ..store.executor import Queryable
+from ..types import RunRecord, WorkflowStatus
+from ..validation import decode_json, encode_json
+from . import workflows
+
+QUEUED, RUNNING, PAUSED = WorkflowStatus.Queued, WorkflowStatus.Running, WorkflowStatus.Paused
+CANCELLING, CANCELLED = WorkflowStatus.Cancelling, WorkflowStatus.Cancelled
+SUCCESS, ERROR = WorkflowStatus.Success, WorkflowStatus.Error
+OPEN = (QUEUED, RUNNING, PAUSED)
+
+# A guarded UPDATE that lost a race to another transition is tried again this many times.
+_ATTEMPTS = 3
+
+
+def decode(value: Any) -> Any:
+    """A JSON column as a Python value (columns are read back as text on every backend)."""
+    return decode_json(value) if isinstance(value, str) else value
+
+
+def run_record(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        id=int(row[0]),
+        workflow_id=int(row[1]),
+        message_id=int(row[2]),
+        status=WorkflowStatus.parse(row[3]),
+        input=decode(row[4]),
+        output=decode(row[5]),
+        error=decode(row[6]),
+        created_at=db_to_api(row[7]) or "",
+        updated_at=db_to_api(row[8]) or "",
+        started_at=db_to_api(row[9]),
+        paused_at=db_to_api(row[10]),
+        completed_at=db_to_api(row[11]),
+    )
+
+
+def cancelled(run_id: int) -> WorkflowCancelledError:
+    return WorkflowCancelledError(f"Workflow cancelled for run {run_id}", run_id=run_id)
+
+
+def not_found(run_id: int) -> NotFoundError:
+    return NotFoundError(f"Run {run_id} not found")
+
+
+async def get(db: Queryable, run_id: int) -> RunRecord:
+    row = await db.fetchone(db.sql.RUN_BY_ID, {"id": run_id})
+    if row is None:
+        raise not_found(run_id)
+    return run_record(row)
+
+
+async def find_by_message(db: Queryable, message_id: int) -> RunRecord | None:
+    row = await db.fetchone(db.sql.RUN_BY_MESSAGE, {"id": message_id})
+    return run_record(row) if row else None
+
+
+async def list_all(db: Queryable) -> list[RunRecord]:
+    return [run_record(row) for row in await db.fetch(db.sql.RUN_LIST)]
+
+
+async def status(db: Queryable, run_id: int) -> WorkflowStatus:
+    row = await db.fetchone(db.sql.RUN_STATUS, {"id": run_id})
+    if row is None:
+        raise not_found(run_id)
+    return WorkflowStatus.parse(row[0])
+
+
+async def get_or_create(
+    db: Queryable, message_id: int, queue_id: int, raw_payload: Any, now: datetime
+) -> RunRecord:
+    """The run of a trigger message, created QUEUED when it has none (semantics §12.3).
+
+    An existing run is how a crashed run is resumed. Two creators racing on the unique
+    `message_id` both end with the row that won.
+    """
+    existing = await find_by_message(db, message_id)
+    if existing is not None:
+        return existing
+    params = {
+        "workflow_id": await workflows.id_for_queue(db, queue_id),
+        "message_id": message_id,
+        "input": encode_json(raw_payload),
+        "now": now,
+    }
+    row = await db.fetchone(db.sql.RUN_INSERT_IF_ABSENT, params)
+    if row is not None:
+        return run_record(row)
+    created = await find_by_message(db, message_id)
+    assert created is not None
+    return created
+
+
+def _finished(current: WorkflowStatus, target: WorkflowStatus, run_id: int) -> StateTransitionError:
+    return StateTransitionError(
+        f"Invalid state transition from {current.db} to {target.db}: "
+        f"run {run_id} is already finished"
+    )
+
+
+async def start(db: Queryable, run_id: int, now: datetime) -> None:
+    """QUEUED or PAUSED → RUNNING; RUNNING stays; every other status is refused."""
+    for _ in range(_ATTEMPTS):
+        if await db.fetchone(db.sql.RUN_START, {"id": run_id, "now": now}):
+            return
+        current = await status(db, run_id)
+        if current == RUNNING:
+            return
+        if current not in (QUEUED, PAUSED):
+            raise ValidationError(
+                f"Validation failed: Run {run_id} is in terminal {current.db} state"
+            )
+    raise _finished(await status(db, run_id), RUNNING, run_id)
+
+
+async def finish(
+    db: Queryable,
+    run_id: int,
+    target: WorkflowStatus,
+    now: datetime,
+    *,
+    output: str | None = None,
+    error: str | None = None,
+) -> None:
+    """success / fail / pause: from QUEUED, RUNNING or PAUSED only.
+
+    A pending cancellation is finalised instead and reported as `WorkflowCancelledError`.
+    """
+    sql = {SUCCESS: db.sql.RUN_SUCCEED, ERROR: db.sql.RUN_FAIL, PAUSED: db.sql.RUN_PAUSE}[target]
+    params = {"id": run_id, "now": now, "output": output, "error": error}
+    current = target
+    for _ in range(_ATTEMPTS):
+        if await db.fetchone(sql, params):
+            return
+        current = await status(db, run_id)
+        if current == CANCELLING:
+            await finalise_cancel(db, run_id, now)
+            raise cancelled(run_id)
+        if current not in OPEN:
+            break
+    raise _finished(current, target, run_id)
+
+
+async def cancel(db: Queryable, run_id: int, now: datetime) -> None:
+    """Request cancellation: QUEUED, RUNNING, PAUSED → CANCELLING; CANCELLING stays."""
+    current = CANCELLING
+    for _ in range(_ATTEMPTS):
+        if await db.fetchone(db.sql.RUN_CANCEL, {"id": run_id, "now": now}):
+            return
+        current = await status(db, run_id)
+        if current == CANCELLING:
+            return
+        if current not in OPEN:
+            break
+    raise _finished(current, CANCELLING, run_id)
+
+
+async def finalise_cancel(db: Queryable, run_id: int, now: datetime) -> bool:
+    """CANCELLING → CANCELLED; False when the run was not CANCELLING."""
+    return await db.fetchone(db.sql.RUN_FINALISE_CANCEL, {"id": run_id, "now": now}) is not None
+
+
+async def error_step_retries(db: Queryable, run_id: int) -> list[datetime | None]:
+    """`retry_at` of each failed step of the run; None marks a step whose retries are spent."""
+    rows = await db.fetch(db.sql.RUN_ERROR_STEP_RETRIES, {"id": run_id})
+    return [from_db(row[0]) for row in rows]
+
+
+async def release_for_scheduling(
+    db: Queryable, message_id: int, worker_id: int, vt: datetime
+) -> bool:
+    """Release an owned message until `vt`, giving back the claim it used (semantics §11.2)."""
+    params = {"id": message_id, "worker_id": worker_id, "vt": vt}
+    return await db.fetchone(db.sql.MSG_RELEASE_FOR_SCHEDULING, params) is not None

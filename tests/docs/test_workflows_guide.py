@@ -1,0 +1,62 @@
+"""docs/workflows.md is executable: every Python snippet runs, and prints what the text says."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..conftest import Target
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
+BLOCK = re.compile(r"```(python|text)\n(.*?)```", re.S)
+
+
+def snippets() -> list[tuple[str, str | None]]:
+    """Each Python snippet with the `text` block that follows it, if any (its output)."""
+    found = BLOCK.findall(GUIDE.read_text())
+    out: list[tuple[str, str | None]] = []
+    for i, (kind, body) in enumerate(found):
+        if kind == "python":
+            following = found[i + 1] if i + 1 < len(found) else None
+            out.append((body, following[1] if following and following[0] == "text" else None))
+    return out
+
+
+def run_snippet(code: str, directory: Path, env: dict[str, str]) -> str:
+    script = directory / "snippet.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_guide_has_its_snippets() -> None:
+    assert len(snippets()) == 3
+
+
+@pytest.mark.slow
+def test_crash_and_resume_example(target: Target, tmp_path: Path) -> None:
+    code, expected = snippets()[0]
+    env = {"PATH": "/usr/bin:/bin", "PGQRS_DSN": target.dsn, "PGQRS_SCHEMA": target.schema}
+    if target.backend == "sqlite":
+        env["PGQRS_DSN"] = f"sqlite://{tmp_path / 'orders_demo.db'}"
+    assert run_snippet(code, tmp_path, env) == expected
+
+
+@pytest.mark.parametrize("index", [1, 2])
+def test_in_memory_examples(index: int, tmp_path: Path) -> None:
+    code, expected = snippets()[index]
+    output = run_snippet(code, tmp_path, {"PATH": "/usr/bin:/bin"})
+    assert expected is None or output == expected
+    assert output.strip()
