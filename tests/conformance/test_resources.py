@@ -67,7 +67,7 @@ async def test_dropped_stores_release_their_connections(target: Target) -> None:
             store = await target.connect()
             await store.get_queues()
             del store
-        await _until(lambda: _pgqrs_threads() == before)
+        await _until(lambda: _pgqrs_threads() <= before)
         return
     tag = f"pgqrs-gc-{uuid.uuid4().hex[:8]}"
     dsn = f"{target.dsn}{'&' if '?' in target.dsn else '?'}{urlencode({'application_name': tag})}"
