@@ -14,15 +14,16 @@ import re
 
 from .bookkeeping import BookkeepingPostgres, BookkeepingSql
 from .messages import MessagePostgres, MessageSql
+from .operations import OperationsPostgres, OperationsSql
 from .queues import QueueSql
 from .workers import WorkerSql
 
 
-class Sql(QueueSql, WorkerSql, MessageSql, BookkeepingSql):
+class Sql(QueueSql, WorkerSql, MessageSql, BookkeepingSql, OperationsSql):
     """All statements, SQLite spelling. Attributes in upper case are statements."""
 
 
-class PostgresSql(MessagePostgres, BookkeepingPostgres, Sql):
+class PostgresSql(MessagePostgres, BookkeepingPostgres, OperationsPostgres, Sql):
     """All statements, with Postgres's own spelling where it differs."""
 
 
