@@ -46,6 +46,7 @@ from .helpers import (
     produce_batch,
 )
 from .iterator import ConsumerIterator
+from .shutdown import run_worker
 from .store.connect import connect, connect_with
 from .store.facade import Store
 from .tables.handles import Messages, Queues, Workers
@@ -135,4 +136,5 @@ __all__ = [
     "extend_vt",
     "produce",
     "produce_batch",
+    "run_worker",
 ]
