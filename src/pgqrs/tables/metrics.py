@@ -10,6 +10,7 @@ from .._clock import db_to_api, from_db
 from ..errors import QueueNotFoundError
 from ..store.executor import Queryable
 from ..types import QueueMetrics, SystemStats, WorkerHealthStats
+from . import queues
 
 ADMIN_GROUP = "Admin"  # the health record of workers without a queue
 GLOBAL_GROUP = "Global"  # the health record of every worker together
@@ -44,8 +45,9 @@ def _params(now: datetime, max_read_ct: int, **extra: Any) -> dict[str, Any]:
 
 
 async def queue_metrics(db: Queryable, name: str, now: datetime, max_read_ct: int) -> QueueMetrics:
-    row = await db.fetchone(db.sql.QUEUE_METRICS, _params(now, max_read_ct, name=name))
-    if row is None:
+    queue = await queues.get_by_name(db, name)
+    row = await db.fetchone(db.sql.QUEUE_METRICS, _params(now, max_read_ct, queue_id=queue.id))
+    if row is None:  # deleted since the lookup
         raise QueueNotFoundError(f"Queue '{name}' not found")
     return _metrics(row)
 

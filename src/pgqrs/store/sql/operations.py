@@ -73,13 +73,14 @@ _HEALTH_COLUMNS = (
 
 class OperationsSql:
     # -- metrics -----------------------------------------------------------------------------
+    # The queue id is a bound value, not a subquery, so PostgreSQL plans for that queue's own
+    # row counts: a small queue inside a big table gets a plain index scan, no parallel workers.
     QUEUE_METRICS = (
-        "WITH q AS (SELECT id, queue_name FROM {s}pgqrs_queues WHERE queue_name = :name), "
-        f"live AS (SELECT {_LIVE_AGGREGATES} FROM {{s}}pgqrs_messages "
-        "WHERE queue_id = (SELECT id FROM q) AND archived_at IS NULL), "
+        f"WITH live AS (SELECT {_LIVE_AGGREGATES} FROM {{s}}pgqrs_messages "
+        "WHERE queue_id = :queue_id AND archived_at IS NULL), "
         f"done AS (SELECT {_DONE_AGGREGATES} FROM {{s}}pgqrs_messages "
-        "WHERE queue_id = (SELECT id FROM q) AND archived_at IS NOT NULL) "
-        f"{_METRICS_SELECT} FROM q, live, done"
+        "WHERE queue_id = :queue_id AND archived_at IS NOT NULL) "
+        f"{_METRICS_SELECT} FROM {{s}}pgqrs_queues q, live, done WHERE q.id = :queue_id"
     )
     QUEUE_METRICS_ALL = (
         f"WITH live AS (SELECT queue_id, {_LIVE_AGGREGATES} FROM {{s}}pgqrs_messages "
