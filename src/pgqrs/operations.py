@@ -19,11 +19,18 @@ if TYPE_CHECKING:
     from .store.facade import Store
 
 
-def stale_after(store: Store, older_than_seconds: float | None) -> float:
+def stale_after(store: Store, value: float | None, name: str = "older_than_seconds") -> float:
     """How long a silent worker is still considered alive: 3 heartbeats unless told."""
-    if older_than_seconds is None:
+    if value is None:
         return 3.0 * store.settings.heartbeat_interval_seconds
-    return require_non_negative("older_than_seconds", older_than_seconds)
+    return require_non_negative(name, value)
+
+
+async def _queue_ids(store: Store, queue_id: int | None) -> list[int]:
+    """The one queue asked about, or every queue."""
+    if queue_id is not None:
+        return [queue_id]
+    return [q.id for q in await queues.list_all(store.db)]
 
 
 async def reclaim_stale(
@@ -50,10 +57,7 @@ async def reclaim_stale(
         statuses=statuses,
     )
     if done.messages:
-        ids = (
-            [queue_id] if queue_id is not None else [q.id for q in await queues.list_all(store.db)]
-        )
-        for qid in ids:
+        for qid in await _queue_ids(store, queue_id):
             store.wakeups.notify(queue_key(qid))
     return done
 
@@ -173,11 +177,8 @@ class AdminOperations:
         older_than = require_non_negative("older_than_seconds", older_than_seconds)
         store = self._store
         queue_id = await self._queue_id(queue)
-        ids = (
-            [queue_id] if queue_id is not None else [q.id for q in await queues.list_all(store.db)]
-        )
         cutoff = store.clock.now() - seconds(older_than)
-        return await cleanup.purge_archived(store.db, ids, cutoff)
+        return await cleanup.purge_archived(store.db, await _queue_ids(store, queue_id), cutoff)
 
     # -- helpers -----------------------------------------------------------------------------
     async def _queue_id(self, queue: str | None) -> int | None:

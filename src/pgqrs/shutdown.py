@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import PgqrsError, StateTransitionError, SuspendedError
 from .poller import Runner
 from .tables import workers as rows
-from .tables.workers import INTERRUPTED, POLLING, READY, SUSPENDED
+from .tables.workers import INTERRUPTED, POLLING, STOPPED, SUSPENDED
 
 if TYPE_CHECKING:
     from .builders.dequeue import DequeueBuilder
@@ -120,8 +120,8 @@ async def _stop_worker(runner: Runner) -> None:
         return
     consumer = runner.consumer
     try:
-        # A loop that ended by its own error leaves the worker `ready`; cancellation and
-        # interrupts leave it `suspended`. Either may shut down.
+        # Interrupts and cancellation leave the worker `suspended`, a loop that failed after
+        # the signal leaves it `ready`: both may shut down. `stopped` means reclaimed already.
         status = await rows.status(runner.store.db, consumer.worker_id)
         if status in (POLLING, INTERRUPTED):
             await rows.try_transition(
@@ -131,7 +131,7 @@ async def _stop_worker(runner: Runner) -> None:
                 (POLLING, INTERRUPTED),
                 runner.wall_time(),
             )
-        if status in (READY, POLLING, INTERRUPTED, SUSPENDED):
+        if status != STOPPED:
             await consumer.shutdown(release=True)
     except PgqrsError:
         log.warning("pgqrs: could not stop worker %s cleanly", consumer.worker_id, exc_info=True)

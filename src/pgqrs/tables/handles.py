@@ -41,7 +41,7 @@ class Workers(_Handle):
         self, heartbeat_timeout_seconds: int | None = None, group_by_queue: bool = True
     ) -> builtins.list[WorkerHealthStats]:
         """Per-status counts; the timeout defaults to three heartbeat intervals."""
-        timeout = stale_after(self._store, heartbeat_timeout_seconds)
+        timeout = stale_after(self._store, heartbeat_timeout_seconds, "heartbeat_timeout_seconds")
         cutoff = self._store.clock.now() - seconds(timeout)
         return await metrics.worker_health(self._store.db, cutoff, group_by_queue=group_by_queue)
 
