@@ -104,6 +104,19 @@ async def test_reclaim_stops_stale_workers_and_releases(
     assert await pgqrs.admin(store).reclaim_messages() == 0
 
 
+async def test_concurrent_reclaims_release_each_message_once(
+    store: pgqrs.Store, make_store: StoreFactory, queue: str
+) -> None:
+    await (await store.producer(queue)).enqueue_batch(list(range(6)))
+    dead = [await stale_consumer(make_store, queue, holding=2) for _ in range(3)]
+    admins = [pgqrs.admin(await make_store()) for _ in range(3)]
+    released = await asyncio.gather(*(admin.reclaim_messages() for admin in admins))
+    assert sum(released) == 6
+    for worker in dead:
+        assert await worker.status() == "stopped"
+    assert len(await (await store.consumer(queue)).dequeue(10)) == 6
+
+
 async def test_reclaim_cutoff(store: pgqrs.Store, make_store: StoreFactory, queue: str) -> None:
     await (await store.producer(queue)).enqueue("x")
     past = await past_store(make_store, 100)
