@@ -58,6 +58,7 @@ from .helpers import (
 )
 from .iterator import ConsumerIterator
 from .step_guard import StepGuard, StepResult
+from .shutdown import run_worker
 from .store.connect import connect, connect_with
 from .store.facade import Store
 from .tables.handles import Messages, Queues, Workers
@@ -163,4 +164,5 @@ __all__ = [
     "run",
     "step",
     "workflow",
+    "run_worker",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .operations import AdminOperations
 from .store import migrate
 from .tables import messages, queues
 from .tables import workers as worker_rows
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
     from .store.facade import Store
 
 
-class Admin:
+class Admin(AdminOperations):
+    """Schema, queues and (through `AdminOperations`) metrics, recovery and cleanup."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
 

@@ -23,6 +23,7 @@ from .errors import (
     SuspendedError,
     WorkerNotFoundError,
 )
+from .operations import sweep_queue
 from .policy import message_backoff_seconds
 from .store.executor import NotInstalledError
 from .tables import messages
@@ -86,6 +87,7 @@ class Runner:
         self.settler = settler
         self.ephemeral = ephemeral
         self.in_flight: list[int] = []
+        self.next_reclaim = 0.0  # monotonic time of the next sweep for stale workers
 
     # -- time --------------------------------------------------------------------------------
     def message_time(self) -> datetime:
@@ -155,6 +157,7 @@ class Runner:
                         status = await rows.status(self.store.db, self.consumer.worker_id)
                         if status != POLLING:
                             await self.refuse_unless_ready(status, raise_stopped=False)
+                        await self.reclaim_stale()
                         claimed = await self.claim()
                         if claimed:
                             # Handler errors are settled inside; what escapes as a database
@@ -180,6 +183,28 @@ class Runner:
             raise
         finally:
             await _shielded(self.finish())
+
+    async def reclaim_stale(self) -> None:
+        """At loop start and then at most every 3 H: stop this queue's poll-loop workers that
+        stopped heartbeating and take their messages back (semantics §14), so a fleet heals
+        itself without anyone running an admin job."""
+        if time.monotonic() < self.next_reclaim:
+            return
+        window = 3 * self.settings.heartbeat
+        self.next_reclaim = time.monotonic() + window
+        done = await sweep_queue(
+            self.store,
+            self.consumer,
+            window,
+            visible_at=min(self.message_time(), self.wall_time()),
+        )
+        if done.workers:
+            log.info(
+                "pgqrs: worker %s stopped %d stale worker(s), released %d message(s)",
+                self.consumer.worker_id,
+                done.workers,
+                done.messages,
+            )
 
     async def claim(self) -> list[QueueMessage]:
         s = self.settings

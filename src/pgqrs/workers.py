@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
 from ._clock import Time, parse_time
-from .errors import StateTransitionError, ValidationError
+from .errors import StateTransitionError, SuspendedError, ValidationError
 from .rate_limit import TokenBucket
 from .tables import messages, queues
 from .tables import workers as rows
@@ -252,16 +252,28 @@ class Consumer(_Interruptible):
     async def dequeue(self, batch_size: int | None = None) -> list[QueueMessage]:
         size = 1 if batch_size is None else check_batch_size(self._store, batch_size)
         lease = self._store.settings.default_lock_time_seconds
+        await self._refuse_if_suspended()
         return await self.claim(size, lease, self._store.clock.now())
 
     async def dequeue_many_with_delay(self, limit: int, vt: int) -> list[QueueMessage]:
         size = check_batch_size(self._store, limit, "limit")
-        return await self.claim(size, check_lease(vt), self._store.clock.now())
+        lease = check_lease(vt)
+        await self._refuse_if_suspended()
+        return await self.claim(size, lease, self._store.clock.now())
 
     async def dequeue_at(self, limit: int, vt: int, current_time: Time) -> list[QueueMessage]:
         size = check_batch_size(self._store, limit, "limit")
         lease = check_lease(vt)
-        return await self.claim(size, lease, parse_time(current_time))
+        now = parse_time(current_time)
+        await self._refuse_if_suspended()
+        return await self.claim(size, lease, now)
+
+    async def _refuse_if_suspended(self) -> None:
+        """A suspended consumer takes no new work, by hand or in a loop; settling what it
+        already holds stays allowed (docs/decisions.md, "Workers and operations")."""
+        if await rows.status(self._store.db, self.worker_id) == SUSPENDED:
+            reason = "worker suspended"
+            raise SuspendedError(f"Operation suspended: {reason}", reason=reason)
 
     async def claim(self, limit: int, lease: float, now: datetime) -> list[QueueMessage]:
         """Lease up to `limit` visible messages at `now` (arguments already checked)."""

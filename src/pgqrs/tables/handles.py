@@ -5,11 +5,14 @@ A handle holds no data: every call reads live rows.
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING
 
-from ..types import QueueInfo, QueueMessage, WorkerInfo
-from ..validation import validate_queue_name
-from . import messages, queues, workers
+from .._clock import seconds
+from ..operations import reclaim_stale, stale_after
+from ..types import QueueInfo, QueueMessage, QueueMetrics, WorkerHealthStats, WorkerInfo
+from ..validation import require_non_negative, validate_queue_name
+from . import cleanup, messages, metrics, queues, workers
 
 if TYPE_CHECKING:
     from ..store.facade import Store
@@ -34,6 +37,22 @@ class Workers(_Handle):
     async def get(self, worker_id: int) -> WorkerInfo:
         return await workers.get(self._store.db, worker_id)
 
+    async def health_stats(
+        self, heartbeat_timeout_seconds: int | None = None, group_by_queue: bool = True
+    ) -> builtins.list[WorkerHealthStats]:
+        """Per-status counts; the timeout defaults to three heartbeat intervals."""
+        timeout = stale_after(self._store, heartbeat_timeout_seconds, "heartbeat_timeout_seconds")
+        cutoff = self._store.clock.now() - seconds(timeout)
+        return await metrics.worker_health(self._store.db, cutoff, group_by_queue=group_by_queue)
+
+    async def purge_stale(self, timeout_seconds: int) -> int:
+        """Reclaim workers silent for `timeout_seconds` (all queues), then delete old stopped
+        workers nothing references; the number of workers stopped."""
+        timeout = require_non_negative("timeout_seconds", timeout_seconds)
+        stopped = (await reclaim_stale(self._store, timeout)).workers
+        await cleanup.purge_old_workers(self._store.db, self._store.clock.now() - seconds(timeout))
+        return stopped
+
 
 class Queues(_Handle):
     async def count(self) -> int:
@@ -46,6 +65,20 @@ class Queues(_Handle):
         validate_queue_name(queue_name)
         async with self._store.db.transaction() as db:
             return await queues.purge(db, queue_name)
+
+    async def metrics(self, queue_name: str) -> QueueMetrics:
+        validate_queue_name(queue_name)
+        store = self._store
+        return await metrics.queue_metrics(
+            store.db, queue_name, store.clock.now(), store.settings.max_read_ct
+        )
+
+    async def list_metrics(self) -> builtins.list[QueueMetrics]:
+        """Every queue, by name."""
+        store = self._store
+        return await metrics.all_queue_metrics(
+            store.db, store.clock.now(), store.settings.max_read_ct
+        )
 
 
 class Messages(_Handle):

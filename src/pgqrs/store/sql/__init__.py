@@ -14,16 +14,17 @@ import re
 
 from .bookkeeping import BookkeepingPostgres, BookkeepingSql
 from .messages import MessagePostgres, MessageSql
+from .operations import OperationsPostgres, OperationsSql
 from .queues import QueueSql
 from .workers import WorkerSql
 from .workflows import WorkflowSql
 
 
-class Sql(QueueSql, WorkerSql, MessageSql, WorkflowSql, BookkeepingSql):
+class Sql(QueueSql, WorkerSql, MessageSql, WorkflowSql, BookkeepingSql, OperationsSql):
     """All statements, SQLite spelling. Attributes in upper case are statements."""
 
 
-class PostgresSql(MessagePostgres, BookkeepingPostgres, Sql):
+class PostgresSql(MessagePostgres, BookkeepingPostgres, OperationsPostgres, Sql):
     """All statements, with Postgres's own spelling where it differs."""
 
 

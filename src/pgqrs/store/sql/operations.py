@@ -1,0 +1,178 @@
+"""Statements of the operations API (semantics §14): metrics, health, recovery, dead letters,
+cleanup.
+
+Message states follow semantics §7.1 at `:now` with `:max_read_ct` as the poison threshold.
+Every metrics statement reads unarchived rows through the partial hot-path index and archived
+rows through the partial archived index, so a queue's history never costs a table scan.
+"""
+
+from __future__ import annotations
+
+from .messages import MSG_COLS
+
+# -- message states (semantics §7.1); each assumes `archived_at IS NULL` ----------------------
+_LEASED = "consumer_worker_id IS NOT NULL AND vt > :now"
+_NOT_LEASED = "(consumer_worker_id IS NULL OR vt IS NULL OR vt <= :now)"
+_PENDING = "COALESCE(read_ct, 0) < :max_read_ct AND (vt IS NULL OR vt <= :now)"
+_DELAYED = "COALESCE(read_ct, 0) < :max_read_ct AND vt > :now AND consumer_worker_id IS NULL"
+_POISON = f"COALESCE(read_ct, 0) >= :max_read_ct AND {_NOT_LEASED}"
+
+
+def _count(condition: str) -> str:
+    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+# Aggregates over unarchived rows: total, pending, delayed, leased, poison, oldest pending
+# enqueue, newest enqueue.
+_LIVE_AGGREGATES = (
+    "COUNT(*) AS live_total, "
+    f"{_count(_PENDING)} AS pending, {_count(_DELAYED)} AS delayed, "
+    f"{_count(_LEASED)} AS locked, {_count(_POISON)} AS poison, "
+    f"MIN(CASE WHEN {_PENDING} THEN enqueued_at END) AS oldest_pending, "
+    "MAX(enqueued_at) AS live_newest"
+)
+_DONE_AGGREGATES = "COUNT(*) AS archived, MAX(enqueued_at) AS done_newest"
+
+# The row shape every queue-metrics statement returns.
+_METRICS_SELECT = (
+    "SELECT q.queue_name, COALESCE(live.live_total, 0) + COALESCE(done.archived, 0), "
+    "live.pending, live.delayed, live.locked, live.poison, done.archived, "
+    "live.oldest_pending, live.live_newest, done.done_newest"
+)
+
+# A message was a dead letter when it reached the poison threshold and was not leased: now for
+# an unarchived row, at its archive time for an archived one (what `dlq()` archives).
+_DEAD_LETTER = (
+    "COALESCE(read_ct, 0) >= :max_read_ct AND (consumer_worker_id IS NULL OR vt IS NULL "
+    "OR vt <= COALESCE(archived_at, :now))"
+)
+
+# Nothing may still point at a worker that is deleted.
+_WORKER_UNREFERENCED = (
+    "NOT EXISTS (SELECT 1 FROM {s}pgqrs_messages m WHERE m.producer_worker_id = "
+    "{s}pgqrs_workers.id) "
+    "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_messages m WHERE m.consumer_worker_id = "
+    "{s}pgqrs_workers.id) "
+    "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_workflow_runs r WHERE r.worker_id = "
+    "{s}pgqrs_workers.id)"
+)
+
+# `:statuses` are the statuses a sweep may stop (every one but `stopped` for an admin call).
+_STALE = "status IN_LIST(:statuses) AND heartbeat_at < :cutoff AND id <> :exclude"
+
+_HEALTH_COLUMNS = (
+    "COUNT(w.id), "
+    + ", ".join(
+        _count(f"w.status = '{status}'")
+        for status in ("ready", "polling", "interrupted", "suspended", "stopped")
+    )
+    + ", "
+    + _count("w.status IN ('ready', 'polling') AND w.heartbeat_at < :cutoff")
+)
+
+
+class OperationsSql:
+    # -- metrics -----------------------------------------------------------------------------
+    # The queue id is a bound value, not a subquery, so PostgreSQL plans for that queue's own
+    # row counts: a small queue inside a big table gets a plain index scan, no parallel workers.
+    QUEUE_METRICS = (
+        f"WITH live AS (SELECT {_LIVE_AGGREGATES} FROM {{s}}pgqrs_messages "
+        "WHERE queue_id = :queue_id AND archived_at IS NULL), "
+        f"done AS (SELECT {_DONE_AGGREGATES} FROM {{s}}pgqrs_messages "
+        "WHERE queue_id = :queue_id AND archived_at IS NOT NULL) "
+        f"{_METRICS_SELECT} FROM {{s}}pgqrs_queues q, live, done WHERE q.id = :queue_id"
+    )
+    QUEUE_METRICS_ALL = (
+        f"WITH live AS (SELECT queue_id, {_LIVE_AGGREGATES} FROM {{s}}pgqrs_messages "
+        "WHERE archived_at IS NULL GROUP BY queue_id), "
+        f"done AS (SELECT queue_id, {_DONE_AGGREGATES} FROM {{s}}pgqrs_messages "
+        "WHERE archived_at IS NOT NULL GROUP BY queue_id) "
+        f"{_METRICS_SELECT} FROM {{s}}pgqrs_queues q "
+        "LEFT JOIN live ON live.queue_id = q.id LEFT JOIN done ON done.queue_id = q.id "
+        "ORDER BY q.queue_name"
+    )
+    SYSTEM_STATS = (
+        f"WITH live AS (SELECT {_LIVE_AGGREGATES} FROM {{s}}pgqrs_messages "
+        "WHERE archived_at IS NULL), "
+        "done AS (SELECT COUNT(*) AS archived FROM {s}pgqrs_messages "
+        "WHERE archived_at IS NOT NULL) "
+        "SELECT (SELECT COUNT(*) FROM {s}pgqrs_queues), (SELECT COUNT(*) FROM {s}pgqrs_workers), "
+        "(SELECT COUNT(*) FROM {s}pgqrs_workers WHERE status IN ('ready', 'polling')), "
+        "live.live_total + done.archived, live.pending, live.delayed, live.locked, live.poison, "
+        "done.archived, (SELECT MAX(version) FROM {s}pgqrs_py_migrations) FROM live, done"
+    )
+    WORKER_HEALTH_GLOBAL = f"SELECT {_HEALTH_COLUMNS} FROM {{s}}pgqrs_workers w"
+    WORKER_HEALTH_BY_QUEUE = (
+        f"SELECT w.queue_id, q.queue_name, {_HEALTH_COLUMNS} FROM {{s}}pgqrs_workers w "
+        "LEFT JOIN {s}pgqrs_queues q ON q.id = w.queue_id GROUP BY w.queue_id, q.queue_name"
+    )
+
+    # -- recovery ----------------------------------------------------------------------------
+    # Oldest heartbeat first: the longest-silent worker gives its messages back first.
+    STALE_WORKERS = f"SELECT id FROM {{s}}pgqrs_workers WHERE {_STALE} ORDER BY heartbeat_at, id"
+    STALE_WORKERS_OF_QUEUE = (
+        f"SELECT id FROM {{s}}pgqrs_workers WHERE queue_id = :queue_id AND {_STALE} "
+        "ORDER BY heartbeat_at, id"
+    )
+    # Re-checks staleness under the row lock: a worker that beat meanwhile is left alone.
+    STOP_STALE_WORKER = (
+        "UPDATE {s}pgqrs_workers SET status = 'stopped', shutdown_at = :now "
+        f"WHERE id = :id AND {_STALE} RETURNING id"
+    )
+
+    # -- dead letters ------------------------------------------------------------------------
+    DLQ_ARCHIVE = (
+        "UPDATE {s}pgqrs_messages SET archived_at = :now "
+        f"WHERE archived_at IS NULL AND {_POISON} RETURNING id"
+    )
+    DLQ_ARCHIVE_QUEUE = (
+        "UPDATE {s}pgqrs_messages SET archived_at = :now WHERE queue_id = :queue_id "
+        f"AND archived_at IS NULL AND {_POISON} RETURNING id"
+    )
+    DLQ_LIST = f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE {_DEAD_LETTER} ORDER BY id"
+    DLQ_LIST_QUEUE = (
+        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
+        f"AND {_DEAD_LETTER} ORDER BY id"
+    )
+    DLQ_REPLAY = (
+        "UPDATE {s}pgqrs_messages SET read_ct = 0, vt = :now, enqueued_at = :now, "
+        "archived_at = NULL, consumer_worker_id = NULL, dequeued_at = NULL "
+        f"WHERE id = :id AND (archived_at IS NOT NULL OR ({_POISON})) RETURNING {MSG_COLS}"
+    )
+
+    # -- cleanup -----------------------------------------------------------------------------
+    WORKER_DELETE_STOPPED = (
+        "DELETE FROM {s}pgqrs_workers WHERE id = :id AND status = 'stopped' "
+        f"AND {_WORKER_UNREFERENCED} RETURNING id"
+    )
+    WORKER_REFERENCES = (
+        "SELECT (SELECT COUNT(*) FROM {s}pgqrs_messages WHERE producer_worker_id = :id), "
+        "(SELECT COUNT(*) FROM {s}pgqrs_messages WHERE consumer_worker_id = :id), "
+        "(SELECT COUNT(*) FROM {s}pgqrs_workflow_runs WHERE worker_id = :id)"
+    )
+    WORKERS_PURGE_OLD = (
+        "DELETE FROM {s}pgqrs_workers WHERE status = 'stopped' "
+        "AND COALESCE(shutdown_at, heartbeat_at) < :cutoff "
+        f"AND {_WORKER_UNREFERENCED}"
+    )
+    WORKER_MESSAGES = (
+        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE consumer_worker_id = :id "
+        "AND archived_at IS NULL ORDER BY id"
+    )
+    # One bounded chunk, oldest archive first; a message a workflow run points at is kept.
+    PURGE_ARCHIVED_CHUNK = (
+        "DELETE FROM {s}pgqrs_messages WHERE id IN (SELECT m.id FROM {s}pgqrs_messages m "
+        "WHERE m.queue_id = :queue_id AND m.archived_at IS NOT NULL AND m.archived_at < :cutoff "
+        "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_workflow_runs r WHERE r.message_id = m.id) "
+        "ORDER BY m.archived_at LIMIT :limit)"
+    )
+
+
+class OperationsPostgres(OperationsSql):
+    # Concurrent purgers skip each other's chunks instead of queueing on row locks.
+    PURGE_ARCHIVED_CHUNK = (
+        "DELETE FROM {s}pgqrs_messages WHERE id IN (SELECT m.id FROM {s}pgqrs_messages m "
+        "WHERE m.queue_id = :queue_id AND m.archived_at IS NOT NULL AND m.archived_at < :cutoff "
+        "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_workflow_runs r WHERE r.message_id = m.id) "
+        "ORDER BY m.archived_at LIMIT :limit FOR UPDATE OF m SKIP LOCKED)"
+    )

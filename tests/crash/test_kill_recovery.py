@@ -1,0 +1,67 @@
+"""A consumer process killed with SIGKILL while holding messages: a survivor's poll loop takes
+them back by itself (no admin call), the dead worker ends `stopped`, and nothing is handed to
+anyone else while the dead worker's lease was valid (semantics §14)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+import pgqrs
+from tests.conftest import StoreFactory, Target
+from tests.support.processes import finished, spawn
+from tests.support.waiting import eventually, file_appears
+
+pytestmark = pytest.mark.slow
+
+
+async def test_survivor_reclaims_from_a_killed_consumer(
+    store: pgqrs.Store, make_store: StoreFactory, target: Target, queue: str, tmp_path: Path
+) -> None:
+    ids = await (await store.producer(queue)).enqueue_batch([{"n": n} for n in range(3)])
+    child = await spawn("child_consumer", "hold", queue, str(tmp_path), env=target.env())
+    try:
+        claimed = await file_appears(tmp_path / "claimed")
+        dead_id = int((tmp_path / "worker").read_text())
+        assert sorted(int(i) for i in claimed.split(",")) == ids
+
+        # While the child is alive and its leases run, nobody else gets its messages.
+        bystander = await store.consumer(queue)
+        assert await bystander.dequeue(3) == []
+        child.send_signal(signal.SIGKILL)
+        assert await finished(child) == -signal.SIGKILL
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+
+    dead = await store.worker(dead_id)
+    assert await dead.status() == "polling"  # died mid-handler: nobody told the database
+    assert await bystander.dequeue(3) == []  # its leases are still valid: an hour to run
+
+    survivor_store = await make_store(heartbeat_interval_seconds=1)
+    survivor = await survivor_store.consumer(queue)
+    seen: list[int] = []
+    loop = asyncio.create_task(
+        pgqrs.dequeue().worker(survivor).handle(lambda m: seen.append(m.id)).poll(survivor_store)
+    )
+
+    async def all_handled() -> bool:
+        return sorted(seen) == ids
+
+    await eventually(all_handled, within=10)
+    await survivor.interrupt()
+    with pytest.raises(pgqrs.SuspendedError):
+        await asyncio.wait_for(loop, 10)
+
+    assert seen == ids  # each exactly once, in claim order
+    assert await dead.status() == "stopped"
+    assert (await dead.info()).shutdown_at is not None
+    messages = await store.get_messages()
+    for mid in ids:
+        message = await messages.get(mid)
+        assert message.archived_at is not None
+        assert (message.consumer_worker_id, message.read_ct) == (survivor.worker_id, 2)
