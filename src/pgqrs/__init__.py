@@ -57,8 +57,8 @@ from .helpers import (
     produce_batch,
 )
 from .iterator import ConsumerIterator
-from .step_guard import StepGuard, StepResult
 from .shutdown import run_worker
+from .step_guard import StepGuard, StepResult
 from .store.connect import connect, connect_with
 from .store.facade import Store
 from .tables.handles import Messages, Queues, Workers
