@@ -1,4 +1,8 @@
-"""Docs are executable: every Python block of the README runs, as written, as a program."""
+"""Docs are executable: every Python block of the README runs, as written, as a program.
+
+Sections whose programs work together (a worker beside a producer, a crash and a resume) have
+tests of their own, which also compare what they print: tests/docs/ and test_production_doc.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,19 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md"]
+from tests.support.docs import sections
+
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+OWN_TESTS = {"## Running workers in production", "## Durable workflows"}
 
 
 def blocks() -> list[object]:
     found = []
-    for doc in DOCS:
-        text = doc.read_text(encoding="utf-8")
-        for match in BLOCK.finditer(text):
-            line = text.count("\n", 0, match.start()) + 1
-            found.append(pytest.param(doc.name, line, match.group(1), id=f"{doc.name}:{line}"))
+    for heading, body in sections():
+        if heading in OWN_TESTS:
+            continue
+        for n, match in enumerate(BLOCK.finditer(body), 1):
+            found.append(pytest.param("README.md", n, match.group(1), id=f"{heading[3:]}#{n}"))
     return found
 
 

@@ -1,4 +1,4 @@
-"""docs/production.md is executable: its programs run here, in order, as real processes.
+"""The README's production section is executable: its programs run here, in order, as real processes.
 
 `worker.py` runs in the background until everything `enqueue.py` produced is archived, then
 gets SIGTERM and must exit cleanly with its worker stopped. The programs use their default DSN,
@@ -16,19 +16,21 @@ from pathlib import Path
 import pytest
 
 import pgqrs
-from tests.support.processes import ROOT, finished
+from tests.support.docs import section
+from tests.support.processes import finished
+
+HEADING = "## Running workers in production"
 from tests.support.waiting import eventually
 
-DOC = ROOT / "docs" / "production.md"
 _BLOCK = re.compile(r"```python\n# file: (\w+\.py)\n(.*?)```", re.DOTALL)
 
 
 def programs() -> dict[str, str]:
-    return dict(_BLOCK.findall(DOC.read_text(encoding="utf-8")))
+    return dict(_BLOCK.findall(section(HEADING)))
 
 
 def test_every_snippet_is_a_program() -> None:
-    blocks = DOC.read_text(encoding="utf-8").count("```python")
+    blocks = section(HEADING).count("```python")
     assert list(programs()) == [
         "enqueue.py",
         "worker.py",

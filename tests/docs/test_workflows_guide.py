@@ -1,4 +1,4 @@
-"""docs/workflows.md is executable: every Python snippet runs, and prints what the text says."""
+"""The README's workflow section is executable: every snippet runs and prints what it says."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from ..conftest import Target
+from ..support.docs import section
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
 BLOCK = re.compile(r"```(python|text)\n(.*?)```", re.S)
 
 
 def snippets() -> list[tuple[str, str | None]]:
     """Each Python snippet with the `text` block that follows it, if any (its output)."""
-    found = BLOCK.findall(GUIDE.read_text())
+    found = BLOCK.findall(section("## Durable workflows"))
     out: list[tuple[str, str | None]] = []
     for i, (kind, body) in enumerate(found):
         if kind == "python":
