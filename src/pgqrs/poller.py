@@ -87,6 +87,8 @@ class Runner:
         self.settler = settler
         self.ephemeral = ephemeral
         self.in_flight: list[int] = []
+        self.finished: list[int] = []  # handled successfully, archived by the next step
+        self.defer_archive = False  # set by poll(): archives ride on the next claim
         self.next_reclaim = 0.0  # monotonic time of the next sweep for stale workers
 
     # -- time --------------------------------------------------------------------------------
@@ -100,7 +102,12 @@ class Runner:
 
     # -- settling helpers used by settlers ----------------------------------------------------
     async def archive(self, ids: list[int]) -> None:
-        await self.consumer.archive_at(ids, self.wall_time())
+        """Archive messages a handler finished. The poll loop folds this into its next claim
+        (one transaction instead of two); a one-shot run archives at once."""
+        if self.defer_archive:
+            self.finished.extend(ids)
+        else:
+            await self.consumer.archive_at(ids, self.wall_time())
 
     async def release_with_backoff(self, claimed: list[QueueMessage]) -> None:
         """Release each message with `vt = t + min(2^(read_ct-1), 60)` (semantics §10.2)."""
@@ -149,21 +156,25 @@ class Runner:
     # -- the loop ----------------------------------------------------------------------------
     async def poll(self) -> NoReturn:
         failures = _FailureWindow(self.store.settings.connection_timeout_seconds)
+        self.defer_archive = True
         try:
             await self.start_polling()
             async with self.heartbeats():
                 while True:
                     try:
-                        status = await rows.status(self.store.db, self.consumer.worker_id)
-                        if status != POLLING:
-                            await self.refuse_unless_ready(status, raise_stopped=False)
                         await self.reclaim_stale()
-                        claimed = await self.claim()
+                        # One transaction: archive what the last handler finished, claim the
+                        # next batch unless the worker stopped polling.
+                        claimed = await self.step()
                         if claimed:
                             # Handler errors are settled inside; what escapes as a database
-                            # error is a failed archive or release: the lease brings the
-                            # messages back, so the loop goes on like after a failed claim.
+                            # error is a failed release: the lease brings the messages back,
+                            # so the loop goes on like after a failed claim.
                             await self.handle(claimed)
+                        else:
+                            status = await rows.status(self.store.db, self.consumer.worker_id)
+                            if status != POLLING:
+                                await self.refuse_unless_ready(status, raise_stopped=False)
                     except PgqrsConnectionError as err:
                         failures.failed(err)
                         await self.idle()
@@ -182,7 +193,32 @@ class Runner:
             await _shielded(self.on_error(err))
             raise
         finally:
+            await _shielded(self.flush_finished())
             await _shielded(self.finish())
+
+    async def step(self) -> list[QueueMessage]:
+        s, store = self.settings, self.store
+        queue_id = self.consumer.queue_id
+        assert queue_id is not None
+        rows_ = await messages.loop_step(
+            store.db,
+            queue_id,
+            self.consumer.worker_id,
+            self.finished,
+            s.batch,
+            s.lease,
+            self.message_time(),
+            self.wall_time(),
+            store.settings.max_read_ct,
+        )
+        self.finished = []
+        return await store.messages.read(store.db, rows_) if rows_ else []
+
+    async def flush_finished(self) -> None:
+        """On the way out, archive what handlers finished since the last claim."""
+        if self.finished:
+            ids, self.finished = self.finished, []
+            await self.consumer.archive_at(ids, self.wall_time())
 
     async def reclaim_stale(self) -> None:
         """At loop start and then at most every 3 H: stop this queue's poll-loop workers that

@@ -252,20 +252,17 @@ class Consumer(_Interruptible):
     async def dequeue(self, batch_size: int | None = None) -> list[QueueMessage]:
         size = 1 if batch_size is None else check_batch_size(self._store, batch_size)
         lease = self._store.settings.default_lock_time_seconds
-        await self._refuse_if_suspended()
         return await self.claim(size, lease, self._store.clock.now())
 
     async def dequeue_many_with_delay(self, limit: int, vt: int) -> list[QueueMessage]:
         size = check_batch_size(self._store, limit, "limit")
         lease = check_lease(vt)
-        await self._refuse_if_suspended()
         return await self.claim(size, lease, self._store.clock.now())
 
     async def dequeue_at(self, limit: int, vt: int, current_time: Time) -> list[QueueMessage]:
         size = check_batch_size(self._store, limit, "limit")
         lease = check_lease(vt)
         now = parse_time(current_time)
-        await self._refuse_if_suspended()
         return await self.claim(size, lease, now)
 
     async def _refuse_if_suspended(self) -> None:
@@ -283,6 +280,10 @@ class Consumer(_Interruptible):
         claimed = await messages.claim(
             store.db, queue_id, self.worker_id, limit, lease, now, store.settings.max_read_ct
         )
+        if not claimed:
+            # The claim takes nothing for a suspended worker; only then is the status worth a
+            # read, to say why.
+            await self._refuse_if_suspended()
         return await store.messages.read(store.db, claimed) if claimed else []
 
     async def extend_vt(self, message_id: int, seconds: float) -> bool:

@@ -126,6 +126,12 @@ PG_INDEXES = {
         "queue_id, enqueued_at",
         "(archived_at IS NOT NULL)",
     ),
+    # migration 8 (ours): unarchived messages in claim order
+    "idx_pgqrs_messages_claim_order": (
+        "pgqrs_messages",
+        "queue_id, enqueued_at, id",
+        "(archived_at IS NULL)",
+    ),
     "idx_pgqrs_workflows_name": ("pgqrs_workflows", "name", None),
     "idx_pgqrs_workflow_runs_message_id": ("pgqrs_workflow_runs", "message_id", None),
     "idx_pgqrs_workflow_runs_status": ("pgqrs_workflow_runs", "status", None),
@@ -319,6 +325,7 @@ SQLITE_INDEXES = {
     "idx_messages_consumer_active": ("pgqrs_messages", ["consumer_worker_id"], True),
     "idx_messages_archived_at": ("pgqrs_messages", ["queue_id", "archived_at"], True),
     "idx_messages_archived_enqueued": ("pgqrs_messages", ["queue_id", "enqueued_at"], True),
+    "idx_messages_claim_order": ("pgqrs_messages", ["queue_id", "enqueued_at", "id"], True),
     "idx_workflow_runs_message_id": ("pgqrs_workflow_runs", ["message_id"], False),
     "idx_workflow_runs_status": ("pgqrs_workflow_runs", ["status"], False),
     "idx_workflow_steps_status": ("pgqrs_workflow_steps", ["status"], False),

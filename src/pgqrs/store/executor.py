@@ -48,6 +48,11 @@ class Executor(Queryable, Protocol):
         """A write transaction: committed on normal exit, rolled back on any exception."""
         ...
 
+    async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """Run the statements in order as one write transaction, in as few trips to the
+        database as the backend allows; the rows each returned ([] for none)."""
+        ...
+
     async def install(self) -> None:
         """Apply pending migrations (semantics §3)."""
         ...

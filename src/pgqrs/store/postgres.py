@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -155,6 +155,14 @@ class PostgresExecutor:
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
         async with self.connection() as conn:
             return await _Conn(conn, self.sql).fetchone(sql, params)
+
+    async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """A lone statement runs on its own (autocommit: one round trip, one commit): the SQL
+        of multi-step operations is written so Postgres needs only one (data-modifying CTEs)."""
+        if len(steps) == 1:
+            return [await self.fetch(*steps[0])]
+        async with self.transaction() as db:
+            return [await db.fetch(sql, params) for sql, params in steps]
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Queryable]:

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import urllib.parse
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -291,6 +291,11 @@ class SqliteExecutor:
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
         rows = await self.fetch(sql, params)
         return rows[0] if rows else None
+
+    async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """One `BEGIN IMMEDIATE` transaction, in a single trip to the writer thread."""
+        prepared = [(sql, _adapt(params)) for sql, params in steps]
+        return await self.write(lambda c: [_run(c, sql, args) for sql, args in prepared])
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Queryable]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .._clock import db_to_api, seconds
 from ..errors import MessageNotFoundError, ValidationError
-from ..store.executor import Queryable, Row, first_column, scalar_int
+from ..store.executor import Executor, Queryable, Row, first_column, scalar_int
 from ..types import QueueMessage
 from ..validation import decode_json
 from . import queues
@@ -121,8 +121,37 @@ async def claim(
     return sort_rows(await db.fetch(db.sql.MSG_CLAIM, params))
 
 
-async def archive(db: Queryable, ids: Sequence[int], worker_id: int, now: datetime) -> set[int]:
-    params = {"ids": list(ids), "worker_id": worker_id, "now": now}
+async def loop_step(
+    db: Executor,
+    queue_id: int,
+    worker_id: int,
+    finished: Sequence[int],
+    limit: int,
+    lease_seconds: float,
+    now: datetime,
+    archived_at: datetime,
+    max_read_ct: int,
+) -> list[Row]:
+    """One poll-loop iteration in one transaction: archive the messages the last handler
+    finished, then claim the next batch if the worker is still polling (semantics §10.1)."""
+    params = {
+        "queue_id": queue_id,
+        "worker_id": worker_id,
+        "ids": list(finished),
+        "limit": limit,
+        "now": now,
+        "vt": now + seconds(lease_seconds),
+        "archived_at": archived_at,
+        "max_read_ct": max_read_ct,
+    }
+    results = await db.batch([(sql, params) for sql in db.sql.LOOP_STEP])
+    return sort_rows(results[-1])
+
+
+async def archive(
+    db: Queryable, ids: Sequence[int], worker_id: int, archived_at: datetime
+) -> set[int]:
+    params = {"ids": list(ids), "worker_id": worker_id, "archived_at": archived_at}
     return {int(i) for i in first_column(await db.fetch(db.sql.MSG_ARCHIVE, params))}
 
 

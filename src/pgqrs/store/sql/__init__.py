@@ -38,15 +38,18 @@ def render(dialect: type[Sql], *, schema_prefix: str, paramstyle: str) -> Sql:
     `paramstyle` is "named" (sqlite3: `:name`) or "pyformat" (psycopg: `%(name)s`).
     """
     out = dialect()
-    for name in dir(dialect):
-        if not name.isupper():
-            continue
-        text: str = getattr(dialect, name)
+
+    def adapt(text: str) -> str:
         text = text.replace("{s}", schema_prefix)
         if paramstyle == "pyformat":
             text = _IN_LIST.sub(r"= ANY(:\1)", text)
-            text = _PARAM.sub(r"%(\1)s", text.replace("%", "%%"))
-        else:
-            text = _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\1))", text)
-        setattr(out, name, text)
+            return _PARAM.sub(r"%(\1)s", text.replace("%", "%%"))
+        return _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\1))", text)
+
+    for name in dir(dialect):
+        if not name.isupper():
+            continue
+        value = getattr(dialect, name)
+        # A tuple is a sequence of statements run together (see Executor.batch).
+        setattr(out, name, tuple(map(adapt, value)) if isinstance(value, tuple) else adapt(value))
     return out

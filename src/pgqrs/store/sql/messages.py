@@ -7,6 +7,17 @@ MSG_COLS = (
     "producer_worker_id, consumer_worker_id, archived_at"
 )
 
+# The worker named :worker_id is still polling (the poll loop's claims are guarded by it).
+POLLING = (
+    "EXISTS (SELECT 1 FROM {s}pgqrs_workers w WHERE w.id = :worker_id AND w.status = 'polling')"
+)
+
+# The worker is not suspended: a suspended consumer takes no new work (docs/decisions.md).
+NOT_SUSPENDED = (
+    "NOT EXISTS (SELECT 1 FROM {s}pgqrs_workers w WHERE w.id = :worker_id "
+    "AND w.status = 'suspended')"
+)
+
 # A message is visible (claimable) at :now when it is unarchived, its lease or delay is over and
 # it has not reached the poison threshold (semantics §7.1).
 VISIBLE = (
@@ -25,17 +36,25 @@ class MessageSql:
         "producer_worker_id) SELECT :queue_id, value, :vt, :now, 0, :worker_id "
         "FROM json_each(:payloads) ORDER BY key RETURNING id"
     )
-    # Runs inside BEGIN IMMEDIATE, so no other writer can claim the same rows meanwhile.
+    # Runs inside BEGIN IMMEDIATE, so no other writer can claim the same rows meanwhile. The
+    # claim-order index (migration 8) lets it stop after :limit rows (semantics §7.3).
     MSG_CLAIM = (
         "UPDATE {s}pgqrs_messages SET consumer_worker_id = :worker_id, vt = :vt, "
         "read_ct = COALESCE(read_ct, 0) + 1, dequeued_at = COALESCE(dequeued_at, :now) "
         "WHERE id IN (SELECT id FROM {s}pgqrs_messages WHERE queue_id = :queue_id AND "
-        f"{VISIBLE} ORDER BY enqueued_at, id LIMIT :limit) RETURNING {MSG_COLS}"
+        f"{VISIBLE} AND {NOT_SUSPENDED} ORDER BY enqueued_at, id LIMIT :limit) "
+        f"RETURNING {MSG_COLS}"
     )
+    # The poll loop's claim: nothing unless the worker is still polling, so the loop learns of
+    # an interrupt from the claim itself instead of a status read per iteration.
+    MSG_CLAIM_IF_POLLING = MSG_CLAIM.replace(NOT_SUSPENDED, POLLING)
     MSG_ARCHIVE = (
-        "UPDATE {s}pgqrs_messages SET archived_at = :now WHERE id IN_LIST(:ids) "
+        "UPDATE {s}pgqrs_messages SET archived_at = :archived_at WHERE id IN_LIST(:ids) "
         "AND consumer_worker_id = :worker_id AND archived_at IS NULL RETURNING id"
     )
+    # One poll-loop iteration, as one transaction: archive what the last handler finished
+    # (:ids), then claim the next batch. The last statement's rows are the claimed messages.
+    LOOP_STEP: tuple[str, ...] = (MSG_ARCHIVE, MSG_CLAIM_IF_POLLING)
     MSG_DELETE = (
         "DELETE FROM {s}pgqrs_messages WHERE id IN_LIST(:ids) "
         "AND consumer_worker_id = :worker_id RETURNING id"
@@ -79,11 +98,25 @@ class MessagePostgres(MessageSql):
     # SKIP LOCKED lets any number of consumers claim side by side without waiting on each other.
     MSG_CLAIM = (
         "WITH picked AS (SELECT id FROM {s}pgqrs_messages WHERE queue_id = :queue_id AND "
-        f"{VISIBLE} ORDER BY enqueued_at, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
+        f"{VISIBLE} AND {NOT_SUSPENDED} ORDER BY enqueued_at, id LIMIT :limit "
+        "FOR UPDATE SKIP LOCKED) "
         "UPDATE {s}pgqrs_messages m SET consumer_worker_id = :worker_id, vt = :vt, "
         "read_ct = COALESCE(m.read_ct, 0) + 1, dequeued_at = COALESCE(m.dequeued_at, :now) "
         "FROM picked WHERE m.id = picked.id RETURNING "
         + ", ".join(f"m.{col.strip()}" for col in MSG_COLS.split(","))
+    )
+    # One statement and one commit per poll-loop iteration: a data-modifying CTE always runs to
+    # completion, so the archive happens even when nothing is claimed.
+    LOOP_STEP = (
+        "WITH archived AS (UPDATE {s}pgqrs_messages SET archived_at = :archived_at "
+        "WHERE id = ANY(:ids) AND consumer_worker_id = :worker_id AND archived_at IS NULL "
+        "RETURNING id), "
+        "picked AS (SELECT id FROM {s}pgqrs_messages WHERE queue_id = :queue_id AND "
+        f"{VISIBLE} AND {POLLING} ORDER BY enqueued_at, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
+        "UPDATE {s}pgqrs_messages m SET consumer_worker_id = :worker_id, vt = :vt, "
+        "read_ct = COALESCE(m.read_ct, 0) + 1, dequeued_at = COALESCE(m.dequeued_at, :now) "
+        "FROM picked WHERE m.id = picked.id RETURNING "
+        + ", ".join(f"m.{col.strip()}" for col in MSG_COLS.split(",")),
     )
     MSG_EXTEND = (
         "UPDATE {s}pgqrs_messages SET vt = GREATEST(COALESCE(vt, :now), :now) "
