@@ -231,6 +231,16 @@ def _optional_int(minimum: int) -> _Field[int | None, int | None]:
     return _Field(None, _int_check(minimum, nullable=True))
 
 
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def _bool(default: bool) -> _Field[bool, bool]:
+    return _Field(default, _check_bool)
+
+
 def _check_keys(name: str, value: object) -> list[str]:
     # A lone str is a sequence too; accepting it would forbid each of its characters.
     if not isinstance(value, list | tuple):
@@ -293,6 +303,9 @@ class Config:
     max_enqueue_burst = _optional_int(minimum=1)
     s3_mode: _Field[DurabilityMode, DurabilityMode] = _Field(DurabilityMode.Durable, _check_mode)
     s3_cache_dir: _Field[str | None, str | os.PathLike[str] | None] = _Field(None, _check_cache_dir)
+    # Beyond the spec (docs/decisions.md, "Performance"): PostgreSQL only, other backends ignore
+    # them. Wake idle consumers of other stores and processes with LISTEN/NOTIFY.
+    listen_notify = _bool(True)
 
     def __init__(
         self,

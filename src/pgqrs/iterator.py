@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import PgqrsError
 from .poller import finish_ephemeral
+from .store.wakeup import queue_key
 from .types import QueueMessage
-from .workers import Consumer, queue_key
+from .workers import Consumer
 
 if TYPE_CHECKING:
     from .store.facade import Store
@@ -46,11 +47,12 @@ class ConsumerIterator:
             consumer = self._consumer
             assert consumer is not None
             lease = store.settings.default_lock_time_seconds
+            keys = (queue_key(consumer.queue_id or 0), self._close_key)
+            mark = store.wakeups.mark(keys)
             claimed = await consumer.claim(1, lease, store.clock.now())
             if claimed:
                 return claimed[0]
-            keys = (queue_key(consumer.queue_id or 0), self._close_key)
-            await store.wakeups.wait(keys, self._interval)
+            await store.wakeups.wait(keys, self._interval, since=mark)
         raise StopAsyncIteration
 
     @property

@@ -10,10 +10,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._clock import seconds
+from .store.wakeup import queue_key
 from .tables import cleanup, metrics, queues, recovery
 from .types import QueueMessage, QueueMetrics, SystemStats, WorkerHealthStats, WorkerStatus
 from .validation import require_int, require_non_negative, validate_queue_name
-from .workers import Consumer, queue_key
+from .workers import Consumer
 
 if TYPE_CHECKING:
     from .store.facade import Store

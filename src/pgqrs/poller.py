@@ -26,11 +26,12 @@ from .errors import (
 from .operations import sweep_queue
 from .policy import message_backoff_seconds
 from .store.executor import NotInstalledError
+from .store.wakeup import Mark, queue_key, worker_key
 from .tables import messages
 from .tables import workers as rows
 from .tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
 from .types import QueueMessage
-from .workers import Consumer, queue_key, worker_key
+from .workers import Consumer
 
 if TYPE_CHECKING:
     from .store.facade import Store
@@ -159,8 +160,10 @@ class Runner:
         self.defer_archive = True
         try:
             await self.start_polling()
+            self.store.db.watch(self.store.wakeups)
             async with self.heartbeats():
                 while True:
+                    mark = self.store.wakeups.mark(self.wake_keys)
                     try:
                         await self.reclaim_stale()
                         # One transaction: archive what the last handler finished, claim the
@@ -181,7 +184,7 @@ class Runner:
                         continue
                     failures.reset()
                     if not claimed:
-                        await self.idle()
+                        await self.idle(since=mark)
         except asyncio.CancelledError:
             await _shielded(self.on_cancel())
             raise
@@ -246,9 +249,13 @@ class Runner:
         s = self.settings
         return await self.consumer.claim(s.batch, s.lease, self.message_time())
 
-    async def idle(self) -> None:
-        keys = (queue_key(self.consumer.queue_id or 0), worker_key(self.consumer.worker_id))
-        await self.store.wakeups.wait(keys, self.settings.poll_interval)
+    @property
+    def wake_keys(self) -> tuple[tuple[str, int], ...]:
+        return (queue_key(self.consumer.queue_id or 0), worker_key(self.consumer.worker_id))
+
+    async def idle(self, since: Mark | None = None) -> None:
+        """Wait the poll interval, or less if work or a status change arrives meanwhile."""
+        await self.store.wakeups.wait(self.wake_keys, self.settings.poll_interval, since)
 
     async def handle(self, claimed: list[QueueMessage]) -> None:
         assert self.settler is not None

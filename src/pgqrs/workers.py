@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 from ._clock import Time, parse_time
 from .errors import StateTransitionError, SuspendedError, ValidationError
 from .rate_limit import TokenBucket
+from .store.wakeup import queue_key, worker_key
 from .tables import messages, queues
 from .tables import workers as rows
 from .tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
@@ -29,16 +30,6 @@ from .validation import (
 
 if TYPE_CHECKING:
     from .store.facade import Store
-
-
-def worker_key(worker_id: int) -> tuple[str, int]:
-    """The wake-up key of a worker: status changes wake its poll loop at once."""
-    return ("worker", worker_id)
-
-
-def queue_key(queue_id: int) -> tuple[str, int]:
-    """The wake-up key of a queue: enqueues wake the loops polling it."""
-    return ("queue", queue_id)
 
 
 class _Worker:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .builders.workflow import create_definition, trigger_payload
+from .store.wakeup import queue_key
 from .tables import messages, runs
 from .validation import validate_queue_name
-from .workers import queue_key
 from .workflow_run import Run
 
 if TYPE_CHECKING:

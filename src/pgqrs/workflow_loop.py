@@ -25,11 +25,11 @@ from .errors import (
 from .policy import message_backoff_seconds
 from .poller import Handler, call_handler
 from .step_guard import retry_after_of
+from .store.wakeup import queue_key
 from .tables import runs
 from .tables.runs import CANCELLING, OPEN, PAUSED
 from .types import QueueMessage, RunRecord
 from .validation import encode_json
-from .workers import queue_key
 from .workflow_run import Run, run_key
 
 if TYPE_CHECKING:

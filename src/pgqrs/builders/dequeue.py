@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from .._clock import Time, parse_time
 from ..errors import StateTransitionError, ValidationError
 from ..poller import Handler, LoopSettings, MessageSettler, Runner, Settler, finish_ephemeral
+from ..store.wakeup import queue_key, worker_key
 from ..tables import workers as rows
 from ..tables.workers import STOPPED
 from ..types import QueueMessage
-from ..workers import Consumer, check_batch_size, queue_key, worker_key
+from ..workers import Consumer, check_batch_size
 
 if TYPE_CHECKING:
     from ..store.facade import Store
@@ -213,11 +214,13 @@ class DequeueBuilder:
         deadline = time.monotonic() + (self._until or 0.0)
         keys = (queue_key(consumer.queue_id or 0), worker_key(consumer.worker_id))
         while True:
+            mark = store.wakeups.mark(keys)
             claimed = await runner.claim()
             remaining = deadline - time.monotonic()
             if claimed or self._until is None or remaining <= 0:
                 return claimed
-            await store.wakeups.wait(keys, min(runner.settings.poll_interval, remaining))
+            wait = min(runner.settings.poll_interval, remaining)
+            await store.wakeups.wait(keys, wait, since=mark)
 
 
 def _callable(fn: Any) -> Handler:

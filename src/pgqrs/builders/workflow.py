@@ -178,7 +178,9 @@ class RunBuilder:
         if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
             raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
+        keys = (run_key(message.id),)
         while True:
+            mark = store.wakeups.mark(keys)
             record = await runs.find_by_message(store.db, message.id)
             if record is not None and record.status.is_terminal:
                 return _outcome_of(record)
@@ -190,7 +192,7 @@ class RunBuilder:
                         f"Operation timeout: no result for message {message.id} after {timeout}s"
                     )
                 wait = min(wait, remaining)
-            await store.wakeups.wait((run_key(message.id),), wait)
+            await store.wakeups.wait(keys, wait, since=mark)
 
 
 async def outcome(store: Store, message_id: int) -> Any:

@@ -14,6 +14,7 @@ from ..errors import PgqrsConnectionError
 
 if TYPE_CHECKING:
     from .sql import Sql
+    from .wakeup import Wakeups
 
 Row = tuple[Any, ...]
 Params = Mapping[str, Any]
@@ -55,6 +56,10 @@ class Executor(Queryable, Protocol):
 
     async def install(self) -> None:
         """Apply pending migrations (semantics §3)."""
+        ...
+
+    def watch(self, wakeups: Wakeups) -> None:
+        """Deliver enqueues made by other stores or processes as wake-ups (where supported)."""
         ...
 
     async def close(self) -> None: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
@@ -24,6 +25,11 @@ from ..errors import InternalError, PgqrsConnectionError, PgqrsError
 from .executor import Params, Queryable, Row, UniqueViolation, not_installed
 from .migrate import LIBRARY_VERSION, adopted_from_sqlx, bookkeeping, migrations, plan
 from .sql import PostgresSql, Sql, render
+from .wakeup import Wakeups, queue_key
+
+log = logging.getLogger("pgqrs")
+
+LISTEN_RETRY_SECONDS = 1.0
 
 
 def quote_ident(name: str) -> str:
@@ -83,8 +89,12 @@ class PostgresExecutor:
     def __init__(self, config: Config) -> None:
         self.schema = config.schema
         self.quoted_schema = quote_ident(config.schema)
+        self.channel = f"pgqrs.{config.schema}"  # LISTEN/NOTIFY wake-ups of this schema
         self.sql: Sql = render(
-            PostgresSql, schema_prefix=self.quoted_schema + ".", paramstyle="pyformat"
+            PostgresSql,
+            schema_prefix=self.quoted_schema + ".",
+            paramstyle="pyformat",
+            notify_channel=self.channel if config.listen_notify else None,
         )
         self._config = config
         self._conninfo = parse_dsn(config.dsn).conninfo
@@ -102,10 +112,13 @@ class PostgresExecutor:
             configure=_configurer(self.quoted_schema),
             name="pgqrs",
         )
-        # A store dropped without close() still gives its connections back: the pool (which
-        # must not reference the executor) is closed on the store's loop once it is collected.
+        # The LISTEN task, started by the first idle consumer (one connection per store).
+        self._listener: list[asyncio.Task[None]] = []
+        # A store dropped without close() still gives its connections back: the pool and the
+        # listener (which must not reference the executor) are closed on the store's loop once
+        # it is collected.
         self._finalizer = weakref.finalize(
-            self, _close_abandoned, self._pool, asyncio.get_running_loop()
+            self, _close_abandoned, self._pool, self._listener, asyncio.get_running_loop()
         )
 
     async def start(self) -> None:
@@ -217,11 +230,24 @@ class PostgresExecutor:
                     },
                 )
 
+    def watch(self, wakeups: Wakeups) -> None:
+        """Wake idle loops of this store when any process enqueues into this schema."""
+        if self._config.listen_notify and not self._listener and not self._closed:
+            self._listener.append(
+                asyncio.create_task(
+                    _listen(self._conninfo, self.channel, wakeups), name="pgqrs-listen"
+                )
+            )
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._finalizer.detach()
+        for task in self._listener:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self._pool.close()
 
 
@@ -238,13 +264,44 @@ def _configurer(
     return configure
 
 
+async def _listen(conninfo: str, channel: str, wakeups: Wakeups) -> None:
+    """Turn notifications of enqueues into in-process wake-ups, until cancelled.
+
+    A lost connection is re-opened after a pause; meanwhile loops fall back to their poll
+    interval, so a missed notification costs latency, never a message.
+    """
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        except psycopg.Error as err:
+            log.warning("pgqrs: LISTEN connection failed, retrying: %s", err)
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
+            continue
+        try:
+            await conn.execute(f"LISTEN {quote_ident(channel)}")
+            # Enqueues made before LISTEN took effect were not notified: look once more.
+            wakeups.notify_all()
+            async for note in conn.notifies():
+                if note.payload.isdigit():
+                    wakeups.notify(queue_key(int(note.payload)))
+        except psycopg.Error as err:
+            log.warning("pgqrs: LISTEN connection lost, reconnecting: %s", err)
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
+        finally:
+            await conn.close()
+
+
 _closing: set[asyncio.Task[None]] = set()
 
 
 def _close_abandoned(
-    pool: psycopg_pool.AsyncConnectionPool, loop: asyncio.AbstractEventLoop
+    pool: psycopg_pool.AsyncConnectionPool,
+    listener: list[asyncio.Task[None]],
+    loop: asyncio.AbstractEventLoop,
 ) -> None:
     def close() -> None:
+        for running in listener:
+            running.cancel()
         task = loop.create_task(pool.close())
         _closing.add(task)  # keep it alive until it finishes
         task.add_done_callback(_closing.discard)

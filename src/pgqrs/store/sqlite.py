@@ -28,6 +28,7 @@ from ..errors import InternalError, PgqrsConnectionError, PgqrsError
 from .executor import Params, Queryable, Row, UniqueViolation, not_installed
 from .migrate import LIBRARY_VERSION, Migration, adopted_from_sqlx, bookkeeping, migrations, plan
 from .sql import Sql, render
+from .wakeup import Wakeups
 
 T = TypeVar("T")
 
@@ -291,6 +292,9 @@ class SqliteExecutor:
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
         rows = await self.fetch(sql, params)
         return rows[0] if rows else None
+
+    def watch(self, wakeups: Wakeups) -> None:
+        """Nothing to do: in-process wake-ups already cover the one process that writes."""
 
     async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
         """One `BEGIN IMMEDIATE` transaction, in a single trip to the writer thread."""

@@ -10,17 +10,53 @@ import asyncio
 from collections.abc import Hashable
 
 
+def worker_key(worker_id: int) -> tuple[str, int]:
+    """The wake-up key of a worker: status changes wake its poll loop at once."""
+    return ("worker", worker_id)
+
+
+def queue_key(queue_id: int) -> tuple[str, int]:
+    """The wake-up key of a queue: enqueues wake the loops polling it."""
+    return ("queue", queue_id)
+
+
+Mark = tuple[int, ...]
+
+
 class Wakeups:
+    """Waiters by key, and a count of notifications per key.
+
+    A loop takes a `mark` before it looks for work and waits `since` that mark, so a
+    notification that arrives after the look but before the wait still ends the wait at once.
+    """
+
     def __init__(self) -> None:
         self._waiters: dict[Hashable, set[asyncio.Future[None]]] = {}
+        self._counts: dict[Hashable, int] = {}
+        self._epoch = 0  # bumped by notify_all
+
+    def mark(self, keys: tuple[Hashable, ...]) -> Mark:
+        return (self._epoch, *(self._counts.get(key, 0) for key in keys))
 
     def notify(self, key: Hashable) -> None:
+        self._counts[key] = self._counts.get(key, 0) + 1
         for future in self._waiters.pop(key, ()):
             if not future.done():
                 future.set_result(None)
 
-    async def wait(self, keys: tuple[Hashable, ...], seconds: float) -> None:
-        """Return after `seconds`, or earlier when any of `keys` is notified."""
+    def notify_all(self) -> None:
+        """Wake every waiter (e.g. when notifications may have been missed)."""
+        self._epoch += 1
+        for key in list(self._waiters):
+            self.notify(key)
+
+    async def wait(
+        self, keys: tuple[Hashable, ...], seconds: float, since: Mark | None = None
+    ) -> None:
+        """Return after `seconds`, or earlier when any of `keys` is notified (or already was,
+        after the `since` mark)."""
+        if since is not None and self.mark(keys) != since:
+            return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for key in keys:
             self._waiters.setdefault(key, set()).add(future)

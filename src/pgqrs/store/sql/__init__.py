@@ -32,15 +32,22 @@ _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _IN_LIST = re.compile(r"\bIN_LIST\(:(\w+)\)")
 
 
-def render(dialect: type[Sql], *, schema_prefix: str, paramstyle: str) -> Sql:
+def render(
+    dialect: type[Sql], *, schema_prefix: str, paramstyle: str, notify_channel: str | None = None
+) -> Sql:
     """An instance of `dialect` whose statements are ready for the driver.
 
-    `paramstyle` is "named" (sqlite3: `:name`) or "pyformat" (psycopg: `%(name)s`).
+    `paramstyle` is "named" (sqlite3: `:name`) or "pyformat" (psycopg: `%(name)s`). With a
+    `notify_channel` (Postgres), `{notify}` becomes a NOTIFY of the queue id on that channel.
     """
     out = dialect()
+    notify = ""
+    if notify_channel is not None:
+        literal = "'" + notify_channel.replace("'", "''") + "'"
+        notify = f", (SELECT pg_notify({literal}, CAST(:queue_id AS text))) AS notified"
 
     def adapt(text: str) -> str:
-        text = text.replace("{s}", schema_prefix)
+        text = text.replace("{s}", schema_prefix).replace("{notify}", notify)
         if paramstyle == "pyformat":
             text = _IN_LIST.sub(r"= ANY(:\1)", text)
             return _PARAM.sub(r"%(\1)s", text.replace("%", "%%"))

@@ -89,11 +89,18 @@ class MessageSql:
 
 
 class MessagePostgres(MessageSql):
+    # `{notify}` adds a NOTIFY on the schema's channel in the same statement (one per call, not
+    # per row), so idle consumers in other processes wake at once (Config.listen_notify).
+    MSG_INSERT = (
+        "WITH ins AS (INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, "
+        "read_ct, producer_worker_id) VALUES (:queue_id, :payload, :vt, :now, 0, :worker_id) "
+        "RETURNING id) SELECT ins.id FROM ins{notify}"
+    )
     MSG_INSERT_BATCH = (
-        "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
-        "producer_worker_id) SELECT :queue_id, p::jsonb, :vt, :now, 0, :worker_id "
+        "WITH ins AS (INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, "
+        "read_ct, producer_worker_id) SELECT :queue_id, p::jsonb, :vt, :now, 0, :worker_id "
         "FROM unnest(CAST(:payloads AS text[])) WITH ORDINALITY AS u(p, ord) ORDER BY ord "
-        "RETURNING id"
+        "RETURNING id) SELECT ins.id FROM ins{notify}"
     )
     # SKIP LOCKED lets any number of consumers claim side by side without waiting on each other.
     MSG_CLAIM = (

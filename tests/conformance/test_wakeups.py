@@ -1,0 +1,78 @@
+"""Idle poll loops wake up when work arrives, long before their poll interval ends.
+
+In the same store, an enqueue wakes the loops polling its queue (every backend). On PostgreSQL
+an enqueue from another store or process wakes them too, through LISTEN/NOTIFY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import pgqrs
+from tests.conftest import StoreFactory
+
+HOUR_MS = 3_600_000  # a poll interval no test could wait out
+
+
+async def wait_until_polling(consumer: pgqrs.Consumer) -> None:
+    while await consumer.status() != pgqrs.WorkerStatus.Polling:
+        await asyncio.sleep(0.01)
+
+
+async def run_until_handled(
+    consumer_store: pgqrs.Store, consumer: pgqrs.Consumer, producer: pgqrs.Producer
+) -> None:
+    handled = asyncio.Event()
+    builder = (
+        pgqrs.dequeue().worker(consumer).poll_interval(HOUR_MS).handle(lambda m: handled.set())
+    )
+    task = asyncio.create_task(builder.poll(consumer_store))
+    await wait_until_polling(consumer)
+    await asyncio.sleep(0.05)  # let the loop settle into its (hour-long) idle wait
+    await producer.enqueue({"wake": "up"})
+    await asyncio.wait_for(handled.wait(), 10)
+    await consumer.interrupt()
+    with pytest.raises(pgqrs.SuspendedError):
+        await asyncio.wait_for(task, 10)
+
+
+async def test_an_enqueue_wakes_a_loop_of_the_same_store(store: pgqrs.Store, queue: str) -> None:
+    consumer = await store.consumer(queue)
+    await run_until_handled(store, consumer, await store.producer(queue))
+
+
+@pytest.mark.backends("postgres")
+async def test_an_enqueue_from_another_store_wakes_the_loop(
+    store: pgqrs.Store, queue: str, make_store: StoreFactory
+) -> None:
+    other = await make_store()
+    consumer = await other.consumer(queue)
+    await run_until_handled(other, consumer, await store.producer(queue))
+
+
+@pytest.mark.backends("postgres")
+async def test_a_batch_from_another_store_wakes_the_loop(
+    store: pgqrs.Store, queue: str, make_store: StoreFactory
+) -> None:
+    other = await make_store()
+    consumer = await other.consumer(queue)
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    def handle(messages: list[pgqrs.QueueMessage]) -> None:
+        seen.extend(m.id for m in messages)
+        if len(seen) == 3:
+            done.set()
+
+    builder = pgqrs.dequeue().worker(consumer).batch(3).poll_interval(HOUR_MS).handle_batch(handle)
+    task = asyncio.create_task(builder.poll(other))
+    await wait_until_polling(consumer)
+    await asyncio.sleep(0.05)
+    ids = await pgqrs.produce_batch(store, queue, [1, 2, 3])
+    await asyncio.wait_for(done.wait(), 10)
+    assert sorted(seen) == ids
+    await consumer.interrupt()
+    with pytest.raises(pgqrs.SuspendedError):
+        await asyncio.wait_for(task, 10)
