@@ -1,4 +1,5 @@
-"""The README's production section is executable: its programs run here, in order, as real processes.
+"""The README's production section is executable: its programs run here, in order, as real
+processes.
 
 `worker.py` runs in the background until everything `enqueue.py` produced is archived, then
 gets SIGTERM and must exit cleanly with its worker stopped. The programs use their default DSN,
@@ -18,9 +19,9 @@ import pytest
 import pgqrs
 from tests.support.docs import section
 from tests.support.processes import finished
+from tests.support.waiting import eventually
 
 HEADING = "## Running workers in production"
-from tests.support.waiting import eventually
 
 _BLOCK = re.compile(r"```python\n# file: (\w+\.py)\n(.*?)```", re.DOTALL)
 
