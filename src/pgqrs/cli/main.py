@@ -49,6 +49,16 @@ class Settings:
     schema: str
     json: bool
     debug: bool
+    s3_cache_dir: str | None = None
+
+    def config(self) -> Config:
+        config = Config(self.dsn, schema=self.schema)
+        if self.dsn.lower().startswith("s3://"):
+            # An S3 store works on a local copy; a command line has to put it somewhere.
+            config.s3_cache_dir = self.s3_cache_dir or os.path.join(
+                os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pgqrs"
+            )
+        return config
 
     def where(self) -> str:
         """The database, for messages: the SQLite file, or the DSN (redacted) and schema."""
@@ -106,7 +116,7 @@ def with_store(work: Callable[[Store], Awaitable[T]], *, installing: bool = Fals
         require_database(config)
 
     async def main() -> T:
-        store = await connect_with(Config(config.dsn, schema=config.schema))
+        store = await connect_with(config.config())
         try:
             return await work(store)
         finally:
@@ -176,16 +186,29 @@ class PgqrsGroup(click.Group):
     show_envvar=True,
     help="PostgreSQL schema holding the pgqrs tables (ignored by SQLite).",
 )
+@click.option(
+    "--s3-cache-dir",
+    envvar="PGQRS_S3_CACHE_DIR",
+    show_envvar=True,
+    help="Local copy of an s3:// database (default: ~/.cache/pgqrs).",
+)
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON document, not tables.")
 @click.option("--debug", is_flag=True, help="Log at DEBUG and show tracebacks on errors.")
 @click.version_option(__version__, "--version", "-V", prog_name="pgqrs")
 @click.pass_context
-def cli(ctx: click.Context, dsn: str, schema: str, json_output: bool, debug: bool) -> None:
-    """pgqrs: durable queues and workflows on SQLite and PostgreSQL.
+def cli(
+    ctx: click.Context,
+    dsn: str,
+    schema: str,
+    s3_cache_dir: str | None,
+    json_output: bool,
+    debug: bool,
+) -> None:
+    """pgqrs: durable queues and workflows on SQLite, PostgreSQL, Turso and S3.
 
     Install the schema, create queues, send messages, run workers and watch them.
     """
-    ctx.obj = Settings(dsn=dsn, schema=schema, json=json_output, debug=debug)
+    ctx.obj = Settings(dsn, schema, json=json_output, debug=debug, s3_cache_dir=s3_cache_dir)
     if debug:
         ctx.with_resource(logging_to_stderr(logging.DEBUG))
 

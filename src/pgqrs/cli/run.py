@@ -143,7 +143,7 @@ def _builder(
     return builder
 
 
-@click.command("run")
+@click.command("run", short_help="Run a worker: a handler on every message of a queue.")
 @click.argument("target", metavar="MODULE:FUNCTION")
 @click.option("--queue", "-q", help="Queue to consume (default for --workflow: its name).")
 @click.option(

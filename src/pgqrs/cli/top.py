@@ -143,9 +143,11 @@ async def watch(store: Store, where: str, interval: float, iterations: int | Non
     """Refresh every `interval` seconds until SIGINT/SIGTERM (or `iterations` views)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    quit_on = (signal.SIGINT, signal.SIGTERM)
-    for sig in quit_on:
-        loop.add_signal_handler(sig, stop.set)
+    quit_on = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C stays KeyboardInterrupt
+            loop.add_signal_handler(sig, stop.set)
+            quit_on.append(sig)
     try:
         view = render(await take(store), where, interval)
         with Live(view, console=console(), auto_refresh=False) as live:
@@ -162,7 +164,7 @@ async def watch(store: Store, where: str, interval: float, iterations: int | Non
             loop.remove_signal_handler(sig)
 
 
-@click.command()
+@click.command(short_help="Live view of queues, throughput and workers.")
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.1),

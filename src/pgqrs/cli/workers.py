@@ -24,7 +24,7 @@ def worker_json(info: WorkerInfo, queue: str | None) -> dict[str, Any]:
     return data
 
 
-@click.group()
+@click.group(short_help="List workers, check their health, clean up after them.")
 def worker() -> None:
     """Workers: who is running, who is stuck, and cleaning up after them."""
 
