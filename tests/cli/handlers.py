@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from pathlib import Path
 
 import pgqrs
@@ -58,3 +59,18 @@ async def greet(run: pgqrs.Run, who: dict) -> str:
 @workflow(name="doomed")
 async def doomed(run: pgqrs.Run, who: dict) -> str:
     raise RuntimeError("no greeting for you")
+
+
+async def stop_self(message: pgqrs.QueueMessage) -> None:
+    """SIGTERM to this very process (in-process tests), then finish once the worker has taken
+    the signal: exactly one message is handled."""
+    _record("handled", str(message.id))
+    os.kill(os.getpid(), signal.SIGTERM)
+    config = pgqrs.Config(os.environ["PGQRS_DSN"], schema=os.environ["PGQRS_SCHEMA"])
+    async with await pgqrs.connect_with(config) as store:
+        worker = await store.worker(message.consumer_worker_id or 0)
+        for _ in range(500):
+            if await worker.status() == "interrupted":
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("the worker was never interrupted")

@@ -49,6 +49,22 @@ def test_handler_errors(cli: Cli) -> None:
     assert "pgqrs run:" not in result.stdout  # no summary: nothing ran
 
 
+def test_in_process_until_sigterm(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGQRS_TEST_OUT", str(tmp_path))
+    cli.ok("queue", "create", "jobs")
+    first = cli.json("send", "jobs", '"one"')["id"]
+    result = cli.ok("run", "tests.cli.handlers:stop_self", "-q", "jobs", "-c", "2", "--json")
+    tally = json.loads(result.stdout)
+    assert (tally["handled"], tally["failed"], tally["released"]) == (1, 0, 0)
+    assert (tmp_path / "handled").read_text().split() == [str(first)]
+    assert "SIGTERM: stopping workers" in result.stderr
+    workers = cli.json("worker", "list", "--all", "--status", "stopped")
+    assert len([w for w in workers if not w["name"].startswith("__ephemeral__")]) == 2
+    assert cli.json("queue", "metrics", "jobs")["archived_messages"] == 1
+
+
 # -- real processes ---------------------------------------------------------------------------
 async def start(target: Target, out: Path, *args: str) -> asyncio.subprocess.Process:
     """`python -m pgqrs run ARGS` from the repository root, on the test's database."""

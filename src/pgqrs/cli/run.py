@@ -256,7 +256,7 @@ def _summary(tally: Tally, seconds: float) -> None:
     rate = tally.handled / seconds if seconds > 0 else 0.0
     click.echo(
         f"pgqrs run: handled {tally.handled}, failed {tally.failed}, released {tally.released} "
-        f"in {seconds:.1f} s ({rate:.0f}/s)"
+        f"in {seconds:.1f} s ({rate:.{0 if rate >= 10 else 1}f}/s)"
     )
 
 
