@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck unit clean
+.PHONY: test demo demo-basic lint typecheck unit clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The pgqrs story with the command line, on a fresh ./pgqrs.db, in under a minute.
 demo: $(STAMP)
+	$(PY) examples/demo.py
+
+demo-basic: $(STAMP)
 	$(PY) examples/basic_queue.py
 
 clean:

@@ -57,7 +57,7 @@ from .helpers import (
     produce_batch,
 )
 from .iterator import ConsumerIterator
-from .shutdown import run_worker
+from .shutdown import run_worker, run_workers
 from .step_guard import StepGuard, StepResult
 from .store.connect import connect, connect_with
 from .store.facade import Store
@@ -165,4 +165,5 @@ __all__ = [
     "step",
     "workflow",
     "run_worker",
+    "run_workers",
 ]

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import PgqrsError, StateTransitionError, SuspendedError
@@ -31,34 +31,48 @@ DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _Stop:
-    """What the signals asked for so far."""
+    """What the signals asked for so far, for every loop of the process."""
 
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
-        self.task: asyncio.Future[Any] | None = None
+    def __init__(self, runners: Sequence[Runner]) -> None:
+        self.runners = runners
+        self.tasks: list[asyncio.Future[Any]] = []
         self.signals = 0
-        self.interrupting: asyncio.Task[None] | None = None
+        self.requested = False  # a signal, or a sibling loop that ended on its own
+        self.interrupting: list[asyncio.Task[None]] = []
 
     def on_signal(self, signum: int) -> None:
         self.signals += 1
         name = signal.Signals(signum).name
-        wid = self.runner.consumer.worker_id
+        ids = ", ".join(str(r.consumer.worker_id) for r in self.runners)
+        who = f"worker {ids}" if len(self.runners) == 1 else f"workers {ids}"
         if self.signals == 1:
-            log.info("pgqrs: %s: worker %s finishes its current work, then stops", name, wid)
-            self.interrupting = asyncio.ensure_future(self._interrupt())
+            log.info("pgqrs: %s: stopping %s once the current work is done", name, who)
+            self.interrupt_all()
         else:
-            log.warning("pgqrs: %s again: worker %s releases its messages and stops now", name, wid)
-            if self.task is not None:
-                self.task.cancel()
+            log.warning(
+                "pgqrs: %s again: stopping %s now; unfinished messages are released", name, who
+            )
+            for task in self.tasks:
+                task.cancel()
 
-    async def _interrupt(self) -> None:
+    def interrupt_all(self, ended: Collection[int] = ()) -> None:
+        """Interrupt every loop but those that already `ended` (their workers stay as left)."""
+        if self.requested:
+            return
+        self.requested = True
+        self.interrupting = [
+            asyncio.ensure_future(self._interrupt(runner))
+            for n, runner in enumerate(self.runners)
+            if n not in ended
+        ]
+
+    async def _interrupt(self, runner: Runner) -> None:
         try:
-            await self.runner.consumer.interrupt()
+            await runner.consumer.interrupt()
         except StateTransitionError:
             # Already suspended or stopped by someone else: the loop ends on its own.
             log.info(
-                "pgqrs: worker %s was not running; nothing to interrupt",
-                self.runner.consumer.worker_id,
+                "pgqrs: worker %s was not running; nothing to interrupt", runner.consumer.worker_id
             )
 
 
@@ -81,37 +95,76 @@ async def run_worker(
     it must run in the main thread; pass `signals=()` to run without them (stop the worker
     with `interrupt()` instead).
     """
-    settler = builder._check(store, "poll")
+    await run_workers(store, [builder], signals=signals)
+
+
+async def run_workers(
+    store: Store,
+    builders: Sequence[DequeueBuilder],
+    *,
+    signals: Sequence[signal.Signals] = DEFAULT_SIGNALS,
+) -> None:
+    """`run_worker` for several poll loops in one process (`pgqrs run --concurrency K`).
+
+    A signal acts on every loop at once, as `run_worker` describes. When one loop ends for
+    another reason, the others are stopped as on a first signal (warm) and that loop's error is
+    raised once they all have ended: a supervisor then restarts the process as a whole.
+    """
+    if not builders:
+        raise ValueError("run_workers() needs at least one DequeueBuilder")
+    settlers = [builder._check(store, "poll") for builder in builders]
     if signals and threading.current_thread() is not threading.main_thread():
         raise RuntimeError(
             "run_worker() handles signals, which only the main thread can do; "
             "pass signals=() to run it elsewhere and stop the worker with interrupt()"
         )
-    runner = await builder._runner(store, settler)
-    stop = _Stop(runner)
+    runners = [await b._runner(store, s) for b, s in zip(builders, settlers, strict=True)]
+    stop = _Stop(runners)
+    own: dict[int, BaseException] = {}  # loops that ended before any stop was asked for
     with _handlers(signals, stop.on_signal):
-        stop.task = task = asyncio.ensure_future(runner.poll())
+        stop.tasks = [asyncio.ensure_future(runner.poll()) for runner in runners]
+        pending: set[asyncio.Future[Any]] = set(stop.tasks)
         try:
-            await asyncio.wait((task,))
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if not stop.requested:
+                    # A loop ended on its own (never a cancellation: that would be ours).
+                    for task in done:
+                        own[stop.tasks.index(task)] = _ending(task)
+                    stop.interrupt_all(ended=own)  # the others follow it
         except asyncio.CancelledError:
-            # Cancelled from outside: the loop suspends the worker, as any cancelled loop does.
-            task.cancel()
-            await asyncio.wait((task,))
+            # Cancelled from outside: each loop suspends its worker, as any cancelled loop does.
+            for task in stop.tasks:
+                task.cancel()
+            await asyncio.wait(stop.tasks)
             raise
         finally:
-            if stop.interrupting is not None:
-                await asyncio.wait((stop.interrupting,))
-        if stop.signals:
-            await _stop_worker(runner)  # handlers stay: a late second signal changes nothing
+            if stop.interrupting:
+                await asyncio.wait(stop.interrupting)
+        if stop.requested:
+            # Handlers stay installed meanwhile: a late second signal changes nothing.
+            for n, runner in enumerate(runners):
+                if n not in own:
+                    await _stop_worker(runner)
+    endings = [_ending(task) for task in stop.tasks]  # every one retrieved, none logged
+    if own:
+        raise own[min(own)]
+    for error in endings:
+        if isinstance(error, asyncio.CancelledError):
+            if not stop.signals:
+                raise error
+            continue  # the second signal cancelled the loop
+        if not isinstance(error, SuspendedError):
+            raise error
+
+
+def _ending(task: asyncio.Future[Any]) -> BaseException:
+    """Why a poll loop ended: it never returns normally."""
     if task.cancelled():
-        if stop.signals:
-            return  # the second signal cancelled the loop
-        raise asyncio.CancelledError
+        return asyncio.CancelledError()
     error = task.exception()
-    assert error is not None  # the poll loop never returns normally
-    if stop.signals and isinstance(error, SuspendedError):
-        return
-    raise error
+    assert error is not None
+    return error
 
 
 async def _stop_worker(runner: Runner) -> None:

@@ -203,3 +203,16 @@ async def count(db: Queryable) -> int:
 
 async def archived_rows(db: Queryable, queue_id: int) -> list[Row]:
     return await db.fetch(db.sql.MSG_LIST_ARCHIVED, {"queue_id": queue_id})
+
+
+async def browse_rows(
+    db: Queryable, queue_id: int, *, which: str, now: datetime, limit: int
+) -> list[Row]:
+    """Up to `limit` rows of a queue: "live" (unarchived, by id), "leased" (by id) or
+    "archived" (most recently archived first)."""
+    statement = {
+        "live": db.sql.MSG_LIST_LIVE,
+        "leased": db.sql.MSG_LIST_LEASED,
+        "archived": db.sql.MSG_LIST_ARCHIVED_RECENT,
+    }[which]
+    return await db.fetch(statement, {"queue_id": queue_id, "now": now, "limit": limit})

@@ -106,3 +106,9 @@ async def worker_health(
     rows = await db.fetch(db.sql.WORKER_HEALTH_BY_QUEUE, params)
     stats = [_health(ADMIN_GROUP if r[0] is None else r[1], r[2:]) for r in rows]
     return sorted(stats, key=lambda s: s.queue_name)
+
+
+async def throughput(db: Queryable, since: datetime) -> dict[str, tuple[int, int]]:
+    """Per queue name: (messages archived, messages enqueued) since `since`."""
+    rows = await db.fetch(db.sql.QUEUE_THROUGHPUT, {"since": since})
+    return {row[0]: (_int(row[1]), _int(row[2])) for row in rows}

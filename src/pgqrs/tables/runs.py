@@ -73,6 +73,18 @@ async def list_all(db: Queryable) -> list[RunRecord]:
     return [run_record(row) for row in await db.fetch(db.sql.RUN_LIST)]
 
 
+async def list_filtered(
+    db: Queryable, workflow_ids: Sequence[int], statuses: Sequence[WorkflowStatus], limit: int
+) -> list[RunRecord]:
+    """Runs of these workflows in these statuses, newest first, at most `limit`."""
+    params = {
+        "workflow_ids": list(workflow_ids),
+        "statuses": [s.db for s in statuses],
+        "limit": limit,
+    }
+    return [run_record(row) for row in await db.fetch(db.sql.RUN_LIST_FILTERED, params)]
+
+
 async def status(db: Queryable, run_id: int) -> WorkflowStatus:
     row = await db.fetchone(db.sql.RUN_STATUS, {"id": run_id})
     if row is None:

@@ -86,6 +86,20 @@ class MessageSql:
         f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
         "AND archived_at IS NOT NULL ORDER BY archived_at DESC, id DESC"
     )
+    # Browsing a queue (the command line): bounded, newest archive first for history.
+    MSG_LIST_LIVE = (
+        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
+        "AND archived_at IS NULL ORDER BY id LIMIT :limit"
+    )
+    MSG_LIST_LEASED = (
+        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
+        "AND archived_at IS NULL AND consumer_worker_id IS NOT NULL AND vt > :now "
+        "ORDER BY id LIMIT :limit"
+    )
+    MSG_LIST_ARCHIVED_RECENT = (
+        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
+        "AND archived_at IS NOT NULL ORDER BY archived_at DESC, id DESC LIMIT :limit"
+    )
 
 
 class MessagePostgres(MessageSql):

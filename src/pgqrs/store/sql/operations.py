@@ -101,6 +101,19 @@ class OperationsSql:
         "live.live_total + done.archived, live.pending, live.delayed, live.locked, live.poison, "
         "done.archived, (SELECT MAX(version) FROM {s}pgqrs_py_migrations) FROM live, done"
     )
+    # Per queue: messages archived and messages enqueued since :since (throughput). Each count
+    # is an index range scan of that queue: (queue_id, archived_at) for the archived side,
+    # (queue_id, enqueued_at) of archived rows and the hot-path index of live rows for arrivals.
+    QUEUE_THROUGHPUT = (
+        "SELECT q.queue_name, "
+        "(SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE m.queue_id = q.id "
+        "AND m.archived_at IS NOT NULL AND m.archived_at >= :since), "
+        "(SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE m.queue_id = q.id "
+        "AND m.archived_at IS NOT NULL AND m.enqueued_at >= :since) + "
+        "(SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE m.queue_id = q.id "
+        "AND m.archived_at IS NULL AND m.enqueued_at >= :since) "
+        "FROM {s}pgqrs_queues q ORDER BY q.queue_name"
+    )
     WORKER_HEALTH_GLOBAL = f"SELECT {_HEALTH_COLUMNS} FROM {{s}}pgqrs_workers w"
     WORKER_HEALTH_BY_QUEUE = (
         f"SELECT w.queue_id, q.queue_name, {_HEALTH_COLUMNS} FROM {{s}}pgqrs_workers w "

@@ -51,6 +51,12 @@ class WorkflowSql:
     RUN_BY_ID = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE id = :id"
     RUN_BY_MESSAGE = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :id"
     RUN_LIST = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs ORDER BY created_at DESC, id DESC"
+    # Browsing runs (the command line): of some workflows, in some statuses, newest first.
+    RUN_LIST_FILTERED = (
+        f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs "
+        "WHERE workflow_id IN_LIST(:workflow_ids) AND CAST(status AS TEXT) IN_LIST(:statuses) "
+        "ORDER BY created_at DESC, id DESC LIMIT :limit"
+    )
     RUN_STATUS = "SELECT status FROM {s}pgqrs_workflow_runs WHERE id = :id"
     RUN_START = (
         "UPDATE {s}pgqrs_workflow_runs SET status = 'RUNNING', "

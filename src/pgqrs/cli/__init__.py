@@ -1,0 +1,1 @@
+"""The `pgqrs` command line (`pgqrs.cli.main:main`); not imported by `import pgqrs`."""

@@ -1,0 +1,344 @@
+"""`pgqrs send`, `pgqrs messages list|show` and `pgqrs dlq list|replay|archive`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..admin import Admin
+from ..errors import PgqrsError
+from ..store.facade import Store
+from ..tables import messages as message_rows
+from ..tables import queues as queue_rows
+from ..tables import workers as worker_rows
+from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
+from ..types import QueueMessage
+from ..validation import PayloadRules, encode_payloads, require_non_negative
+from ..workers import Producer
+from .main import CliError, json_option, wants_json, with_store
+from .output import (
+    add_row,
+    ago,
+    compact,
+    console,
+    emit_json,
+    fields_table,
+    message_state,
+    note,
+    plain,
+    pretty,
+    print_table,
+    table,
+    until,
+)
+
+SEND_BATCH = 500  # rows per INSERT when loading a file
+
+
+def parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CliError(f"Invalid JSON {what}: {err}") from err
+
+
+def read_jsonl(source: IO[str], rules: PayloadRules) -> list[str]:
+    """Every payload of a JSON Lines file, checked like `enqueue` checks them, as stored text.
+
+    The whole file is read and checked before anything is written: a bad line stops the load
+    with its line number. Blank lines are skipped.
+    """
+    name = getattr(source, "name", "<stdin>")
+    texts: list[str] = []
+    for number, line in enumerate(source, 1):
+        if not line.strip():
+            continue
+        try:
+            payload = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CliError(f"{name} line {number}: invalid JSON: {err.msg}") from err
+        try:
+            texts.extend(encode_payloads([payload], rules, batch=False))
+        except (PgqrsError, ValueError) as err:
+            raise CliError(f"{name} line {number}: {err}") from err
+    return texts
+
+
+async def write_payloads(
+    store: Store,
+    queue: str,
+    texts: list[str],
+    delay: float,
+    advance: Callable[[int], None] = lambda n: None,
+) -> list[int]:
+    """Enqueue stored texts in batches through one producer that lives for this command."""
+    producer = await Producer._register_ephemeral(store, queue)
+    ids: list[int] = []
+    try:
+        for start in range(0, len(texts), SEND_BATCH):
+            chunk = texts[start : start + SEND_BATCH]
+            ids.extend(await producer.write(chunk, delay))
+            advance(len(chunk))
+    finally:
+        await worker_rows.try_transition(
+            store.db,
+            producer.worker_id,
+            STOPPED,
+            (READY, POLLING, SUSPENDED, INTERRUPTED),
+            store.clock.now(),
+        )
+    return ids
+
+
+def progress_bar() -> Progress:
+    # On stderr, so that stdout carries only the result (and stays valid JSON with --json).
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=wants_json(),
+    )
+
+
+@click.command()
+@click.argument("queue")
+@click.argument("payload", required=False, metavar="[PAYLOAD_JSON]")
+@click.option(
+    "--file",
+    "-f",
+    "source",
+    type=click.File("r", encoding="utf-8"),
+    help="Send every line of a JSON Lines file (- for stdin), in batches.",
+)
+@click.option(
+    "--delay", type=float, default=0.0, help="Seconds before the message(s) become visible."
+)
+@json_option
+def send(queue: str, payload: str | None, source: IO[str] | None, delay: float) -> None:
+    """Send PAYLOAD_JSON, or every line of --file, to QUEUE."""
+    if (payload is None) == (source is None):
+        raise click.UsageError("give either PAYLOAD_JSON or --file F.jsonl")
+    require_non_negative("--delay", delay)
+    value = None if payload is None else parse_json(payload, "payload")
+
+    async def work(store: Store) -> list[int]:
+        await queue_rows.get_by_name(store.db, queue)  # an unknown queue before reading a file
+        rules = PayloadRules.from_config(store.settings)
+        if source is None:
+            return await write_payloads(
+                store, queue, encode_payloads([value], rules, batch=False), delay
+            )
+        texts = read_jsonl(source, rules)
+        with progress_bar() as progress:
+            task = progress.add_task(f"sending to {queue}", total=len(texts))
+            return await write_payloads(
+                store, queue, texts, delay, lambda n: progress.advance(task, n)
+            )
+
+    ids = with_store(work)
+    if source is None:
+        if wants_json():
+            emit_json({"queue": queue, "id": ids[0]})
+        else:
+            note(f"Sent message {ids[0]} to '{queue}'")
+        return
+    if wants_json():
+        emit_json({"queue": queue, "sent": len(ids), "ids": ids})
+    else:
+        span = f" (ids {min(ids)}..{max(ids)})" if ids else ""
+        note(f"Sent {len(ids)} message(s) to '{queue}'{span}")
+
+
+# -- browsing --------------------------------------------------------------------------------
+def _message_json(message: QueueMessage, queue: str, state: str) -> dict[str, Any]:
+    data: dict[str, Any] = plain(message)
+    data["queue"] = queue
+    data["state"] = state
+    return data
+
+
+async def _queue_names(store: Store) -> dict[int, str]:
+    return {q.id: q.queue_name for q in await queue_rows.list_all(store.db)}
+
+
+def _when(message: QueueMessage, state: str, now: datetime) -> str:
+    """The time that matters in this state: archive time, lease end, or delay end."""
+    if state == "archived":
+        return ago(message.archived_at, now)
+    if state in ("leased", "delayed"):
+        return until(message.vt, now)
+    return "-"
+
+
+def _message_table(
+    found: list[QueueMessage], names: dict[int, str], now: datetime, max_read_ct: int
+) -> None:
+    out = table(
+        "ID",
+        "Queue",
+        "State",
+        "Since",
+        "Reads",
+        "Enqueued",
+        "Worker",
+        "Payload",
+        right=("ID", "Reads", "Worker"),
+        flex=("Queue", "Payload"),
+    )
+    for m in found:
+        state = message_state(m, now, max_read_ct)
+        add_row(
+            out,
+            m.id,
+            names.get(m.queue_id, m.queue_id),
+            state,
+            _when(m, state, now),
+            m.read_ct,
+            ago(m.enqueued_at, now),
+            m.consumer_worker_id,
+            compact(m.payload),
+        )
+    print_table(out, "No messages.")
+
+
+def _emit_messages(
+    found: list[QueueMessage], names: dict[int, str], now: datetime, max_read_ct: int
+) -> None:
+    if wants_json():
+        emit_json(
+            [
+                _message_json(m, names.get(m.queue_id, ""), message_state(m, now, max_read_ct))
+                for m in found
+            ]
+        )
+    else:
+        _message_table(found, names, now, max_read_ct)
+
+
+@click.group()
+def messages() -> None:
+    """Look at the messages of a queue."""
+
+
+@messages.command("list")
+@click.argument("queue")
+@click.option("--archived", is_flag=True, help="Archived messages, most recent first.")
+@click.option("--leased", is_flag=True, help="Only messages a worker holds right now.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option
+def list_messages(queue: str, archived: bool, leased: bool, limit: int) -> None:
+    """The messages of QUEUE: unarchived ones by id, or --archived / --leased ones."""
+    if archived and leased:
+        raise click.UsageError("--archived and --leased exclude each other")
+    which = "archived" if archived else "leased" if leased else "live"
+
+    async def work(store: Store) -> tuple[list[QueueMessage], datetime, int]:
+        info = await queue_rows.get_by_name(store.db, queue)
+        now = store.clock.now()
+        rows = await message_rows.browse_rows(store.db, info.id, which=which, now=now, limit=limit)
+        return await store.messages.read(store.db, rows), now, store.settings.max_read_ct
+
+    found, now, max_read_ct = with_store(work)
+    names = {m.queue_id: queue for m in found}
+    _emit_messages(found, names, now, max_read_ct)
+
+
+@messages.command("show")
+@click.argument("message_id", type=int, metavar="ID")
+@json_option
+def show(message_id: int) -> None:
+    """Every field of the message ID and its payload."""
+
+    async def work(store: Store) -> tuple[QueueMessage, str, datetime, int]:
+        message = await (await store.get_messages()).get(message_id)
+        names = await _queue_names(store)
+        now = store.clock.now()
+        return message, names.get(message.queue_id, ""), now, store.settings.max_read_ct
+
+    m, queue, now, max_read_ct = with_store(work)
+    state = message_state(m, now, max_read_ct)
+    if wants_json():
+        emit_json(_message_json(m, queue, state))
+        return
+    rows = [
+        ("queue", f"{queue} (id {m.queue_id})"),
+        ("state", state),
+        ("read count", m.read_ct),
+        ("enqueued", f"{m.enqueued_at} ({ago(m.enqueued_at, now)})"),
+        ("visible at", None if m.vt is None else f"{m.vt} ({until(m.vt, now)})"),
+        ("first dequeued", m.dequeued_at),
+        ("archived", m.archived_at),
+        ("producer worker", m.producer_worker_id),
+        ("consumer worker", m.consumer_worker_id),
+    ]
+    console().print(fields_table(rows, title=f"Message {m.id}"))
+    console().print(pretty(m.payload), markup=False)
+
+
+# -- dead letters ----------------------------------------------------------------------------
+@click.group()
+def dlq() -> None:
+    """Dead letters: messages whose handler failed max_read_ct times."""
+
+
+@dlq.command("list")
+@click.argument("queue", required=False)
+@json_option
+def dlq_list(queue: str | None) -> None:
+    """Dead letters of QUEUE (or of every queue), including those already archived."""
+
+    async def work(store: Store) -> tuple[list[QueueMessage], dict[int, str], datetime, int]:
+        found = await Admin(store).dlq_list(queue)
+        names = await _queue_names(store)
+        return found, names, store.clock.now(), store.settings.max_read_ct
+
+    found, names, now, max_read_ct = with_store(work)
+    if wants_json() or found:
+        _emit_messages(found, names, now, max_read_ct)
+    else:
+        note("No dead letters.")
+
+
+@dlq.command("replay")
+@click.argument("message_id", type=int, metavar="ID")
+@json_option
+def replay(message_id: int) -> None:
+    """Put the dead letter ID back in its queue as a fresh message (read count 0)."""
+    message = with_store(lambda store: Admin(store).replay_dlq(message_id))
+    if wants_json():
+        emit_json(plain(message))
+    else:
+        note(f"Message {message.id} is visible again (read count reset)")
+
+
+@dlq.command("archive")
+@click.argument("queue", required=False)
+@json_option
+def archive(queue: str | None) -> None:
+    """Archive every poison message of QUEUE (or of every queue); they stay listed."""
+    ids = with_store(lambda store: Admin(store).dlq(queue))
+    if wants_json():
+        emit_json({"archived": ids})
+    else:
+        note(f"Archived {len(ids)} dead letter(s)")
+
+
+COMMANDS = [send, messages, dlq]

@@ -1,0 +1,263 @@
+"""`pgqrs run MODULE:FUNCTION`: a worker process of K poll loops that stops gracefully.
+
+Shutdown is `pgqrs.run_workers`: the first SIGINT/SIGTERM lets every handler that is running
+finish, then the workers are suspended and stopped; a second one cancels the handlers, releases
+their messages and stops the workers at once. Either way the process exits 0 after printing
+what it did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from ..builders.dequeue import DequeueBuilder
+from ..builders.workflow import WorkflowBuilder
+from ..decorators import WorkflowDef
+from ..errors import PausedError, StepNotReadyError, TransientStepError
+from ..poller import Handler, call_handler
+from ..shutdown import run_workers
+from ..store.facade import Store
+from ..tables import queues as queue_rows
+from ..types import QueueMessage
+from ..workers import check_batch_size
+from ..workflow_run import Run
+from .main import CliError, json_option, logging_to_stderr, settings, wants_json, with_store
+from .output import emit_json
+
+log = logging.getLogger("pgqrs.cli")
+
+# Outcomes of a workflow execution that plan the next one rather than fail (semantics §11.2).
+_RESCHEDULED = (PausedError, StepNotReadyError, TransientStepError)
+
+
+def load_handler(target: str) -> Callable[..., Any]:
+    """The callable named `MODULE:FUNCTION` (FUNCTION may be dotted), importable from the
+    working directory as `python -m` would."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise CliError(f"expected MODULE:FUNCTION, got '{target}'")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise CliError(f"cannot import '{module_name}': {err}") from err
+    except Exception as err:  # the module itself failed while loading
+        raise CliError(f"cannot import '{module_name}': {type(err).__name__}: {err}") from err
+    found: Any = module
+    for part in attr.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise CliError(f"module '{module_name}' has no attribute '{attr}'") from None
+    if not callable(found):
+        raise CliError(f"'{target}' is not callable (it is a {type(found).__name__})")
+    return found  # type: ignore[no-any-return]
+
+
+@dataclass
+class Tally:
+    """What the handlers did, for the summary line."""
+
+    handled: int = 0
+    failed: int = 0
+    released: int = 0
+
+
+def _what(arg: Any) -> tuple[str, int]:
+    """How a handler's argument is named in the log, and how many messages it stands for."""
+    if isinstance(arg, Run):
+        return f"run {arg.id()} (message {arg.message_id})", 1
+    if isinstance(arg, list):
+        ids = [m.id for m in arg if isinstance(m, QueueMessage)]
+        worker = arg[0].consumer_worker_id if ids else None
+        return f"messages {ids} (worker {worker})", len(arg)
+    if isinstance(arg, QueueMessage):
+        return f"message {arg.id} (worker {arg.consumer_worker_id})", 1
+    return repr(arg), 1
+
+
+def _ms(started: float) -> str:
+    return f"{(time.perf_counter() - started) * 1000:.1f} ms"
+
+
+def counted(fn: Callable[..., Any], tally: Tally) -> Handler:
+    """`fn`, logging each call with its duration and counting its outcome."""
+
+    async def handler(arg: Any) -> Any:
+        what, count = _what(arg)
+        started = time.perf_counter()
+        try:
+            result = await call_handler(fn, arg)
+        except asyncio.CancelledError:
+            tally.released += count
+            log.warning("%s released unfinished after %s (shutdown)", what, _ms(started))
+            raise
+        except _RESCHEDULED as err:
+            tally.handled += count
+            log.info("%s rescheduled after %s: %s", what, _ms(started), err)
+            raise
+        except Exception as err:
+            tally.failed += count
+            log.warning("%s failed after %s: %s: %s", what, _ms(started), type(err).__name__, err)
+            raise
+        tally.handled += count
+        log.info("%s handled in %s", what, _ms(started))
+        return result
+
+    return handler
+
+
+def _builder(
+    consumer: Any,
+    handler: Handler,
+    *,
+    workflow: bool,
+    batch: int | None,
+    poll_interval: int | None,
+    lease: float | None,
+) -> DequeueBuilder:
+    builder = DequeueBuilder().worker(consumer)
+    if workflow:
+        builder.handle_workflow(handler).batch(batch or 1)
+    elif batch is not None:
+        builder.handle_batch(handler).batch(batch)
+    else:
+        builder.handle(handler)
+    if poll_interval is not None:
+        builder.poll_interval(poll_interval)
+    if lease is not None:
+        builder.lease(lease)
+    return builder
+
+
+@click.command("run", short_help="Run a worker: a handler on every message of a queue.")
+@click.argument("target", metavar="MODULE:FUNCTION")
+@click.option("--queue", "-q", help="Queue to consume (default for --workflow: its name).")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    help="Claim up to N messages at a time; the handler then takes a list of messages.",
+)
+@click.option(
+    "--workflow",
+    "is_workflow",
+    is_flag=True,
+    help="FUNCTION is a workflow (an @workflow function, or async fn(run)).",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Poll loops (each its own worker) in this process.",
+)
+@click.option(
+    "--poll-interval", type=click.IntRange(min=1), help="Milliseconds between polls when idle."
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds each claim holds its messages (kept alive while the handler runs).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+@json_option
+def run_command(
+    target: str,
+    queue: str | None,
+    batch: int | None,
+    is_workflow: bool,
+    concurrency: int,
+    poll_interval: int | None,
+    lease: float | None,
+    log_level: str,
+) -> None:
+    """Run FUNCTION from MODULE on every message of a queue until SIGINT or SIGTERM.
+
+    FUNCTION is an async function taking a message (a list of messages with --batch, a
+    workflow run with --workflow). The working directory is importable, so
+    `pgqrs run tasks:handle` finds ./tasks.py.
+    """
+    fn = load_handler(target)
+    if isinstance(fn, WorkflowDef):
+        is_workflow = True
+        queue = queue or fn.name
+    if queue is None:
+        raise click.UsageError("--queue is required (the queue to consume)")
+    name = queue
+    tally = Tally()
+    running: list[float] = []  # when the workers started: a summary is due from then on
+    handler = counted(fn, tally)
+    # With --debug, the group logs everything already.
+    logs = (
+        contextlib.nullcontext()
+        if settings().debug
+        else logging_to_stderr(getattr(logging, log_level.upper()))
+    )
+
+    async def work(store: Store) -> None:
+        if is_workflow:
+            await WorkflowBuilder().name(name).store(store).create()
+        else:
+            await queue_rows.get_by_name(store.db, name)
+        check_batch_size(store, batch or 1, "--batch")
+        consumers = [await store.consumer(name) for _ in range(concurrency)]
+        builders = [
+            _builder(
+                c,
+                handler,
+                workflow=is_workflow,
+                batch=batch,
+                poll_interval=poll_interval,
+                lease=lease,
+            )
+            for c in consumers
+        ]
+        log.info(
+            "pgqrs run: %s on queue '%s', %d worker(s) (%s); SIGINT or SIGTERM stops them",
+            target,
+            name,
+            concurrency,
+            ", ".join(str(c.worker_id) for c in consumers),
+        )
+        running.append(time.monotonic())
+        await run_workers(store, builders)
+
+    with logs:
+        try:
+            with_store(work)
+        finally:
+            if running:
+                _summary(tally, time.monotonic() - running[0])
+
+
+def _summary(tally: Tally, seconds: float) -> None:
+    if wants_json():
+        emit_json({**tally.__dict__, "seconds": round(seconds, 3)})
+        return
+    rate = tally.handled / seconds if seconds > 0 else 0.0
+    click.echo(
+        f"pgqrs run: handled {tally.handled}, failed {tally.failed}, released {tally.released} "
+        f"in {seconds:.1f} s ({rate:.{0 if rate >= 10 else 1}f}/s)"
+    )
+
+
+COMMANDS = [run_command]

@@ -1,0 +1,49 @@
+"""The README's "Command line" section documents every command, and its examples are valid
+command lines (each is parsed by the real command with `--help` added)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from pgqrs.cli.main import cli as pgqrs_cli
+from tests.support.docs import section
+
+HEADING = "## Command line"
+CONSOLE = re.compile(r"```console\n(.*?)```", re.DOTALL)
+
+
+def examples() -> list[list[str]]:
+    found = []
+    for block in CONSOLE.findall(section(HEADING)):
+        for line in block.splitlines():
+            if line.startswith("$ pgqrs"):
+                found.append(shlex.split(line[2:], comments=True)[1:])
+    return found
+
+
+def commands(group: click.Group = pgqrs_cli, path: str = "pgqrs") -> list[str]:
+    out = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            out.extend(commands(command, f"{path} {name}"))
+        else:
+            out.append(f"{path} {name}")
+    return out
+
+
+def test_every_command_is_documented() -> None:
+    text = section(HEADING)
+    missing = [c for c in commands() if f"$ {c}" not in text and f"`{c}" not in text]
+    assert missing == []
+    assert len(commands()) == 26  # the issue's 25, and `workflow create`
+
+
+@pytest.mark.parametrize("args", examples(), ids=" ".join)
+def test_example_parses(args: list[str]) -> None:
+    result = CliRunner().invoke(pgqrs_cli, [*args, "--help"])
+    assert result.exit_code == 0, result.output
