@@ -239,7 +239,7 @@ class Runner:
         )
         if done.workers:
             log.info(
-                "pgqrs: worker %s stopped %d stale worker(s), released %d message(s)",
+                "worker %s stopped %d stale worker(s), released %d message(s)",
                 self.consumer.worker_id,
                 done.workers,
                 done.messages,
@@ -319,7 +319,7 @@ class Runner:
             except WorkerNotFoundError:
                 return  # the loop notices at its next status read
             except Exception:
-                log.warning("pgqrs: heartbeat of worker %s failed; retrying", wid, exc_info=True)
+                log.warning("heartbeat of worker %s failed; retrying", wid, exc_info=True)
 
 
 class _FailureWindow:
@@ -337,7 +337,7 @@ class _FailureWindow:
             self._since = now
         if now - self._since >= self._limit:
             raise err
-        log.warning("pgqrs: poll loop database error, retrying: %s", err)
+        log.warning("poll loop database error, retrying: %s", err)
 
     def reset(self) -> None:
         self._since = None
@@ -351,7 +351,7 @@ async def _shielded(work: Awaitable[Any]) -> None:
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.warning("pgqrs: cleanup after the poll loop failed", exc_info=True)
+        log.warning("cleanup after the poll loop failed", exc_info=True)
 
 
 async def finish_ephemeral(store: Store, consumer: Consumer) -> None:
@@ -383,7 +383,7 @@ class MessageSettler:
             if self.reraise:
                 raise
             log.warning(
-                "pgqrs: handler failed for message(s) %s; released with backoff",
+                "handler failed for message(s) %s; released with backoff",
                 [m.id for m in claimed],
                 exc_info=True,
             )

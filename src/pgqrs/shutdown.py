@@ -46,12 +46,10 @@ class _Stop:
         ids = ", ".join(str(r.consumer.worker_id) for r in self.runners)
         who = f"worker {ids}" if len(self.runners) == 1 else f"workers {ids}"
         if self.signals == 1:
-            log.info("pgqrs: %s: stopping %s once the current work is done", name, who)
+            log.info("%s: stopping %s once the current work is done", name, who)
             self.interrupt_all()
         else:
-            log.warning(
-                "pgqrs: %s again: stopping %s now; unfinished messages are released", name, who
-            )
+            log.warning("%s again: stopping %s now; unfinished messages are released", name, who)
             for task in self.tasks:
                 task.cancel()
 
@@ -71,9 +69,7 @@ class _Stop:
             await runner.consumer.interrupt()
         except StateTransitionError:
             # Already suspended or stopped by someone else: the loop ends on its own.
-            log.info(
-                "pgqrs: worker %s was not running; nothing to interrupt", runner.consumer.worker_id
-            )
+            log.info("worker %s was not running; nothing to interrupt", runner.consumer.worker_id)
 
 
 async def run_worker(
@@ -187,7 +183,7 @@ async def _stop_worker(runner: Runner) -> None:
         if status != STOPPED:
             await consumer.shutdown(release=True)
     except PgqrsError:
-        log.warning("pgqrs: could not stop worker %s cleanly", consumer.worker_id, exc_info=True)
+        log.warning("could not stop worker %s cleanly", consumer.worker_id, exc_info=True)
 
 
 @contextlib.contextmanager

@@ -95,7 +95,7 @@ class _Delivery:
             await self.archive()
         except Exception as exc:
             log.warning(
-                "pgqrs: workflow handler failed for run %s (message %s)",
+                "workflow handler failed for run %s (message %s)",
                 record.id,
                 message.id,
                 exc_info=True,

@@ -274,7 +274,7 @@ async def _listen(conninfo: str, channel: str, wakeups: Wakeups) -> None:
         try:
             conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
         except psycopg.Error as err:
-            log.warning("pgqrs: LISTEN connection failed, retrying: %s", err)
+            log.warning("LISTEN connection failed, retrying: %s", err)
             await asyncio.sleep(LISTEN_RETRY_SECONDS)
             continue
         try:
@@ -285,7 +285,7 @@ async def _listen(conninfo: str, channel: str, wakeups: Wakeups) -> None:
                 if note.payload.isdigit():
                     wakeups.notify(queue_key(int(note.payload)))
         except psycopg.Error as err:
-            log.warning("pgqrs: LISTEN connection lost, reconnecting: %s", err)
+            log.warning("LISTEN connection lost, reconnecting: %s", err)
             await asyncio.sleep(LISTEN_RETRY_SECONDS)
         finally:
             await conn.close()
