@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING, Any, overload
 from .builders.dequeue import DequeueBuilder
 from .errors import ValidationError
 from .poller import Handler
-from .tables import workers as rows
-from .tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
 from .types import QueueMessage
-from .workers import Consumer, Producer, prepare_payloads
+from .workers import Consumer, Producer, ephemeral_producer, prepare_payloads
 
 if TYPE_CHECKING:
     from .store.facade import Store
@@ -20,17 +18,8 @@ if TYPE_CHECKING:
 async def _produce(store: Store, queue: str, payloads: list[Any], *, batch: bool) -> list[int]:
     """Enqueue through a producer that lives for this call only (semantics §9.5)."""
     texts = prepare_payloads(store, payloads, batch=batch)  # refuse before any write
-    producer = await Producer._register_ephemeral(store, queue)
-    try:
+    async with ephemeral_producer(store, queue) as producer:
         return await producer.write(texts)
-    finally:
-        await rows.try_transition(
-            store.db,
-            producer.worker_id,
-            STOPPED,
-            (READY, POLLING, SUSPENDED, INTERRUPTED),
-            store.clock.now(),
-        )
 
 
 async def produce(store: Store, queue: str, payload: Any) -> int:

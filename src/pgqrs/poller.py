@@ -359,9 +359,7 @@ async def finish_ephemeral(store: Store, consumer: Consumer) -> None:
     now = store.clock.now()
     async with store.db.transaction() as db:
         released = await messages.release_worker(db, consumer.worker_id, now)
-        await rows.try_transition(
-            db, consumer.worker_id, STOPPED, (READY, POLLING, SUSPENDED, INTERRUPTED), now
-        )
+        await rows.mark_stopped(db, consumer.worker_id, now)
     if released and consumer.queue_id is not None:
         store.wakeups.notify(queue_key(consumer.queue_id))
 

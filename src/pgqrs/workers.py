@@ -6,8 +6,9 @@ settling. Settling calls ignore the worker's status (§9.4) and are fenced by ow
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -204,6 +205,16 @@ class Producer(_Worker):
         )
         store.wakeups.notify(queue_key(queue_id))
         return ids
+
+
+@contextlib.asynccontextmanager
+async def ephemeral_producer(store: Store, queue: str) -> AsyncIterator[Producer]:
+    """A producer that lives for one call: registered on entry, stopped on exit (§9.5)."""
+    producer = await Producer._register_ephemeral(store, queue)
+    try:
+        yield producer
+    finally:
+        await rows.mark_stopped(store.db, producer.worker_id, store.clock.now())
 
 
 def prepare_payloads(store: Store, payloads: Sequence[Any], *, batch: bool) -> list[str]:

@@ -14,11 +14,9 @@ from ..errors import PgqrsError, TimeoutError, ValidationError, WorkflowFailedEr
 from ..policy import StepRetryPolicy
 from ..step_guard import StepResult
 from ..tables import messages, runs, workflows
-from ..tables import workers as worker_rows
-from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
 from ..types import QueueMessage, WorkflowRecord, WorkflowStatus
 from ..validation import PayloadRules, encode_json, encode_payloads, validate_queue_name
-from ..workers import Producer
+from ..workers import ephemeral_producer
 from ..workflow_run import Run, check_step_name, run_key
 
 if TYPE_CHECKING:
@@ -117,17 +115,8 @@ class WorkflowTriggerBuilder:
         store, name = self._store, validate_queue_name(self._name, "workflow")
         trigger_payload(store, self._input)  # every payload rule, before anything is written
         await lookup_definition(store, name)
-        producer: Producer = await Producer._register_ephemeral(store, name)
-        try:
+        async with ephemeral_producer(store, name) as producer:
             message_id = await producer.enqueue({"input": self._input})
-        finally:
-            await worker_rows.try_transition(
-                store.db,
-                producer.worker_id,
-                STOPPED,
-                (READY, POLLING, SUSPENDED, INTERRUPTED),
-                store.clock.now(),
-            )
         row = await messages.get_row(store.db, message_id)
         return (await store.messages.read(store.db, [row]))[0]
 

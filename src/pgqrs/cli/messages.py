@@ -24,11 +24,9 @@ from ..errors import PgqrsError
 from ..store.facade import Store
 from ..tables import messages as message_rows
 from ..tables import queues as queue_rows
-from ..tables import workers as worker_rows
-from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
 from ..types import QueueMessage
 from ..validation import PayloadRules, encode_payloads, require_non_negative
-from ..workers import Producer
+from ..workers import ephemeral_producer
 from .main import CliError, json_option, wants_json, with_store
 from .output import (
     add_row,
@@ -86,21 +84,12 @@ async def write_payloads(
     advance: Callable[[int], None] = lambda n: None,
 ) -> list[int]:
     """Enqueue stored texts in batches through one producer that lives for this command."""
-    producer = await Producer._register_ephemeral(store, queue)
     ids: list[int] = []
-    try:
+    async with ephemeral_producer(store, queue) as producer:
         for start in range(0, len(texts), SEND_BATCH):
             chunk = texts[start : start + SEND_BATCH]
             ids.extend(await producer.write(chunk, delay))
             advance(len(chunk))
-    finally:
-        await worker_rows.try_transition(
-            store.db,
-            producer.worker_id,
-            STOPPED,
-            (READY, POLLING, SUSPENDED, INTERRUPTED),
-            store.clock.now(),
-        )
     return ids
 
 

@@ -15,10 +15,10 @@ from ..errors import ValidationError
 from ..store.executor import Executor, Queryable, Row, first_column
 from ..types import WorkerStatus
 from . import messages
-from .workers import INTERRUPTED, POLLING, READY, SUSPENDED
+from .workers import INTERRUPTED, NOT_STOPPED, POLLING
 
 # What an admin sweep may stop: every worker that is not stopped yet (semantics §14).
-ANY_LIVE = (READY, POLLING, SUSPENDED, INTERRUPTED)
+ANY_LIVE = NOT_STOPPED
 # What a poll loop's own sweep may stop: workers run by a poll loop, which heartbeat by
 # contract. A `ready` worker may be a hand-driven consumer or a `consume_iter` that never beats
 # (semantics §9.3, §10.7); taking its messages mid-handling would only cause double work.

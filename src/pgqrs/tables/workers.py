@@ -134,6 +134,14 @@ async def try_transition(
     return True
 
 
+NOT_STOPPED = (READY, POLLING, SUSPENDED, INTERRUPTED)
+
+
+async def mark_stopped(db: Queryable, worker_id: int, now: datetime) -> bool:
+    """Any status to `stopped` (ephemeral workers at the end of their call, reclamation)."""
+    return await try_transition(db, worker_id, STOPPED, NOT_STOPPED, now)
+
+
 async def heartbeat(db: Queryable, worker_id: int, now: datetime) -> None:
     if not await db.execute(db.sql.WORKER_HEARTBEAT, {"id": worker_id, "now": now}):
         raise WorkerNotFoundError(f"Worker with id '{worker_id}' not found")
