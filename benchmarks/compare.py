@@ -53,7 +53,7 @@ SCENARIOS = (
     "backlog_scaling",
     "memory",
 )
-RUN_TIMEOUT = 1800
+RUN_TIMEOUT = 2400
 FLAT_MIB_PER_100K = 5.0  # "flat over time": RSS grows less than this per 100,000 messages
 MEMORY_LIMIT_MIB = 100.0
 

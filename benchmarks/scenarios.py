@@ -433,7 +433,7 @@ async def memory(target: Target, s: dict[str, Any]) -> dict[str, Any]:
                 pgqrs.dequeue().worker(consumer).batch(batch).handle_batch(handler).poll(store)
             )
             try:
-                await asyncio.wait_for(drained.wait(), 900)
+                await asyncio.wait_for(drained.wait(), 1800)
             finally:
                 elapsed = time.perf_counter() - started
                 await stop_loops([consumer], [task])
