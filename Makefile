@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo demo-basic lint typecheck unit clean
+.PHONY: test demo demo-basic lint typecheck unit clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ demo: $(STAMP)
 
 demo-basic: $(STAMP)
 	$(PY) examples/basic_queue.py
+
+# Side-by-side benchmark against pgqrs 0.15.3 and raw SQL (about an hour; needs PostgreSQL).
+# compare.py builds its own virtualenvs under benchmarks/results/work; results in benchmarks/results.
+bench:
+	$(PYTHON) benchmarks/compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,103 @@
+"""Sizes, the message body and the command line of the benchmark scripts (standard library only,
+so compare.py can read them from any interpreter)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+PG_DSN = os.environ.get("PGQRS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ("postgres", "sqlite")
+
+# Full sizes are the issue's; quick sizes keep the smoke test to a few seconds.
+FULL: dict[str, Any] = {
+    "enqueue_single": 5_000,
+    "enqueue_batch": 20_000,
+    "enqueue_batch_size": 100,
+    "drain": 10_000,
+    "drain_consumers": [1, 4],
+    "drain_batches": [1, 10, 100],
+    "drain_modes": ["explicit", "poll"],
+    "e2e_rate": 200,
+    "e2e_seconds": 10.0,
+    "e2e_warmup": 20,
+    "workflow_runs": 300,
+    "workflow_workers": 4,
+    "backlog_sizes": [10_000, 100_000, 1_000_000],
+    "backlog_samples": 200,
+    "backlog_budget_s": 20.0,
+    "memory_messages": 100_000,
+    "memory_batch": 10,
+}
+QUICK: dict[str, Any] = {
+    "enqueue_single": 40,
+    "enqueue_batch": 200,
+    "enqueue_batch_size": 50,
+    "drain": 40,
+    "drain_consumers": [2],  # one case per mode: the code paths do not depend on C or B
+    "drain_batches": [5],
+    "drain_modes": ["explicit", "poll"],
+    "e2e_rate": 100,
+    "e2e_seconds": 0.2,
+    "e2e_warmup": 2,
+    "workflow_runs": 6,
+    "workflow_workers": 2,
+    "backlog_sizes": [100, 1_000],
+    "backlog_samples": 5,
+    "backlog_budget_s": 2.0,
+    "memory_messages": 400,
+    "memory_batch": 10,
+}
+BACKLOG_CLAIM = 10  # dequeue(batch_size=10) + archive_many per backlog_scaling sample
+BACKLOG_WARMUP = 3  # claims before sampling (cold caches, statement preparation)
+
+
+def sizes(quick: bool) -> dict[str, Any]:
+    return dict(QUICK if quick else FULL)
+
+
+def int_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+def str_list(text: str) -> list[str]:
+    return [part for part in text.split(",") if part]
+
+
+def payload(n: int) -> dict[str, Any]:
+    """The message body of every scenario: small, like a typical job reference."""
+    return {"n": n, "kind": "bench", "ref": f"order-{n:08d}"}
+
+
+def parse_args(argv: list[str] | None, scenarios: tuple[str, ...], doc: str | None) -> Any:
+    """The command line shared by scenarios.py and raw_sql.py."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument(
+        "--scenario",
+        type=str_list,
+        default=list(scenarios),
+        help=f"comma-separated, from {', '.join(scenarios)} (default: all)",
+    )
+    parser.add_argument("--backend", type=str_list, default=list(BACKENDS))
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
+    parser.add_argument("--dsn", default=PG_DSN, help="PostgreSQL DSN")
+    parser.add_argument("--consumers", type=int_list, help="drain: consumer counts")
+    parser.add_argument("--batches", type=int_list, help="drain: batch sizes")
+    parser.add_argument("--modes", type=str_list, help="drain: explicit,poll")
+    parser.add_argument("--sizes", type=int_list, help="backlog_scaling: visible rows")
+    args = parser.parse_args(argv)
+    unknown = set(args.scenario) - set(scenarios)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    s = sizes(args.quick)
+    for flag, key in (
+        ("consumers", "drain_consumers"),
+        ("batches", "drain_batches"),
+        ("modes", "drain_modes"),
+        ("sizes", "backlog_sizes"),
+    ):
+        if getattr(args, flag):
+            s[key] = getattr(args, flag)
+    args.sizes_map = s
+    return args

@@ -1,0 +1,503 @@
+"""Benchmark scenarios, run against whichever `pgqrs` this interpreter imports.
+
+The same file measures this library and pgqrs 0.15.3 (the Rust core's Python bindings), so it
+uses only API both have: `store.queue(name)` to create a queue, `pgqrs.enqueue_batch(producer,
+payloads)`, `consumer.dequeue(n)` + `archive_many`, the `pgqrs.dequeue()` builder with
+`handle`/`handle_batch`/`handle_workflow`, `consumer.interrupt()`, the `pgqrs.workflow()`
+builder and the `pgqrs.decorators` `@workflow`/`@step`. Every scenario prints one JSON line
+(see bench_support.result). Each case gets a fresh PostgreSQL schema or SQLite file, dropped after.
+
+    python benchmarks/scenarios.py                              # everything, full sizes
+    python benchmarks/scenarios.py --quick                      # tiny sizes (smoke test)
+    python benchmarks/scenarios.py --scenario drain --backend postgres --consumers 4 --batches 10
+
+Rate limiting is switched off on both libraries (`max_enqueue_per_second = None`; pgqrs 0.15.3
+limits to 1000/s with bursts of 50 by default). Poll intervals, leases and batch sizes are the
+libraries' defaults unless a scenario names them. Results are checked (every message handled
+exactly once and archived, every run SUCCESS with each step executed once), so a fast wrong
+answer cannot pass as a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib import metadata
+from typing import Any
+
+import bench_config
+import bench_support as support
+from bench_support import Target
+
+import pgqrs
+from pgqrs.decorators import step, workflow
+
+# pgqrs 0.15.3 is a compiled extension (`pgqrs._pgqrs`); this library is pure Python.
+REFERENCE = hasattr(pgqrs, "_pgqrs")
+IMPL = "pgqrs" if REFERENCE else "this"
+IMPL_VERSION = (
+    f"pgqrs {metadata.version('pgqrs')}" if REFERENCE else f"pgqrs-py {pgqrs.__version__}"
+)
+QUEUE = "bench"
+STOP_TIMEOUT = 30.0
+
+
+def config(target: Target) -> Any:
+    if target.backend == "postgres":
+        cfg = pgqrs.Config(target.dsn, schema=target.schema)
+    else:
+        cfg = pgqrs.Config(target.dsn)
+    # None disables the limiter on both libraries (pgqrs 0.15.3 defaults to 1000/s, burst 50).
+    cfg.max_enqueue_per_second = None
+    cfg.max_enqueue_burst = None
+    return cfg
+
+
+async def close(store: Any) -> None:
+    # pgqrs 0.15.3's Store has no close(); its pool goes with the process.
+    closer = getattr(store, "close", None)
+    if closer is not None:
+        await closer()
+
+
+@asynccontextmanager
+async def installed(target: Target) -> AsyncIterator[Any]:
+    store = await pgqrs.connect_with(config(target))
+    try:
+        await pgqrs.admin(store).install()
+        yield store
+    finally:
+        await close(store)
+
+
+async def stop_loops(consumers: list[Any], tasks: list[asyncio.Task[Any]]) -> None:
+    """Interrupt every poll loop (both libraries have `interrupt()`) and wait for it to end.
+
+    Not timed. pgqrs 0.15.3 refuses to interrupt a worker whose loop has not reached Polling
+    yet (a loop that found the work already done before it started), so each loop is first
+    awaited into Polling. Each loop must end with the library's "worker interrupted" error;
+    anything else is a failure of the run.
+    """
+    for consumer, task in zip(consumers, tasks, strict=True):
+        await wait_polling(consumer, task)
+        if not task.done():
+            await consumer.interrupt()
+    done, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+    for task in pending:
+        task.cancel()
+    if pending:
+        raise RuntimeError(f"{len(pending)} poll loop(s) ignored interrupt() for {STOP_TIMEOUT}s")
+    for task in done:
+        error = task.exception()
+        if error is None or "interrupted" not in str(error):
+            raise RuntimeError(f"poll loop ended with {error!r}, expected an interrupt")
+
+
+def label(status: Any) -> str:
+    """The member name of a status enum: pgqrs 0.15.3's native enums have no `.name`."""
+    return str(getattr(status, "name", None) or str(status).rsplit(".", 1)[-1])
+
+
+async def wait_polling(consumer: Any, task: asyncio.Task[Any], deadline: float = 10.0) -> None:
+    """Until the consumer's poll loop has started (its status reads Polling) or has ended."""
+    end = time.perf_counter() + deadline
+    while not task.done() and label(await consumer.status()) != "Polling":
+        if time.perf_counter() > end:
+            raise RuntimeError("the poll loop did not start")
+        await asyncio.sleep(0.005)
+
+
+async def fill(store: Any, count: int, chunk: int = 100) -> int:
+    """Enqueue `count` messages through the API (not timed); return the queue id."""
+    queue = await store.queue(QUEUE)
+    producer = await store.producer(QUEUE)
+    for first in range(0, count, chunk):
+        last = min(first + chunk, count)
+        await pgqrs.enqueue_batch(producer, [bench_config.payload(n) for n in range(first, last)])
+    return int(queue.id)
+
+
+async def check_drained(store: Any, seen: list[int], count: int) -> None:
+    if len(seen) != count or len(set(seen)) != count:
+        raise RuntimeError(f"handled {len(seen)} messages ({len(set(seen))} distinct), not {count}")
+    left = await (await store.get_messages()).count()
+    if left:
+        raise RuntimeError(f"{left} messages were not archived")
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+
+async def enqueue_single(target: Target, s: dict[str, Any]) -> dict[str, Any]:
+    count = s["enqueue_single"]
+    async with installed(target) as store:
+        await store.queue(QUEUE)
+        producer = await store.producer(QUEUE)
+        latencies = []
+        started = time.perf_counter()
+        for n in range(count):
+            t0 = time.perf_counter()
+            await producer.enqueue(bench_config.payload(n))
+            latencies.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - started
+        if await (await store.get_messages()).count() != count:
+            raise RuntimeError("not every message was stored")
+    return support.result(
+        "enqueue_single", IMPL, target.backend, {}, count, elapsed, latencies=latencies
+    )
+
+
+async def enqueue_batch(target: Target, s: dict[str, Any]) -> dict[str, Any]:
+    count, size = s["enqueue_batch"], s["enqueue_batch_size"]
+    batches = [
+        [bench_config.payload(n) for n in range(first, min(first + size, count))]
+        for first in range(0, count, size)
+    ]
+    async with installed(target) as store:
+        await store.queue(QUEUE)
+        producer = await store.producer(QUEUE)
+        latencies = []
+        ids: list[int] = []
+        started = time.perf_counter()
+        for batch in batches:
+            t0 = time.perf_counter()
+            ids.extend(await pgqrs.enqueue_batch(producer, batch))
+            latencies.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - started
+        if len(set(ids)) != count or await (await store.get_messages()).count() != count:
+            raise RuntimeError("not every message was stored")
+    return support.result(
+        "enqueue_batch",
+        IMPL,
+        target.backend,
+        {"batch": size},
+        count,
+        elapsed,
+        latencies=latencies,
+    )
+
+
+async def drain(
+    target: Target, s: dict[str, Any], consumers: int, batch: int, mode: str
+) -> dict[str, Any]:
+    """Drain a backlog with `consumers` consumers of one store claiming `batch` at a time.
+
+    explicit: each consumer loops dequeue(batch) + archive_many until a claim comes back empty;
+    the clock stops when the last consumer has archived its last batch.
+    poll: one poll loop (handle_batch) per consumer; the clock stops when the handler has seen
+    the last message (its archive follows, one batch out of count/batch, untimed).
+    """
+    count = s["drain"]
+    params = {"consumers": consumers, "batch": batch, "mode": mode}
+    async with installed(target) as store:
+        await fill(store, count)
+        workers = [await store.consumer(QUEUE) for _ in range(consumers)]
+        seen: list[int] = []
+        if mode == "explicit":
+
+            async def run(consumer: Any) -> None:
+                while messages := await consumer.dequeue(batch):
+                    ids = [m.id for m in messages]
+                    seen.extend(ids)
+                    if not all(await consumer.archive_many(ids)):
+                        raise RuntimeError("archive_many lost a message it owned")
+
+            started = time.perf_counter()
+            await asyncio.gather(*(run(c) for c in workers))
+            elapsed = time.perf_counter() - started
+        elif mode == "poll":
+            drained = asyncio.Event()
+
+            async def handler(messages: list[Any]) -> None:
+                seen.extend(m.id for m in messages)
+                if len(seen) >= count:
+                    drained.set()
+
+            started = time.perf_counter()
+            tasks = [
+                asyncio.create_task(
+                    pgqrs.dequeue().worker(c).batch(batch).handle_batch(handler).poll(store)
+                )
+                for c in workers
+            ]
+            try:
+                await asyncio.wait_for(drained.wait(), 600)
+            finally:
+                elapsed = time.perf_counter() - started
+                await stop_loops(workers, tasks)
+        else:
+            raise ValueError(f"unknown drain mode {mode!r}")
+        await check_drained(store, seen, count)
+    return support.result("drain", IMPL, target.backend, params, count, elapsed)
+
+
+async def e2e_latency(target: Target, s: dict[str, Any]) -> dict[str, Any]:
+    """A producer paced at `rate` messages/s feeds one poll-loop consumer at default settings.
+
+    Latency = handler start minus the producer's clock reading just before `enqueue()`, both
+    from `time.perf_counter()` in this process. The producer and the consumer use separate
+    Store objects (separate connections), as separate services would, so an in-process
+    shortcut inside one Store does not count. A few warm-up messages go first, unmeasured.
+    """
+    rate, duration, warmup = s["e2e_rate"], s["e2e_seconds"], s["e2e_warmup"]
+    count = round(rate * duration)
+    params = {"rate": rate, "seconds": duration, "stores": "separate"}
+    async with installed(target) as consumer_store:
+        await consumer_store.queue(QUEUE)
+        producer_store = await pgqrs.connect_with(config(target))
+        try:
+            producer = await producer_store.producer(QUEUE)
+            consumer = await consumer_store.consumer(QUEUE)
+            latencies: list[float] = []
+            handled = 0
+            goal = warmup
+            reached = asyncio.Event()
+
+            async def handler(message: Any) -> None:
+                nonlocal handled
+                now = time.perf_counter()
+                body = message.payload
+                if not body["warm"]:
+                    latencies.append(now - body["t"])
+                handled += 1
+                if handled >= goal:
+                    reached.set()
+
+            async def send(n: int, warm: bool) -> None:
+                started = time.perf_counter()
+                for i in range(n):
+                    delay = started + i / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    await producer.enqueue({"n": i, "warm": warm, "t": time.perf_counter()})
+
+            task = asyncio.create_task(
+                pgqrs.dequeue().worker(consumer).handle(handler).poll(consumer_store)
+            )
+            try:
+                await wait_polling(consumer, task)
+                await send(warmup, True)
+                await asyncio.wait_for(reached.wait(), 30)
+                reached.clear()
+                goal = warmup + count
+                started = time.perf_counter()
+                await send(count, False)
+                sent = time.perf_counter() - started
+                await asyncio.wait_for(reached.wait(), 30)
+            finally:
+                await stop_loops([consumer], [task])
+        finally:
+            await close(producer_store)
+    if len(latencies) != count:
+        raise RuntimeError(f"{len(latencies)} of {count} messages reached the handler")
+    return support.result(
+        "e2e_latency", IMPL, target.backend, params, count, sent, latencies=latencies
+    )
+
+
+def three_step_workflow(executed: Counter[tuple[int, str]]) -> Any:
+    @step
+    async def reserve(run: Any, order: dict[str, int]) -> dict[str, int]:
+        executed[run.id(), "reserve"] += 1
+        return {"order": order["order"], "items": 3}
+
+    @step
+    async def charge(run: Any, reservation: dict[str, int]) -> dict[str, int]:
+        executed[run.id(), "charge"] += 1
+        return {**reservation, "paid": reservation["items"] * 10}
+
+    @step
+    async def ship(run: Any, payment: dict[str, int]) -> str:
+        executed[run.id(), "ship"] += 1
+        return f"order {payment['order']} shipped"
+
+    @workflow(name="bench_flow")
+    async def flow(run: Any, order: dict[str, int]) -> str:
+        return await ship(run, await charge(run, await reserve(run, order)))
+
+    return flow
+
+
+async def workflow_runs(target: Target, s: dict[str, Any]) -> dict[str, Any]:
+    """`runs` triggered runs (not timed) of a 3-step decorated workflow, executed by `workers`
+    poll loops through `handle_workflow` at default settings; the clock runs from starting the
+    loops until the last run has returned from the workflow function."""
+    runs, workers = s["workflow_runs"], s["workflow_workers"]
+    async with installed(target) as store:
+        await pgqrs.workflow().name("bench_flow").store(store).create()
+        for order in range(runs):
+            await (
+                pgqrs.workflow().name("bench_flow").store(store).trigger({"order": order}).execute()
+            )
+        executed: Counter[tuple[int, str]] = Counter()
+        flow = three_step_workflow(executed)
+        finished = asyncio.Event()
+        done = 0
+
+        async def handler(run: Any) -> None:
+            nonlocal done
+            await flow(run)
+            done += 1
+            if done >= runs:
+                finished.set()
+
+        consumers = [await store.consumer("bench_flow") for _ in range(workers)]
+        started = time.perf_counter()
+        tasks = [
+            asyncio.create_task(pgqrs.dequeue().worker(c).handle_workflow(handler).poll(store))
+            for c in consumers
+        ]
+        try:
+            await asyncio.wait_for(finished.wait(), 600)
+        finally:
+            elapsed = time.perf_counter() - started
+            await stop_loops(consumers, tasks)
+        records = await (await store.get_workflow_runs()).list()
+        if len(records) != runs or any(label(r.status) != "Success" for r in records):
+            raise RuntimeError("not every run ended SUCCESS")
+        if len(executed) != 3 * runs or set(executed.values()) != {1}:
+            raise RuntimeError("a step was skipped or executed more than once")
+    return support.result(
+        "workflow", IMPL, target.backend, {"workers": workers, "steps": 3}, runs, elapsed
+    )
+
+
+async def backlog_scaling(target: Target, s: dict[str, Any], size: int) -> dict[str, Any]:
+    """Claim latency with `size` visible messages and `size` archived ones beside them.
+
+    The rows are bulk-loaded with one INSERT ... SELECT (support.bulk_load, not timed). Each
+    sample is one dequeue(batch_size=10) + archive_many; after a few warm-up claims, up to
+    `backlog_samples` samples or `backlog_budget_s` seconds (at least 20 samples when the
+    budget runs out first; the sample count is reported).
+    """
+    samples, budget = s["backlog_samples"], s["backlog_budget_s"]
+    async with installed(target) as store:
+        queue = await store.queue(QUEUE)
+        load_s = support.bulk_load(target, int(queue.id), visible=size, archived=size)
+        consumer = await store.consumer(QUEUE)
+        latencies: list[float] = []
+
+        async def claim() -> float:
+            t0 = time.perf_counter()
+            messages = await consumer.dequeue(bench_config.BACKLOG_CLAIM)
+            oks = await consumer.archive_many([m.id for m in messages])
+            took = time.perf_counter() - t0
+            if len(messages) != bench_config.BACKLOG_CLAIM or not all(oks):
+                raise RuntimeError(f"claimed {len(messages)} of {bench_config.BACKLOG_CLAIM}")
+            return took
+
+        for _ in range(bench_config.BACKLOG_WARMUP):
+            await claim()
+        started = time.perf_counter()
+        while len(latencies) < samples:
+            latencies.append(await claim())
+            if time.perf_counter() - started > budget and len(latencies) >= min(20, samples):
+                break
+        elapsed = time.perf_counter() - started
+    return support.result(
+        "backlog_scaling",
+        IMPL,
+        target.backend,
+        {"visible": size, "archived": size},
+        len(latencies) * bench_config.BACKLOG_CLAIM,
+        elapsed,
+        latencies=latencies,
+        samples=len(latencies),
+        load_seconds=round(load_s, 1),
+    )
+
+
+async def memory(target: Target, s: dict[str, Any]) -> dict[str, Any]:
+    """RSS of this process while one poll loop (handle_batch, batch `memory_batch`) drains a
+    bulk-loaded backlog; sampled from /proc every 50 ms on a thread."""
+    count, batch = s["memory_messages"], s["memory_batch"]
+    async with installed(target) as store:
+        queue = await store.queue(QUEUE)
+        support.bulk_load(target, int(queue.id), visible=count, archived=0)
+        consumer = await store.consumer(QUEUE)
+        progress = [0]
+        drained = asyncio.Event()
+
+        async def handler(messages: list[Any]) -> None:
+            progress[0] += len(messages)
+            if progress[0] >= count:
+                drained.set()
+
+        with support.RssSampler(progress) as sampler:
+            started = time.perf_counter()
+            task = asyncio.create_task(
+                pgqrs.dequeue().worker(consumer).batch(batch).handle_batch(handler).poll(store)
+            )
+            try:
+                await asyncio.wait_for(drained.wait(), 1800)
+            finally:
+                elapsed = time.perf_counter() - started
+                await stop_loops([consumer], [task])
+        if progress[0] != count or support.pending_count(target, int(queue.id)):
+            raise RuntimeError(f"handled {progress[0]} of {count}, or some were not archived")
+    return support.result(
+        "memory",
+        IMPL,
+        target.backend,
+        {"batch": batch, "consumers": 1},
+        count,
+        elapsed,
+        **sampler.summary(count),
+    )
+
+
+SCENARIOS = (
+    "enqueue_single",
+    "enqueue_batch",
+    "drain",
+    "e2e_latency",
+    "workflow",
+    "backlog_scaling",
+    "memory",
+)
+
+
+def cases(scenario: str, s: dict[str, Any]) -> list[Callable[[Target], Any]]:
+    """The cases of one scenario, each a coroutine function of a fresh target."""
+    if scenario == "enqueue_single":
+        return [lambda t: enqueue_single(t, s)]
+    if scenario == "enqueue_batch":
+        return [lambda t: enqueue_batch(t, s)]
+    if scenario == "drain":
+        return [
+            lambda t, c=c, b=b, m=m: drain(t, s, c, b, m)
+            for m in s["drain_modes"]
+            for c in s["drain_consumers"]
+            for b in s["drain_batches"]
+        ]
+    if scenario == "e2e_latency":
+        return [lambda t: e2e_latency(t, s)]
+    if scenario == "workflow":
+        return [lambda t: workflow_runs(t, s)]
+    if scenario == "backlog_scaling":
+        return [lambda t, n=n: backlog_scaling(t, s, n) for n in s["backlog_sizes"]]
+    if scenario == "memory":
+        return [lambda t: memory(t, s)]
+    raise ValueError(f"unknown scenario {scenario!r}")
+
+
+async def main(argv: list[str] | None = None) -> None:
+    args = bench_config.parse_args(argv, SCENARIOS, __doc__)
+    for backend in args.backend:
+        if REFERENCE and backend == "sqlite":
+            print(f"skipped: {IMPL_VERSION} has no SQLite backend", file=sys.stderr)
+            continue
+        for scenario in args.scenario:
+            for case in cases(scenario, args.sizes_map):
+                with support.fresh_target(backend, args.dsn) as target:
+                    line = await case(target)
+                line["impl_version"] = IMPL_VERSION
+                support.emit(line)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
