@@ -84,8 +84,23 @@ def from_db(value: datetime | str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+_ZERO = timedelta(0)
+
+
 def db_to_api(value: datetime | str | None) -> str | None:
-    """A stored timestamp in the API form, or None."""
+    """A stored timestamp in the API form, or None.
+
+    The two forms the library itself stores take a shortcut, since every claimed message
+    carries four timestamps: SQLite's fixed-width UTC text is rearranged as text, and a
+    Postgres value already in UTC is formatted without a conversion.
+    """
+    if isinstance(value, str):
+        if len(value) == 26 and value[10] == " " and value[19] == ".":
+            fraction = value[20:]
+            tail = "+00:00" if fraction == "000000" else f".{fraction}+00:00"
+            return f"{value[:10]}T{value[11:19]}{tail}"
+    elif isinstance(value, datetime) and value.utcoffset() == _ZERO:
+        return value.isoformat()
     parsed = from_db(value)
     return None if parsed is None else format_time(parsed)
 

@@ -1,7 +1,8 @@
 """Idle poll loops wake up when work arrives, long before their poll interval ends.
 
-In the same store, an enqueue wakes the loops polling its queue (every backend). On PostgreSQL
-an enqueue from another store or process wakes them too, through LISTEN/NOTIFY.
+In one process, an enqueue wakes the loops polling its queue, in any store of the same
+database (every backend). On PostgreSQL an enqueue from another process wakes them too,
+through LISTEN/NOTIFY.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import asyncio
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory
+from tests.conftest import StoreFactory, Target
+from tests.support.process import spawn
 
 HOUR_MS = 3_600_000  # a poll interval no test could wait out
 
@@ -43,7 +45,6 @@ async def test_an_enqueue_wakes_a_loop_of_the_same_store(store: pgqrs.Store, que
     await run_until_handled(store, consumer, await store.producer(queue))
 
 
-@pytest.mark.backends("postgres")
 async def test_an_enqueue_from_another_store_wakes_the_loop(
     store: pgqrs.Store, queue: str, make_store: StoreFactory
 ) -> None:
@@ -53,10 +54,10 @@ async def test_an_enqueue_from_another_store_wakes_the_loop(
 
 
 @pytest.mark.backends("postgres")
-async def test_a_batch_from_another_store_wakes_the_loop(
-    store: pgqrs.Store, queue: str, make_store: StoreFactory
+async def test_a_batch_from_another_process_wakes_the_loop(
+    store: pgqrs.Store, queue: str, target: Target
 ) -> None:
-    other = await make_store()
+    other = store
     consumer = await other.consumer(queue)
     seen: list[int] = []
     done = asyncio.Event()
@@ -70,7 +71,10 @@ async def test_a_batch_from_another_store_wakes_the_loop(
     task = asyncio.create_task(builder.poll(other))
     await wait_until_polling(consumer)
     await asyncio.sleep(0.05)
-    ids = await pgqrs.produce_batch(store, queue, [1, 2, 3])
+    child = spawn("enqueue_child", target.env(), queue, "1", "2", "3")
+    out, err = await asyncio.to_thread(child.communicate, None, 20)
+    assert child.returncode == 0, err
+    ids = [int(i) for i in out.split()]
     await asyncio.wait_for(done.wait(), 10)
     assert sorted(seen) == ids
     await consumer.interrupt()

@@ -24,7 +24,7 @@ async def spawn(module: str, *args: str, env: dict[str, str]) -> asyncio.subproc
     )
 
 
-async def finished(process: asyncio.subprocess.Process, within: float = 10.0) -> int:
+async def finished(process: asyncio.subprocess.Process, within: float = 30.0) -> int:
     """The exit code, within `within` seconds (the process is killed otherwise)."""
     try:
         _, err = await asyncio.wait_for(process.communicate(), within)

@@ -6,7 +6,7 @@ an `Executor` (connection handling, parameter adaptation, error translation) and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,6 +44,7 @@ class Executor(Queryable, Protocol):
     backend: str
     migration_kind: str  # which DDL folder: "postgres", "sqlite" or "turso"
     schema: str  # the Postgres schema; "" elsewhere
+    scope: Hashable | None  # which database, for sharing wake-ups in-process (None: private)
 
     def transaction(self) -> AbstractAsyncContextManager[Queryable]:
         """A write transaction: committed on normal exit, rolled back on any exception."""
@@ -63,6 +64,14 @@ class Executor(Queryable, Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class JsonTexts(list[str]):
+    """Stored JSON texts sent as one parameter holding a JSON array (batch inserts).
+
+    SQLite receives an array of strings (json_each gives each text back); Postgres an array
+    of the values themselves, which the server splits (see MSG_INSERT_BATCH).
+    """
 
 
 class UniqueViolation(PgqrsConnectionError):

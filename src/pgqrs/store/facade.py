@@ -15,7 +15,7 @@ from ..types import QueueInfo
 from ..validation import validate_queue_name
 from ..workers import Consumer, Producer, WorkerHandle
 from .executor import Executor
-from .wakeup import Wakeups
+from .wakeup import Wakeups, shared_wakeups
 
 
 class Store:
@@ -39,7 +39,7 @@ class Store:
         store = object.__new__(cls)
         store.db = db
         store.clock = SYSTEM_CLOCK
-        store.wakeups = Wakeups()
+        store.wakeups = shared_wakeups(db.scope)
         store.messages = MessageReader()
         store._config = config
         return store

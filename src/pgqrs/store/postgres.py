@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -22,7 +22,7 @@ from psycopg.types.string import TextLoader
 from .._clock import SYSTEM_CLOCK
 from ..config import Config, parse_dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
-from .executor import Params, Queryable, Row, UniqueViolation, not_installed
+from .executor import JsonTexts, Params, Queryable, Row, UniqueViolation, not_installed
 from .migrate import LIBRARY_VERSION, adopted_from_sqlx, bookkeeping, migrations, plan
 from .sql import PostgresSql, Sql, render
 from .wakeup import Wakeups, queue_key
@@ -55,6 +55,25 @@ def _translated() -> Iterator[None]:
         raise translate(err) from err
 
 
+def _adapt(params: Params | None) -> Params | None:
+    """What psycopg would send slowly, sent as text: id lists as array literals, and stored
+    JSON texts as one JSON array (the driver dumps list elements one by one in Python)."""
+    if not params:
+        return params
+    out: dict[str, Any] | None = None
+    for key, value in params.items():
+        if isinstance(value, JsonTexts):
+            text = "[" + ",".join(value) + "]"
+        elif type(value) is list and value and all(type(v) is int for v in value):
+            text = "{" + ",".join(map(str, value)) + "}"
+        else:
+            continue
+        if out is None:
+            out = dict(params)
+        out[key] = text
+    return params if out is None else out
+
+
 class _Conn:
     """Statements on one checked-out connection (inside a transaction)."""
 
@@ -68,17 +87,17 @@ class _Conn:
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
         with _translated():
-            cursor = await self._conn.execute(sql, params)
+            cursor = await self._conn.execute(sql, _adapt(params))
             return cursor.rowcount
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
         with _translated():
-            cursor = await self._conn.execute(sql, params)
+            cursor = await self._conn.execute(sql, _adapt(params))
             return await cursor.fetchall()
 
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
         with _translated():
-            cursor = await self._conn.execute(sql, params)
+            cursor = await self._conn.execute(sql, _adapt(params))
             return await cursor.fetchone()
 
 
@@ -98,6 +117,7 @@ class PostgresExecutor:
         )
         self._config = config
         self._conninfo = parse_dsn(config.dsn).conninfo
+        self.scope: Hashable | None = ("postgres", self._conninfo, config.schema)
         self._closed = False
         self._pool = psycopg_pool.AsyncConnectionPool(
             self._conninfo,

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import queue
 import sqlite3
 import threading
 import urllib.parse
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -191,6 +192,9 @@ class SqliteExecutor:
     def __init__(self, dsn: Dsn, *, synchronous: str = "NORMAL") -> None:
         self.sql = render(self.dialect, schema_prefix="", paramstyle="named")
         self._dsn = dsn
+        self.scope: Hashable | None = (
+            None if dsn.memory else ("sqlite", os.path.realpath(dsn.path or ""))
+        )
         self._synchronous = synchronous
         self._lock = asyncio.Lock()
         self._closed = False

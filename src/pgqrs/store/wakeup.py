@@ -7,6 +7,7 @@ never correctness.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Hashable
 
 
@@ -69,3 +70,21 @@ class Wakeups:
                     waiters.discard(future)
                     if not waiters:
                         del self._waiters[key]
+
+
+# Stores of one process that open the same database share their wake-ups, so an enqueue in one
+# wakes the poll loops of the others. Per event loop: futures must stay on their own loop.
+_shared: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, weakref.WeakValueDictionary[Hashable, Wakeups]
+] = weakref.WeakKeyDictionary()
+
+
+def shared_wakeups(scope: Hashable | None) -> Wakeups:
+    """The wake-ups of the database named by `scope` on the running loop (None: a private one)."""
+    if scope is None:
+        return Wakeups()
+    by_scope = _shared.setdefault(asyncio.get_running_loop(), weakref.WeakValueDictionary())
+    wakeups = by_scope.get(scope)
+    if wakeups is None:
+        wakeups = by_scope[scope] = Wakeups()
+    return wakeups

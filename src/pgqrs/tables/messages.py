@@ -12,7 +12,7 @@ from typing import Any
 
 from .._clock import db_to_api, seconds
 from ..errors import MessageNotFoundError, ValidationError
-from ..store.executor import Executor, Queryable, Row, first_column, scalar_int
+from ..store.executor import Executor, JsonTexts, Queryable, Row, first_column, scalar_int
 from ..types import QueueMessage
 from ..validation import decode_json
 from . import queues
@@ -72,8 +72,14 @@ def _message(row: Sequence[Any], payload: Any, raw: Any) -> QueueMessage:
 
 
 def sort_rows(rows: list[Row]) -> list[Row]:
-    """Claim order, `(enqueued_at, id)`: RETURNING gives rows in no particular order."""
-    return sorted(rows, key=lambda r: (db_to_api(r[4]) or "", r[0]))
+    """Claim order, `(enqueued_at, id)`: RETURNING gives rows in no particular order.
+
+    Stored values sort as they are (datetimes on Postgres, fixed-width UTC text on SQLite);
+    a NULL `enqueued_at` (only a row written by another program) sorts first.
+    """
+    if len(rows) < 2:
+        return rows
+    return sorted(rows, key=lambda r: (r[4] is not None, r[4] or r[0], r[0]))
 
 
 async def enqueue(
@@ -95,7 +101,7 @@ async def enqueue(
         row = await db.fetchone(db.sql.MSG_INSERT, {**params, "payload": texts[0]})
         assert row is not None
         return [int(row[0])]
-    rows = await db.fetch(db.sql.MSG_INSERT_BATCH, {**params, "payloads": list(texts)})
+    rows = await db.fetch(db.sql.MSG_INSERT_BATCH, {**params, "payloads": JsonTexts(texts)})
     # One statement, one sequence: ids ascend in input order.
     return sorted(int(row[0]) for row in rows)
 
