@@ -20,7 +20,7 @@ import pytest
 import pgqrs
 
 PG_DSN = os.environ.get("PGQRS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-ALL_BACKENDS = ("sqlite", "postgres")
+ALL_BACKENDS = ("sqlite", "postgres", "turso")
 BACKENDS = tuple(
     b for b in os.environ.get("PGQRS_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",") if b
 )
@@ -74,6 +74,9 @@ def _pg_admin() -> psycopg.Connection[Any]:
 def target(backend: str, tmp_path: Path) -> Iterator[Target]:
     if backend == "sqlite":
         yield Target("sqlite", f"sqlite://{tmp_path / 'pgqrs.db'}")
+        return
+    if backend == "turso":
+        yield Target("turso", f"turso://{tmp_path / 'pgqrs.db'}")
         return
     if backend == "postgres":
         schema = f"t_{uuid.uuid4().hex[:16]}"

@@ -30,6 +30,10 @@ async def connect_with(config: Config) -> Store:
         from .sqlite import SqliteExecutor
 
         executor = SqliteExecutor(dsn)
+    elif dsn.backend == "turso":
+        from .turso import TursoExecutor  # ConfigError when pyturso is not installed
+
+        executor = TursoExecutor(dsn)
     else:
         raise ConfigError(
             f"Invalid configuration value for dsn: the {dsn.backend} backend is not available yet"
