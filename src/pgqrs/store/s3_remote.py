@@ -13,6 +13,7 @@ import asyncio
 import builtins
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -56,6 +57,7 @@ class Remote:
         self._timeout = timeout
         # One thread per store: the client is created on it and never shared between threads.
         self._thread = DbThread(self._client, "pgqrs-s3")
+        weakref.finalize(self, self._thread.stop)  # a store dropped without close()
 
     def _client(self) -> Any:
         config = BotoConfig(
