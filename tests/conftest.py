@@ -1,8 +1,9 @@
 """Fixtures shared by every test: one conformance suite, run on every backend.
 
-`store` is a freshly installed store on a new SQLite file or a new PostgreSQL schema. A test
-that does not apply to every backend says so with `@pytest.mark.backends("sqlite", ...)`.
-PostgreSQL tests never skip: an unreachable server is a failure (CI starts it first).
+`store` is a freshly installed store on a new SQLite or Turso file, a new PostgreSQL schema, or
+a new bucket of the S3 server the tests start on loopback (moto). A test that does not apply to
+every backend says so with `@pytest.mark.backends("sqlite", ...)`. PostgreSQL tests never
+skip: an unreachable server is a failure (CI starts it first).
 """
 
 from __future__ import annotations

@@ -222,6 +222,22 @@ async def test_remote_deleted_under_a_clean_local_store(
         await pgqrs.as_s3(local).snapshot()
 
 
+async def test_remote_deleted_under_a_durable_store(
+    store: pgqrs.Store, queue: str, target: Target, tmp_path: Path, s3_server: S3Server
+) -> None:
+    """A clean Durable store cannot follow a deleted object: its calls raise NotFoundError
+    until the application uploads the cache again with `sync()`."""
+    await (await store.producer(queue)).enqueue("kept")
+    bucket, key = bucket_and_key(target)
+    await asyncio.to_thread(s3_server.client().delete_object, Bucket=bucket, Key=key)
+    with pytest.raises(pgqrs.NotFoundError, match="not found"):
+        await (await store.get_messages()).count()
+    assert await pgqrs.as_s3(store).state() == SyncState.RemoteMissingClean
+    await pgqrs.as_s3(store).sync()
+    assert await pgqrs.as_s3(store).state() == SyncState.InSync
+    assert await payloads(target, tmp_path) == ["kept"]
+
+
 @pytest.fixture
 def own_server(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
