@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
+import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config, Dsn
@@ -34,6 +38,8 @@ from .threads import DbThread
 if TYPE_CHECKING:
     from .facade import Store
 
+log = logging.getLogger("pgqrs")
+
 SYNC_CONFLICT = "Conflict: sync conflict: the remote object was replaced by another writer"
 SNAPSHOT_REFUSED = "Conflict: snapshot refused: the local cache has unsynced writes"
 
@@ -44,6 +50,11 @@ class ObjectMissing(PgqrsError):
 
 def conflict() -> PgqrsError:
     return PgqrsError(SYNC_CONFLICT)
+
+
+def _changes(conn: sqlite3.Connection) -> object:
+    """Row changes, and DDL (which changes no row but the schema cookie)."""
+    return conn.total_changes, conn.execute("PRAGMA schema_version").fetchone()[0]
 
 
 def _serialized(conn: sqlite3.Connection) -> bytes:
@@ -70,6 +81,7 @@ class S3Executor(SqliteExecutor):
 
         assert dsn.bucket is not None
         assert dsn.key is not None
+        self.path: str | None = None  # the current cache file, chosen by start()
         super().__init__(dsn)
         self.mode: DurabilityMode = config.s3_mode
         self.remote = Remote(dsn.bucket, dsn.key, config.connection_timeout_seconds)
@@ -100,6 +112,11 @@ class S3Executor(SqliteExecutor):
             self._use(claim)
         else:
             self._use(self._working(exclusive=True))
+        # The writer made by the constructor knew no file yet: replace it (it never opened).
+        self._writer.stop()
+        self._threads.clear()
+        self._writer = self._new_thread("rwc", "w")
+        self._threads.append(self._writer)
         await super().start()
 
     def _working(self, exclusive: bool) -> Claim:
@@ -120,6 +137,11 @@ class S3Executor(SqliteExecutor):
     def _use(self, claim: Claim) -> None:
         self._claim = claim
         self.path = claim.path
+
+    def _opener(self, mode: str) -> Callable[[], Any]:
+        # The current cache file, fixed now: a switch makes new threads (see the base class).
+        where = dataclasses.replace(self._dsn, path=self.path)
+        return functools.partial(type(self).open_connection, where, mode, self._synchronous)
 
     async def _download(self) -> tuple[Claim, str]:
         """Download the object into a revision file of this store's own; (claim, ETag)."""
@@ -158,9 +180,7 @@ class S3Executor(SqliteExecutor):
         await self._switch(claim, etag)
 
     # -- hooks -----------------------------------------------------------------------------
-    def _change_marker(self, conn: Any) -> object:
-        # Row changes, and DDL (which changes no row but the schema cookie).
-        return conn.total_changes, conn.execute("PRAGMA schema_version").fetchone()[0]
+    change_marker = staticmethod(_changes)
 
     async def _before_operation(self) -> None:
         if not self.durable or self._installing:
@@ -182,17 +202,30 @@ class S3Executor(SqliteExecutor):
                 await self._refresh()
 
     async def install(self) -> None:
-        """Install with one upload at the end instead of one per migration: until then the
-        remote keeps its previous, consistent state, and a failed install uploads nothing."""
+        """Install with one upload at the end instead of one per migration (what committed is
+        uploaded even when a later migration fails). Installers racing on one object are
+        several writers: the losers' conflicts are retried from the winner's object, where
+        install finds less or nothing left to do."""
+        self._check_open()
+        for attempt in range(5):
+            try:
+                await self._install_once()
+                return
+            except PgqrsError as err:
+                if not self._stale or attempt == 4:
+                    raise
+                log.info("install on %s met a sync conflict; retrying: %s", self.remote.uri, err)
+
+    async def _install_once(self) -> None:
         await self._before_operation()
         self._installing = True
         try:
             await super().install()
         finally:
             self._installing = False
-        if self.durable and self.dirty:
-            async with self._sync_lock:
-                await self._upload()
+            if self.durable and self.dirty:
+                async with self._sync_lock:
+                    await self._upload()
 
     async def _after_commit(self, changed: bool) -> None:
         if not changed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import os
 import threading
 import weakref
@@ -47,6 +48,29 @@ _MISSING = {"404", "NoSuchKey", "NotFound"}
 _PRECONDITION = {"412", "PreconditionFailed", "409", "ConditionalRequestConflict"}
 
 
+def _make_client(timeout: int) -> Any:
+    config = BotoConfig(
+        s3={"addressing_style": "path"},
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"mode": "standard", "max_attempts": 2},
+        # Checksums only where S3 requires them: many S3-compatible servers reject the newer
+        # default ones.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    global _SESSION
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            _SESSION = boto3.session.Session()
+        return _SESSION.client(
+            "s3",
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            region_name=os.environ.get("AWS_REGION") or "us-east-1",
+            config=config,
+        )
+
+
 class Remote:
     """One object (`s3://bucket/key`): its ETag, a download, a conditional upload."""
 
@@ -56,29 +80,9 @@ class Remote:
         self.uri = f"s3://{bucket}/{key}"
         self._timeout = timeout
         # One thread per store: the client is created on it and never shared between threads.
-        self._thread = DbThread(self._client, "pgqrs-s3")
+        # The opener must not reference `self`, or a dropped store's thread would keep it alive.
+        self._thread = DbThread(functools.partial(_make_client, timeout), "pgqrs-s3")
         weakref.finalize(self, self._thread.stop)  # a store dropped without close()
-
-    def _client(self) -> Any:
-        config = BotoConfig(
-            s3={"addressing_style": "path"},
-            connect_timeout=self._timeout,
-            read_timeout=self._timeout,
-            retries={"mode": "standard", "max_attempts": 2},
-            # Plain Content-MD5-free uploads work with every S3-compatible server.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        global _SESSION
-        with _SESSION_LOCK:
-            if _SESSION is None:
-                _SESSION = boto3.session.Session()
-            return _SESSION.client(
-                "s3",
-                endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-                region_name=os.environ.get("AWS_REGION") or "us-east-1",
-                config=config,
-            )
 
     def stop(self) -> None:
         self._thread.stop()

@@ -82,6 +82,9 @@ def _serve(
                 loop.call_soon_threadsafe(_settle, future, outcome, value)
             except RuntimeError:  # the loop is closed; nobody is waiting any more
                 pass
+            # Drop the finished call: its closure may hold what owns this thread (which could
+            # then never be collected and stop it) while the thread waits for the next one.
+            job = fn = loop = future = value = None
         if conn is not None and release is not None and _should_release(release, conn):
             _close(conn)
             conn = None

@@ -186,13 +186,17 @@ class TursoExecutor(SqliteExecutor):
         # Neither the opener nor the release policy may reference the executor (see _opener).
         dsn, name = self._dsn, f"pgqrs-turso-{role}"
         if dsn.memory:  # one connection holds the whole database: never let it go
-            return DbThread(functools.partial(self.open_turso, dsn, mode, self._synchronous, None), name)
+            return DbThread(
+                functools.partial(self.open_turso, dsn, mode, self._synchronous, None), name
+            )
         handoff = Handoff(dsn.path or "")
         opener = functools.partial(self.open_turso, dsn, mode, self._synchronous, handoff)
         return DbThread(opener, name, release=handoff.release)
 
     @classmethod
-    def open_turso(cls, dsn: Dsn, mode: str, synchronous: str, handoff: Handoff | None) -> Any:
+    def open_turso(
+        cls, dsn: Dsn, mode: str, synchronous: str, handoff: Handoff | None = None
+    ) -> Any:
         conn: Any
         if handoff is None:
             conn = turso.connect(":memory:", isolation_level=None)
