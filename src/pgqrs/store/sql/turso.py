@@ -78,6 +78,12 @@ def turso_spelling(text: str) -> str:
 
 
 for _name in dir(Sql):
-    _text = getattr(Sql, _name)
-    if _name.isupper() and isinstance(_text, str) and turso_spelling(_text) != _text:
-        setattr(TursoSql, _name, turso_spelling(_text))
+    _value = getattr(Sql, _name)
+    if not _name.isupper():
+        continue
+    if isinstance(_value, str) and turso_spelling(_value) != _value:
+        setattr(TursoSql, _name, turso_spelling(_value))
+    elif isinstance(_value, tuple):  # statements run together (Executor.batch)
+        _spelled = tuple(turso_spelling(text) for text in _value)
+        if _spelled != _value:
+            setattr(TursoSql, _name, _spelled)
