@@ -57,17 +57,16 @@ async def test_turso_ddl_has_plain_message_indexes_and_no_status_check(
             "AND tbl_name = 'pgqrs_messages' AND sql IS NOT NULL",
         )
     )
-    # pgqrs's four, plain; then this library's own migration 7 (partial, as on SQLite).
+    # pgqrs's four, plain; then this library's own migrations 7 and 8 (partial, as on SQLite).
+    own = {"idx_messages_archived_enqueued", "idx_messages_claim_order"}
     assert set(indexes) == {
         "idx_messages_queue_vt",
         "idx_messages_consumer",
         "idx_messages_queue_enqueued_at",
         "idx_messages_archived_at",
-        "idx_messages_archived_enqueued",
+        *own,
     }
-    assert [name for name, sql in indexes.items() if " WHERE " in str(sql).upper()] == [
-        "idx_messages_archived_enqueued"
-    ]
+    assert {name for name, sql in indexes.items() if " WHERE " in str(sql).upper()} == own
     [(workers_sql,)] = rows(target, "SELECT sql FROM sqlite_master WHERE name = 'pgqrs_workers'")
     assert "CHECK" not in str(workers_sql).upper()
 
