@@ -1,8 +1,9 @@
 """Fixtures shared by every test: one conformance suite, run on every backend.
 
-`store` is a freshly installed store on a new SQLite file or a new PostgreSQL schema. A test
-that does not apply to every backend says so with `@pytest.mark.backends("sqlite", ...)`.
-PostgreSQL tests never skip: an unreachable server is a failure (CI starts it first).
+`store` is a freshly installed store on a new SQLite or Turso file, a new PostgreSQL schema, or
+a new bucket of the S3 server the tests start on loopback (moto). A test that does not apply to
+every backend says so with `@pytest.mark.backends("sqlite", ...)`. PostgreSQL tests never
+skip: an unreachable server is a failure (CI starts it first).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 import pgqrs
 
 PG_DSN = os.environ.get("PGQRS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-ALL_BACKENDS = ("sqlite", "postgres")
+ALL_BACKENDS = ("sqlite", "postgres", "turso", "s3")
 BACKENDS = tuple(
     b for b in os.environ.get("PGQRS_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",") if b
 )
@@ -59,8 +60,11 @@ class Target:
         return await pgqrs.connect_with(self.config(**fields))
 
     def env(self) -> dict[str, str]:
-        """How a subprocess reaches the same data (see tests/support/child.py)."""
-        return {"PGQRS_CHILD_DSN": self.dsn, "PGQRS_CHILD_SCHEMA": self.schema}
+        """How a subprocess reaches the same data (see tests/support/process.py)."""
+        env = {"PGQRS_CHILD_DSN": self.dsn, "PGQRS_CHILD_SCHEMA": self.schema}
+        if self.backend == "s3":  # the AWS_* variables are in os.environ already
+            env["PGQRS_CHILD_S3_CACHE_DIR"] = self.extra["s3_cache_dir"]
+        return env
 
 
 def _pg_admin() -> psycopg.Connection[Any]:
@@ -70,10 +74,33 @@ def _pg_admin() -> psycopg.Connection[Any]:
         pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}: {err}", pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """moto's S3 server on 127.0.0.1, started on first use; AWS_* point at it meanwhile."""
+    from tests.support.s3server import S3Server
+
+    server = S3Server()
+    server.start()
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in server.env().items():
+            env.setenv(name, value)
+        yield server
+    server.stop()
+
+
 @pytest.fixture
-def target(backend: str, tmp_path: Path) -> Iterator[Target]:
+def target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Target]:
     if backend == "sqlite":
         yield Target("sqlite", f"sqlite://{tmp_path / 'pgqrs.db'}")
+        return
+    if backend == "turso":
+        yield Target("turso", f"turso://{tmp_path / 'pgqrs.db'}")
+        return
+    if backend == "s3":  # a fresh bucket per test; the cache directory in tmp_path
+        bucket = f"pgqrs-{uuid.uuid4().hex[:16]}"
+        request.getfixturevalue("s3_server").client().create_bucket(Bucket=bucket)
+        cache = {"s3_cache_dir": str(tmp_path / "s3-cache")}
+        yield Target("s3", f"s3://{bucket}/queues/pgqrs.sqlite", extra=cache)
         return
     if backend == "postgres":
         schema = f"t_{uuid.uuid4().hex[:16]}"

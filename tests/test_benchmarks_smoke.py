@@ -45,6 +45,8 @@ def compare() -> Any:
 
 
 @pytest.mark.slow
+# The benchmark scripts know SQLite and PostgreSQL only (benchmarks/scenarios.py, raw_sql.py).
+@pytest.mark.backends("sqlite", "postgres")
 def test_every_scenario_runs_at_tiny_size(backend: str, tmp_path: Path, compare: Any) -> None:
     this = run_script("scenarios.py", backend, tmp_path)
     raw = run_script("raw_sql.py", backend, tmp_path)

@@ -61,6 +61,7 @@ from .shutdown import run_worker, run_workers
 from .step_guard import StepGuard, StepResult
 from .store.connect import connect, connect_with
 from .store.facade import Store
+from .store.s3 import S3StoreHandle, as_s3
 from .tables.handles import Messages, Queues, Workers
 from .tables.workflow_handles import WorkflowRuns, Workflows, WorkflowSteps
 from .types import (
@@ -112,6 +113,7 @@ __all__ = [
     "Run",
     "RunBuilder",
     "RunRecord",
+    "S3StoreHandle",
     "SerializationError",
     "StateTransitionError",
     "StepBuilder",
@@ -148,6 +150,7 @@ __all__ = [
     "admin",
     "archive",
     "archive_batch",
+    "as_s3",
     "connect",
     "connect_with",
     "consume",

@@ -69,7 +69,9 @@ def test_never_installed_database(bare_cli: Cli, target: Target) -> None:
     where = (
         f"{target.dsn} (schema {target.schema})"
         if target.backend == "postgres"
-        else target.dsn.removeprefix("sqlite://")
+        else target.dsn.split("://", 1)[1]
+        if target.backend in ("sqlite", "turso")  # the file, for file backends
+        else target.dsn
     )
     expected = f"pgqrs is not installed in {where}: run `pgqrs install` first"
     assert bare_cli.fails("queue", "list") == expected

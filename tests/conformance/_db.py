@@ -8,10 +8,14 @@ is committed, not what the store believes.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import boto3
+import botocore.exceptions
 import psycopg
 
 from tests.conftest import PG_DSN, Target
@@ -33,9 +37,10 @@ class RawDb:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.backend = target.backend
-        if self.backend == "sqlite":
-            self.path = target.dsn[len("sqlite://") :]
+        # Turso and S3 files are SQLite files: the same SQL, reached through `_file()`.
+        self.backend = "postgres" if target.backend == "postgres" else "sqlite"
+        if target.backend != "postgres":
+            self.path = target.dsn.split("://", 1)[1]
             self.prefix = ""
         else:
             self.path = ""
@@ -45,10 +50,50 @@ class RawDb:
         sql = sql.replace("{s}", self.prefix)
         return sql.replace("?", "%s") if self.backend == "postgres" else sql
 
+    @contextlib.contextmanager
+    def _file(self) -> Iterator[Any]:
+        """An autocommit connection on the target's file: sqlite3, pyturso for Turso, and for
+        S3 sqlite3 on a download of the object, uploaded again if anything changed."""
+        if self.target.backend == "turso":
+            import turso
+
+            conn = turso.connect(self.path, isolation_level=None)
+            conn.execute("PRAGMA foreign_keys=OFF")  # as a plain sqlite3 connection
+            try:
+                yield conn
+            finally:
+                conn.close()
+            return
+        if self.target.backend != "s3":
+            with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+                yield conn
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            copy = os.path.join(folder, "object.sqlite")
+            bucket, key = self.path.split("/", 1)
+            client = boto3.session.Session().client(
+                "s3",
+                endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
+                region_name=os.environ.get("AWS_REGION"),
+            )
+            try:
+                client.download_file(bucket, key, copy)
+            except botocore.exceptions.ClientError:
+                pass  # no object yet: start from an empty database
+            with contextlib.closing(sqlite3.connect(copy, isolation_level=None)) as conn:
+                before = (conn.total_changes, conn.execute("PRAGMA schema_version").fetchone())
+                yield conn
+                changed = before != (
+                    conn.total_changes,
+                    conn.execute("PRAGMA schema_version").fetchone(),
+                )
+            if changed:
+                client.upload_file(copy, bucket, key)
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self.backend == "sqlite":
             # Autocommit: each statement is committed at once, like on the Postgres side.
-            with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+            with self._file() as conn:
                 return [tuple(r) for r in conn.execute(self._sql(sql), params).fetchall()]
         with psycopg.connect(PG_DSN, autocommit=True) as pg:
             cursor = pg.execute(self._sql(sql), params)  # type: ignore[call-overload]
@@ -57,7 +102,7 @@ class RawDb:
     def script(self, sql: str) -> None:
         """Run several statements (DDL) in one transaction."""
         if self.backend == "sqlite":
-            with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
+            with self._file() as conn:
                 conn.executescript("BEGIN;\n" + sql.replace("{s}", "") + "\nCOMMIT;")
             return
         with psycopg.connect(PG_DSN) as pg:
@@ -71,7 +116,7 @@ class RawDb:
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
                 [self.target.schema],
             )
-        return {r[0] for r in rows if not r[0].startswith("sqlite_")}
+        return {r[0] for r in rows if not r[0].startswith(("sqlite_", "__turso_internal"))}
 
     def schema_exists(self) -> bool:
         assert self.backend == "postgres"

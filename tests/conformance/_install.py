@@ -25,7 +25,7 @@ def methods_without_bookkeeping(target: Target) -> list[str]:
     index-only versions 7 and 8 create nothing that is looked for, so they are applied
     (harmlessly: no DDL, ADD VALUE IF NOT EXISTS, CREATE INDEX IF NOT EXISTS).
     """
-    if target.backend == "sqlite":
+    if target.backend in ("sqlite", "s3"):
         return ["applied"] + ["adopted"] * 4 + ["applied"] * 3
     return ["adopted"] * 5 + ["applied"] * 3
 

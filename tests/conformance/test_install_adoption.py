@@ -15,7 +15,7 @@ from ._install import expected_rows, methods_without_bookkeeping, use_it
 
 def pgqrs_ddl(target: Target, up_to: int = 5) -> str:
     """The DDL pgqrs 0.15.3 ran: our migrations 1-5 reproduce it exactly (schema.md §5.1)."""
-    kind = target.backend
+    kind = "sqlite" if target.backend == "s3" else target.backend  # an S3 object is SQLite
     return "\n".join(m.sql for m in migrations(kind) if m.version <= up_to)
 
 
@@ -54,9 +54,13 @@ def install_like_pgqrs(target: Target, versions: dict[int, bool]) -> None:
 
 
 # pgqrs 0.15.3's own migration numbers: Postgres 1-6 (5 left nothing behind), SQLite 1-5.
-PGQRS_VERSIONS = {"postgres": [1, 2, 3, 4, 5, 6], "sqlite": [1, 2, 3, 4, 5]}
+PGQRS_VERSIONS = {"postgres": [1, 2, 3, 4, 5, 6], "sqlite": [1, 2, 3, 4, 5], "s3": [1, 2, 3, 4, 5]}
+# pgqrs records a Turso install in `pgqrs_schema_version`, not `_sqlx_migrations`: the tests of
+# `_sqlx_migrations` adoption do not apply there (tests/conformance/test_turso.py covers it).
+SQLX_BACKENDS = pytest.mark.backends("sqlite", "postgres", "s3")
 
 
+@SQLX_BACKENDS
 async def test_adopts_a_database_installed_by_pgqrs(
     make_store: StoreFactory, target: Target
 ) -> None:
@@ -87,6 +91,7 @@ async def test_adopts_a_database_installed_by_pgqrs(
     await use_it(store)
 
 
+@SQLX_BACKENDS
 async def test_adoption_ignores_unknown_pgqrs_versions(
     make_store: StoreFactory, target: Target
 ) -> None:
@@ -96,11 +101,14 @@ async def test_adoption_ignores_unknown_pgqrs_versions(
     install_like_pgqrs(target, dict.fromkeys(first, True))
     store = await make_store()
     await pgqrs.admin(store).install()
-    adopted = 2 if target.backend == "sqlite" else 1  # SQLite's version 1 goes with pgqrs's 1
+    adopted = (
+        2 if target.backend in ("sqlite", "s3") else 1
+    )  # SQLite's version 1 goes with pgqrs's 1
     assert RawDb(target).migrations() == expected_rows(adopted=adopted)
     await use_it(store)
 
 
+@SQLX_BACKENDS
 async def test_failed_pgqrs_migration_refuses_install(
     make_store: StoreFactory, target: Target
 ) -> None:
@@ -152,6 +160,8 @@ async def test_partial_objects_without_bookkeeping_are_refused(
         "NOT NULL UNIQUE, queue_id INTEGER NOT NULL, created_at TEXT NOT NULL);"
     )
     raw.script(schema + ddl + "\n" + workflows)
+    if target.backend == "turso":  # Turso's migration 1 is pgqrs's bookkeeping: none here
+        raw.query("DELETE FROM pgqrs_schema_version")
     tables_before = raw.tables()
     store = await make_store()
     with pytest.raises(pgqrs.InternalError) as caught:

@@ -22,6 +22,8 @@ async def main():
     config = pgqrs.Config(sys.argv[1])
     if sys.argv[2]:
         config.schema = sys.argv[2]
+    if sys.argv[3]:
+        config.s3_cache_dir = sys.argv[3]
     store = await pgqrs.connect_with(config)
     await pgqrs.admin(store).install()
     await store.queue("jobs")
@@ -37,8 +39,9 @@ asyncio.run(main())
 
 def test_a_program_that_never_closes_its_store_exits_cleanly(target: Target) -> None:
     schema = target.schema if target.backend == "postgres" else ""
+    cache = target.extra.get("s3_cache_dir", "")
     result = subprocess.run(
-        [sys.executable, "-W", "default", "-c", PROGRAM, target.dsn, schema],
+        [sys.executable, "-W", "default", "-c", PROGRAM, target.dsn, schema, cache],
         capture_output=True,
         text=True,
         timeout=60,
@@ -61,7 +64,7 @@ async def _until(check: object, within: float = 10.0) -> None:
 
 
 async def test_dropped_stores_release_their_connections(target: Target) -> None:
-    if target.backend == "sqlite":
+    if target.backend != "postgres":  # file backends: their connections live on threads
         before = _pgqrs_threads()
         for _ in range(3):
             store = await target.connect()

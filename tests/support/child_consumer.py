@@ -36,6 +36,8 @@ async def connect() -> pgqrs.Store:
         heartbeat_interval_seconds=1,
         poll_interval_ms=20,
     )
+    if "PGQRS_CHILD_S3_CACHE_DIR" in os.environ:  # S3 targets (Target.env())
+        config.s3_cache_dir = os.environ["PGQRS_CHILD_S3_CACHE_DIR"]
     return await pgqrs.connect_with(config)
 
 

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 async def child_store(**fields: Any) -> pgqrs.Store:
     """In a child: connect to the database the parent test named in the environment."""
     config = pgqrs.Config(os.environ["PGQRS_CHILD_DSN"], **fields)
+    if "PGQRS_CHILD_S3_CACHE_DIR" in os.environ and "s3_cache_dir" not in fields:
+        config.s3_cache_dir = os.environ["PGQRS_CHILD_S3_CACHE_DIR"]
     if config.dsn.startswith(("postgres://", "postgresql://")):
         config.schema = os.environ["PGQRS_CHILD_SCHEMA"]
     return await pgqrs.connect_with(config)

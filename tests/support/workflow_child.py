@@ -111,6 +111,8 @@ async def main(name: str) -> None:
     schema = os.environ.get("PGQRS_CHILD_SCHEMA")
     if schema and config.dsn.startswith("postgres"):
         config.schema = schema
+    if "PGQRS_CHILD_S3_CACHE_DIR" in os.environ:  # S3 targets (Target.env())
+        config.s3_cache_dir = os.environ["PGQRS_CHILD_S3_CACHE_DIR"]
     store = await pgqrs.connect_with(config)
     try:
         consumer = await store.consumer(name)

@@ -30,6 +30,14 @@ async def connect_with(config: Config) -> Store:
         from .sqlite import SqliteExecutor
 
         executor = SqliteExecutor(dsn)
+    elif dsn.backend == "turso":
+        from .turso import TursoExecutor  # ConfigError when pyturso is not installed
+
+        executor = TursoExecutor(dsn)
+    elif dsn.backend == "s3":
+        from .s3 import S3Executor
+
+        executor = S3Executor(dsn, config)  # ConfigError without s3_cache_dir or boto3
     else:
         raise ConfigError(
             f"Invalid configuration value for dsn: the {dsn.backend} backend is not available yet"

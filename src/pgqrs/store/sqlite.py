@@ -13,9 +13,7 @@ import asyncio
 import functools
 import json
 import os
-import queue
 import sqlite3
-import threading
 import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
@@ -29,11 +27,10 @@ from ..errors import InternalError, PgqrsConnectionError, PgqrsError
 from .executor import Params, Queryable, Row, UniqueViolation, not_installed
 from .migrate import LIBRARY_VERSION, Migration, adopted_from_sqlx, bookkeeping, migrations, plan
 from .sql import Sql, render
+from .threads import DbThread, stop_all
 from .wakeup import Wakeups
 
 T = TypeVar("T")
-
-_STOP = object()
 
 
 def _add_seconds(value: str | None, secs: float | None) -> str | None:
@@ -71,67 +68,6 @@ def translate(err: BaseException) -> PgqrsConnectionError:
     return PgqrsConnectionError(f"Database query failed: {text}")
 
 
-class DbThread:
-    """A daemon thread that owns one connection and runs submitted calls on it, in order."""
-
-    def __init__(self, opener: Callable[[], Any], name: str) -> None:
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(
-            target=_serve, args=(self._jobs, opener), name=name, daemon=True
-        )
-        self._thread.start()
-
-    def call(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((fn, loop, future))
-        return future
-
-    def stop(self) -> None:
-        self._jobs.put(_STOP)
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-
-def _serve(jobs: queue.SimpleQueue[Any], opener: Callable[[], Any]) -> None:
-    conn: Any = None
-    open_error: BaseException | None = None
-    try:
-        conn = opener()
-    except BaseException as err:  # reported to every caller below
-        open_error = err
-    while True:
-        job = jobs.get()
-        if job is _STOP:
-            break
-        fn, loop, future = job
-        try:
-            if open_error is not None:
-                raise open_error
-            outcome, value = True, fn(conn)
-        except BaseException as err:
-            outcome, value = False, err
-        try:
-            loop.call_soon_threadsafe(_settle, future, outcome, value)
-        except RuntimeError:  # the loop is closed; nobody is waiting any more
-            pass
-    if conn is not None:
-        try:
-            conn.close()
-        except Exception:
-            pass
-
-
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
-
-
 def _run(conn: Any, sql: str, params: dict[str, Any]) -> list[Row]:
     cursor = conn.execute(sql, params)
     rows = cursor.fetchall() if cursor.description else []
@@ -145,16 +81,31 @@ def _run_count(conn: Any, sql: str, params: dict[str, Any]) -> int:
     return int(cursor.rowcount)
 
 
-def _in_write_txn(conn: Any, fn: Callable[[Any], T]) -> T:
+def _in_write_txn(
+    conn: Any, fn: Callable[[Any], T], marker: Callable[[Any], object]
+) -> tuple[T, bool]:
+    """Run `fn` in one write transaction; its result and whether `marker` saw a change."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        before = marker(conn)
         result = fn(conn)
+        changed = marker(conn) != before
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return result
+    return result, changed
+
+
+def _commit(conn: Any, marker: Callable[[Any], object], before: object) -> bool:
+    changed = marker(conn) != before
+    conn.execute("COMMIT")
+    return changed
+
+
+def _no_marker(conn: Any) -> object:
+    return None
 
 
 class _Tx:
@@ -188,6 +139,7 @@ class SqliteExecutor:
     schema = ""
     dialect: type[Sql] = Sql
     journal_mode = "WAL"
+    driver_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(self, dsn: Dsn, *, synchronous: str = "NORMAL") -> None:
         self.sql = render(self.dialect, schema_prefix="", paramstyle="named")
@@ -198,12 +150,16 @@ class SqliteExecutor:
         self._synchronous = synchronous
         self._lock = asyncio.Lock()
         self._closed = False
-        self._writer = DbThread(self._opener(dsn.mode), "pgqrs-sqlite-w")
+        self._writer = self._new_thread(dsn.mode, "w")
         self._reader: DbThread | None = None
         self._threads = [self._writer]
-        self._finalizer = weakref.finalize(self, _stop_all, self._threads)
+        self._finalizer = weakref.finalize(self, stop_all, self._threads)
 
     # -- connections ---------------------------------------------------------------------
+    def _new_thread(self, mode: str, role: str) -> DbThread:
+        """The thread of one connection (`role` "w" writer, "r" reader) opened with `mode`."""
+        return DbThread(self._opener(mode), f"pgqrs-{self.backend}-{role}")
+
     def _opener(self, mode: str) -> Callable[[], Any]:
         """What a connection thread calls to open its connection.
 
@@ -242,11 +198,10 @@ class SqliteExecutor:
         try:
             await self._writer.call(lambda c: None)
             if not self._dsn.memory:
-                mode = "ro" if self._dsn.mode == "ro" else "rw"
-                self._reader = DbThread(self._opener(mode), "pgqrs-sqlite-r")
+                self._reader = self._new_thread("ro" if self._dsn.mode == "ro" else "rw", "r")
                 self._threads.append(self._reader)
                 await self._reader.call(lambda c: None)
-        except sqlite3.Error as err:
+        except self.driver_errors as err:
             self._closed = True
             self._finalizer()
             # sqlite3 never says which file it could not open (or found not to be a database).
@@ -254,12 +209,27 @@ class SqliteExecutor:
             hint = " (mode=rw needs an existing file)" if self._dsn.mode == "rw" else ""
             raise PgqrsConnectionError(f"Database connection failed: {err}: {where}{hint}") from err
 
+    # -- hooks for backends built on this one (S3) -----------------------------------------
+    async def _before_operation(self) -> None:
+        """Runs before each read, write and transaction, outside the write lock."""
+
+    async def _after_commit(self, changed: bool) -> None:
+        """Runs after a write transaction committed, outside the write lock; `changed` says
+        whether `change_marker` moved during it."""
+
+    # A function of the writer connection (run inside each write transaction) whose value
+    # differs after a transaction that changed the database; only S3 needs to know.
+    change_marker: Callable[[Any], object] = staticmethod(_no_marker)
+
     # -- plumbing ------------------------------------------------------------------------
+    def translate_error(self, err: BaseException) -> PgqrsConnectionError:
+        return translate(err)
+
     async def _guard(self, future: asyncio.Future[T]) -> T:
         try:
             return await future
-        except sqlite3.Error as err:
-            raise translate(err) from err
+        except self.driver_errors as err:
+            raise self.translate_error(err) from err
 
     def _check_open(self) -> None:
         if self._closed:
@@ -272,11 +242,18 @@ class SqliteExecutor:
     async def write(self, fn: Callable[[Any], T]) -> T:
         """Run `fn(connection)` as one write transaction, in a single trip to the writer thread."""
         self._check_open()
+        await self._before_operation()
+        marker = self.change_marker
         async with self._lock:
-            return await self._guard(self._writer.call(lambda c: _in_write_txn(c, fn)))
+            result, changed = await self._guard(
+                self._writer.call(lambda c: _in_write_txn(c, fn, marker))
+            )
+        await self._after_commit(changed)
+        return result
 
     async def read(self, fn: Callable[[Any], T]) -> T:
         self._check_open()
+        await self._before_operation()
         if self._reader is None:
             async with self._lock:
                 return await self._guard(self._writer.call(fn))
@@ -297,26 +274,21 @@ class SqliteExecutor:
         rows = await self.fetch(sql, params)
         return rows[0] if rows else None
 
-    def watch(self, wakeups: Wakeups) -> None:
-        """Nothing to do: in-process wake-ups already cover the one process that writes."""
-
-    async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
-        """One `BEGIN IMMEDIATE` transaction, in a single trip to the writer thread."""
-        prepared = [(sql, _adapt(params)) for sql, params in steps]
-        return await self.write(lambda c: [_run(c, sql, args) for sql, args in prepared])
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Queryable]:
         self._check_open()
+        await self._before_operation()
+        marker = self.change_marker
         async with self._lock:
-            await self.on_writer(lambda c: c.execute("BEGIN IMMEDIATE"))
+            before = await self.on_writer(lambda c: (c.execute("BEGIN IMMEDIATE"), marker(c))[1])
             try:
                 yield _Tx(self)
             except BaseException:
                 # Shielded so a cancelled caller still leaves the connection outside a transaction.
                 await asyncio.shield(self._rollback())
                 raise
-            await self.on_writer(lambda c: c.execute("COMMIT"))
+            changed = await self.on_writer(lambda c: _commit(c, marker, before))
+        await self._after_commit(changed)
 
     async def _rollback(self) -> None:
         def rollback(conn: Any) -> None:
@@ -324,6 +296,14 @@ class SqliteExecutor:
                 conn.execute("ROLLBACK")
 
         await self.on_writer(rollback)
+
+    def watch(self, wakeups: Wakeups) -> None:
+        """Nothing to do: in-process wake-ups already cover the one process that writes."""
+
+    async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """One `BEGIN IMMEDIATE` transaction, in a single trip to the writer thread."""
+        prepared = [(sql, _adapt(params)) for sql, params in steps]
+        return await self.write(lambda c: [_run(c, sql, args) for sql, args in prepared])
 
     # -- install -------------------------------------------------------------------------
     async def install(self) -> None:
@@ -377,7 +357,7 @@ class SqliteExecutor:
             return await self.write(fn)
         except InternalError:
             raise
-        except (PgqrsConnectionError, sqlite3.Error) as err:
+        except PgqrsConnectionError as err:  # driver errors arrive translated by `write`
             raise InternalError(f"Database migration failed: {err}") from err
 
     async def close(self) -> None:
@@ -387,8 +367,3 @@ class SqliteExecutor:
         # Wait for queued work to finish before the threads close their connections.
         async with self._lock:
             self._finalizer()
-
-
-def _stop_all(threads: list[DbThread]) -> None:
-    for thread in threads:
-        thread.stop()

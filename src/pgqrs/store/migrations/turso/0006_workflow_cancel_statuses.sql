@@ -1,0 +1,1 @@
+-- Statuses are free text on Turso: CANCELLING and CANCELLED need no change.

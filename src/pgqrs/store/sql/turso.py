@@ -1,0 +1,89 @@
+"""Turso's spelling of the statements: SQLite's, without user-defined SQL functions, and with
+one planner hint.
+
+pyturso cannot register Python functions, so every call of the SQLite backend's
+`pgqrs_add_seconds(ts, secs)` is rewritten into the same arithmetic in plain SQL: stored
+timestamps are fixed-width UTC text with microseconds, which SQLite's date functions would cut
+to milliseconds, so the sum is done on integer microseconds and formatted back.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import Sql
+
+# `b` is the stored timestamp, `s` the seconds to add (a float); NULL in either gives NULL.
+# Fractions shorter than six digits (rows written by other programs) are padded, not misread.
+_ADD_SECONDS = (
+    "(SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') "
+    "|| printf('.%06d', t % 1000000) FROM (SELECT unixepoch(substr(b, 1, 19)) * 1000000 "
+    "+ CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER) "
+    "+ CAST(round(s * 1000000) AS INTEGER) AS t FROM (SELECT ({ts}) AS b, ({secs}) AS s)))"
+)
+_CALL = "pgqrs_add_seconds("
+# Turso's planner prefers the consumer index over the primary key when a statement picks rows by
+# a list of ids *and* by consumer, and then scans every row the consumer ever held (~5x slower
+# at batch 10). A unary `+` keeps that comparison off the index, as in SQLite.
+_BY_IDS = re.compile(r"\bWHERE id IN_LIST\(")
+_CONSUMER = re.compile(r"\bAND consumer_worker_id =")
+
+
+def inline_add_seconds(text: str) -> str:
+    """`text` with every `pgqrs_add_seconds(a, b)` replaced by its plain-SQL form."""
+    while (start := text.find(_CALL)) >= 0:
+        args, end = _arguments(text, start + len(_CALL))
+        if len(args) != 2:
+            raise ValueError(f"pgqrs_add_seconds takes 2 arguments, got {len(args)}: {text}")
+        text = text[:start] + _ADD_SECONDS.format(ts=args[0], secs=args[1]) + text[end:]
+    return text
+
+
+def _arguments(text: str, pos: int) -> tuple[list[str], int]:
+    """The comma-separated arguments of a call whose `(` ends just before `pos`, and the
+    index after its `)`. Nested parentheses and quoted strings are skipped."""
+    depth, quote, args, begin = 0, "", [], pos
+    for i in range(pos, len(text)):
+        ch = text[i]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif ch == ")" or (ch == "," and not depth):
+            args.append(text[begin:i].strip())
+            begin = i + 1
+            if ch == ")":
+                return args, i + 1
+    raise ValueError(f"unbalanced pgqrs_add_seconds call: {text}")
+
+
+class TursoSql(Sql):
+    """All statements, Turso spelling (see the module docstring)."""
+
+    # pgqrs's own Turso bookkeeping (schema §6.2): any row means pgqrs installed the file.
+    TURSO_SCHEMA_VERSION_ROWS = "SELECT COUNT(*) FROM {s}pgqrs_schema_version"
+
+
+def turso_spelling(text: str) -> str:
+    """A statement of `Sql` as Turso needs it."""
+    if _CALL in text:
+        text = inline_add_seconds(text)
+    if _BY_IDS.search(text):
+        text = _CONSUMER.sub("AND +consumer_worker_id =", text)
+    return text
+
+
+for _name in dir(Sql):
+    _value = getattr(Sql, _name)
+    if not _name.isupper():
+        continue
+    if isinstance(_value, str) and turso_spelling(_value) != _value:
+        setattr(TursoSql, _name, turso_spelling(_value))
+    elif isinstance(_value, tuple):  # statements run together (Executor.batch)
+        _spelled = tuple(turso_spelling(text) for text in _value)
+        if _spelled != _value:
+            setattr(TursoSql, _name, _spelled)
