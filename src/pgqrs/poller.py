@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from ._clock import seconds
 from .errors import (
     PgqrsConnectionError,
+    PgqrsError,
     StateTransitionError,
     SuspendedError,
     WorkerNotFoundError,
@@ -350,6 +351,8 @@ async def _shielded(work: Awaitable[Any]) -> None:
         await asyncio.wait_for(asyncio.shield(task), CANCEL_CLEANUP_SECONDS)
     except asyncio.CancelledError:
         raise
+    except PgqrsError as err:  # e.g. the store was closed under a running loop
+        log.warning("cleanup after the poll loop failed: %s", err)
     except Exception:
         log.warning("cleanup after the poll loop failed", exc_info=True)
 

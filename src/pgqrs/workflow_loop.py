@@ -103,7 +103,8 @@ class _Delivery:
             await self.after_failure(record.id)
             return exc
         else:
-            await self.finalise_if_cancelling(record.id)
+            if not run._ended_here:  # a finished run cannot be CANCELLING: nothing to look at
+                await self.finalise_if_cancelling(record.id)
             await self.archive()
         return None
 

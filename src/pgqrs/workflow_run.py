@@ -55,17 +55,28 @@ class _Replay:
         self.sleeps = 0
 
 
+class _Outcome:
+    """Shared by every handle of one delivery, fresh executions included: whether one of them
+    finished the run (SUCCESS or ERROR), so the worker need not look again afterwards."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended = False
+
+
 class Run:
     """A handle on one workflow run. Obtain it from `pgqrs.run()`, `Admin.create_workflow` or
     the `handle_workflow` loop; derived handles (`with_time`, `with_retry`) share the run."""
 
-    __slots__ = ("_current_time", "_record", "_replay", "_retry_policy", "_store")
+    __slots__ = ("_current_time", "_outcome", "_record", "_replay", "_retry_policy", "_store")
 
     _store: Store
     _record: RunRecord
     _current_time: datetime | None
     _retry_policy: StepRetryPolicy | None
     _replay: _Replay
+    _outcome: _Outcome
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError(
@@ -81,6 +92,7 @@ class Run:
         current_time: datetime | None = None,
         retry_policy: StepRetryPolicy | None = None,
         replay: _Replay | None = None,
+        outcome: _Outcome | None = None,
     ) -> Run:
         run = object.__new__(cls)
         run._store = store
@@ -88,6 +100,7 @@ class Run:
         run._current_time = current_time
         run._retry_policy = retry_policy
         run._replay = replay or _Replay()
+        run._outcome = outcome or _Outcome()
         return run
 
     def _derive(self, **changes: Any) -> Run:
@@ -95,6 +108,7 @@ class Run:
             "current_time": self._current_time,
             "retry_policy": self._retry_policy,
             "replay": self._replay,
+            "outcome": self._outcome,
         }
         fields.update(changes)
         record = fields.pop("record", self._record)
@@ -171,6 +185,13 @@ class Run:
             await runs.finish(self._store.db, self.id(), target, self._now(), **values)
         finally:
             self._notify()
+        if target.is_terminal:
+            self._outcome.ended = True
+
+    @property
+    def _ended_here(self) -> bool:
+        """This delivery's code finished the run: it cannot be CANCELLING any more."""
+        return self._outcome.ended
 
     async def _finalise_cancel(self) -> None:
         await runs.finalise_cancel(self._store.db, self.id(), self._now())

@@ -51,6 +51,52 @@ def test_a_program_that_never_closes_its_store_exits_cleanly(target: Target) -> 
     assert result.stderr == ""  # no warnings, no "Task was destroyed", no traceback
 
 
+ABANDONED_LOOP = """
+import asyncio, sys, pgqrs
+
+async def main():
+    config = pgqrs.Config(sys.argv[1])
+    if sys.argv[2]:
+        config.schema = sys.argv[2]
+    if sys.argv[3]:
+        config.s3_cache_dir = sys.argv[3]
+    store = await pgqrs.connect_with(config)
+    await pgqrs.admin(store).install()
+    await store.queue("jobs")
+    producer = await store.producer("jobs")
+
+    async def enqueue_forever():
+        while True:
+            try:
+                await producer.enqueue("x")
+            except pgqrs.PgqrsError:
+                await asyncio.sleep(0)
+
+    builder = pgqrs.dequeue().from_queue("jobs").poll_interval(10).handle(lambda m: None)
+    tasks = [asyncio.create_task(enqueue_forever()) for _ in range(8)]
+    tasks.append(asyncio.create_task(builder.poll(store)))
+    await asyncio.sleep(0.2)
+    # Close under running work: calls already past the closed check reach stopped connection
+    # threads; they must fail, or asyncio.run's cancellation below would wait for them forever.
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_loop_left_running_when_its_store_closes_lets_the_program_end(target: Target) -> None:
+    schema = target.schema if target.backend == "postgres" else ""
+    cache = target.extra.get("s3_cache_dir", "")
+    result = subprocess.run(
+        [sys.executable, "-c", ABANDONED_LOOP, target.dsn, schema, cache],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def _pgqrs_threads() -> int:
     return sum(t.name.startswith("pgqrs-") for t in threading.enumerate())
 

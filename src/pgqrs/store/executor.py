@@ -95,6 +95,19 @@ def first_column(rows: Sequence[Row]) -> list[Any]:
     return [row[0] for row in rows]
 
 
+async def run_steps(db: Queryable, statements: Sequence[str], params: Params) -> list[Row]:
+    """Several statements (a tuple statement of store/sql) as one transaction; the rows of the
+    last. On the executor this is one `batch`; inside a transaction, simply one after another."""
+    batch = getattr(db, "batch", None)
+    if batch is not None:
+        results: list[list[Row]] = await batch([(sql, params) for sql in statements])
+        return results[-1]
+    rows: list[Row] = []
+    for sql in statements:
+        rows = await db.fetch(sql, params)
+    return rows
+
+
 async def scalar_int(db: Queryable, sql: str, params: Params | None = None) -> int:
     """The first column of the first row as an int (0 for no row or NULL)."""
     row = await db.fetchone(sql, params)

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..errors import PgqrsError
+
 T = TypeVar("T")
 
 _STOP = object()
@@ -35,6 +37,7 @@ class DbThread:
         check_every: float = 0.02,
     ) -> None:
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._stopped = False
         self._thread = threading.Thread(
             target=_serve,
             args=(self._jobs, opener, release, check_every),
@@ -46,10 +49,16 @@ class DbThread:
     def call(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((fn, loop, future))
+        if self._stopped:
+            # Nobody would ever answer: a caller awaiting it (a rollback in a cleanup, say)
+            # would hang the task, and with it the loop's shutdown.
+            future.set_exception(closed())
+        else:
+            self._jobs.put((fn, loop, future))
         return future
 
     def stop(self) -> None:
+        self._stopped = True
         self._jobs.put(_STOP)
 
     def join(self, timeout: float) -> None:
@@ -69,6 +78,7 @@ def _serve(
         except queue.Empty:
             job = None
         if job is _STOP:
+            _refuse_remaining(jobs)
             break
         if job is not None:
             fn, loop, future = job
@@ -90,6 +100,25 @@ def _serve(
             conn = None
     if conn is not None:
         _close(conn)
+
+
+def closed() -> PgqrsError:
+    return PgqrsError("Store is closed")
+
+
+def _refuse_remaining(jobs: queue.SimpleQueue[Any]) -> None:
+    """Calls queued behind the stop fail at once instead of waiting forever."""
+    while True:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            return
+        if job is not _STOP:
+            _, loop, future = job
+            try:
+                loop.call_soon_threadsafe(_settle, future, False, closed())
+            except RuntimeError:
+                pass
 
 
 def _should_release(release: Callable[[Any], bool], conn: Any) -> bool:

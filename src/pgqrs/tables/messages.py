@@ -12,7 +12,14 @@ from typing import Any
 
 from .._clock import db_to_api, seconds
 from ..errors import MessageNotFoundError, ValidationError
-from ..store.executor import Executor, JsonTexts, Queryable, Row, first_column, scalar_int
+from ..store.executor import (
+    JsonTexts,
+    Queryable,
+    Row,
+    first_column,
+    run_steps,
+    scalar_int,
+)
 from ..types import QueueMessage
 from ..validation import decode_json
 from . import queues
@@ -128,7 +135,7 @@ async def claim(
 
 
 async def loop_step(
-    db: Executor,
+    db: Queryable,
     queue_id: int,
     worker_id: int,
     finished: Sequence[int],
@@ -150,8 +157,7 @@ async def loop_step(
         "archived_at": archived_at,
         "max_read_ct": max_read_ct,
     }
-    results = await db.batch([(sql, params) for sql in db.sql.LOOP_STEP])
-    return sort_rows(results[-1])
+    return sort_rows(await run_steps(db, db.sql.LOOP_STEP, params))
 
 
 async def archive(

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._clock import db_to_api, from_db
 from ..errors import NotFoundError, StateTransitionError, ValidationError, WorkflowCancelledError
-from ..store.executor import Queryable
+from ..store.executor import Queryable, run_steps
 from ..types import RunRecord, WorkflowStatus
 from ..validation import decode_json, encode_json
 from . import workflows
@@ -100,18 +100,18 @@ async def get_or_create(
     An existing run is how a crashed run is resumed. Two creators racing on the unique
     `message_id` both end with the row that won.
     """
-    existing = await find_by_message(db, message_id)
-    if existing is not None:
-        return existing
     params = {
-        "workflow_id": await workflows.id_for_queue(db, queue_id),
+        "queue_id": queue_id,
         "message_id": message_id,
         "input": encode_json(raw_payload),
         "now": now,
     }
-    row = await db.fetchone(db.sql.RUN_INSERT_IF_ABSENT, params)
-    if row is not None:
-        return run_record(row)
+    rows = await run_steps(db, db.sql.RUN_OPEN_FOR_MESSAGE, params)
+    if rows:
+        return run_record(rows[0])
+    # No row: the queue has no workflow (raises NotFoundError), or a concurrent creator's run
+    # appeared after the statement's snapshot.
+    await workflows.id_for_queue(db, queue_id)
     created = await find_by_message(db, message_id)
     assert created is not None
     return created

@@ -17,14 +17,14 @@ from .messages import MessagePostgres, MessageSql
 from .operations import OperationsPostgres, OperationsSql
 from .queues import QueueSql
 from .workers import WorkerSql
-from .workflows import WorkflowSql
+from .workflows import WorkflowPostgres, WorkflowSql
 
 
 class Sql(QueueSql, WorkerSql, MessageSql, WorkflowSql, BookkeepingSql, OperationsSql):
     """All statements, SQLite spelling. Attributes in upper case are statements."""
 
 
-class PostgresSql(MessagePostgres, BookkeepingPostgres, OperationsPostgres, Sql):
+class PostgresSql(MessagePostgres, BookkeepingPostgres, OperationsPostgres, WorkflowPostgres, Sql):
     """All statements, with Postgres's own spelling where it differs."""
 
 

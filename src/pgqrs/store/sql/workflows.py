@@ -43,10 +43,14 @@ class WorkflowSql:
     )
 
     # -- runs ----------------------------------------------------------------------------------
-    RUN_INSERT_IF_ABSENT = (
+    # Get or create the run of a trigger message (semantics §12.3); the last statement's rows
+    # are the run. The workflow is the one named like the message's queue; none means no row.
+    RUN_OPEN_FOR_MESSAGE: tuple[str, ...] = (
         "INSERT INTO {s}pgqrs_workflow_runs (workflow_id, message_id, status, input, "
-        "created_at, updated_at) VALUES (:workflow_id, :message_id, 'QUEUED', :input, :now, :now) "
-        f"ON CONFLICT (message_id) DO NOTHING RETURNING {RUN_COLS}"
+        "created_at, updated_at) SELECT w.id, :message_id, 'QUEUED', :input, :now, :now "
+        "FROM {s}pgqrs_queues q JOIN {s}pgqrs_workflows w ON w.name = q.queue_name "
+        "WHERE q.id = :queue_id ON CONFLICT (message_id) DO NOTHING",
+        f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :message_id",
     )
     RUN_BY_ID = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE id = :id"
     RUN_BY_MESSAGE = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :id"
@@ -140,4 +144,17 @@ class WorkflowSql:
     )
     STEP_LIST_BY_RUN = (
         f"SELECT {STEP_COLS} FROM {{s}}pgqrs_workflow_steps WHERE run_id = :run_id ORDER BY id"
+    )
+
+
+class WorkflowPostgres(WorkflowSql):
+    # One statement: the insert's own row, or the run that was there before it. (A run
+    # inserted by a concurrent creator after this statement began is re-read by the caller.)
+    RUN_OPEN_FOR_MESSAGE = (
+        "WITH ins AS (INSERT INTO {s}pgqrs_workflow_runs (workflow_id, message_id, status, "
+        "input, created_at, updated_at) SELECT w.id, :message_id, 'QUEUED', :input, :now, :now "
+        "FROM {s}pgqrs_queues q JOIN {s}pgqrs_workflows w ON w.name = q.queue_name "
+        f"WHERE q.id = :queue_id ON CONFLICT (message_id) DO NOTHING RETURNING {RUN_COLS}) "
+        f"SELECT {RUN_COLS} FROM ins UNION ALL "
+        f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :message_id",
     )
