@@ -28,6 +28,8 @@ class Cli:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.env = {"PGQRS_DSN": target.dsn, "PGQRS_SCHEMA": target.schema, "COLUMNS": "200"}
+        if "s3_cache_dir" in target.extra:
+            self.env["PGQRS_S3_CACHE_DIR"] = str(target.extra["s3_cache_dir"])
 
     def __call__(self, *args: str, input: str | None = None) -> Result:
         return CliRunner().invoke(pgqrs_cli, list(args), input=input, env=self.env)

@@ -67,6 +67,8 @@ async def stop_self(message: pgqrs.QueueMessage) -> None:
     _record("handled", str(message.id))
     os.kill(os.getpid(), signal.SIGTERM)
     config = pgqrs.Config(os.environ["PGQRS_DSN"], schema=os.environ["PGQRS_SCHEMA"])
+    if "PGQRS_S3_CACHE_DIR" in os.environ:  # an S3 store needs its local cache directory
+        config.s3_cache_dir = os.environ["PGQRS_S3_CACHE_DIR"]
     async with await pgqrs.connect_with(config) as store:
         worker = await store.worker(message.consumer_worker_id or 0)
         for _ in range(500):

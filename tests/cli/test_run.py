@@ -49,9 +49,6 @@ def test_handler_errors(cli: Cli) -> None:
     assert "pgqrs run:" not in result.stdout  # no summary: nothing ran
 
 
-# Not on S3 yet: there the handler's message ends up failed, not handled (handled 0, failed 1);
-# not investigated (see the backends report).
-@pytest.mark.backends("sqlite", "postgres", "turso")
 def test_in_process_until_sigterm(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
