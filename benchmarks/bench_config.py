@@ -8,7 +8,19 @@ import os
 from typing import Any
 
 PG_DSN = os.environ.get("PGQRS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = ("postgres", "sqlite")
+BACKENDS = ("postgres", "sqlite", "turso", "s3")
+RAW_BACKENDS = ("postgres", "sqlite")  # the hand-written SQL baseline (raw_sql.py)
+REFERENCE_BACKENDS = ("postgres",)  # pgqrs 0.15.3's wheel: no SQLite, Turso or S3 here
+# Turso and S3 run the throughput scenarios only: the others measure the engine, not the
+# backend (e2e_latency, workflow) or need a bulk loader behind the library's back
+# (backlog_scaling, memory), which a pyturso file or an S3 object does not offer.
+QUEUE_SCENARIOS = ("enqueue_single", "enqueue_batch", "drain")
+BACKEND_SCENARIOS: dict[str, tuple[str, ...] | None] = {  # None: every scenario
+    "postgres": None,
+    "sqlite": None,
+    "turso": QUEUE_SCENARIOS,
+    "s3": QUEUE_SCENARIOS,
+}
 
 # Full sizes are the issue's; quick sizes keep the smoke test to a few seconds.
 FULL: dict[str, Any] = {
@@ -49,12 +61,42 @@ QUICK: dict[str, Any] = {
     "memory_messages": 400,
     "memory_batch": 10,
 }
+# What differs per backend. S3 (Durable mode) uploads the whole database file after every
+# write, so each enqueue and each claim or archive is one upload: 2,000 messages, no B=1 (two
+# uploads per message), and one consumer, since an S3 object has one writing store (several
+# consumers of that store would only take turns on its one writer). Turso runs the standard
+# sizes and the whole drain grid, like SQLite, so the two compare cell by cell (its B=1 cases
+# take ~20 s each, as PostgreSQL's do); C=4 is four consumers of one store in one process,
+# which is how pyturso's one-process-per-file rule lets a Turso file be drained in parallel.
+BACKEND_FULL: dict[str, dict[str, Any]] = {
+    "s3": {
+        "enqueue_single": 500,
+        "enqueue_batch": 2_000,
+        "drain": 2_000,
+        "drain_consumers": [1],
+        "drain_batches": [10, 100],
+    },
+}
+BACKEND_QUICK: dict[str, dict[str, Any]] = {"s3": {"drain_consumers": [1]}}
 BACKLOG_CLAIM = 10  # dequeue(batch_size=10) + archive_many per backlog_scaling sample
 BACKLOG_WARMUP = 3  # claims before sampling (cold caches, statement preparation)
 
 
-def sizes(quick: bool) -> dict[str, Any]:
-    return dict(QUICK if quick else FULL)
+def sizes(
+    quick: bool, backend: str | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The sizes of one backend's cases: the standard ones (`backend=None`), then the
+    backend's own, then the command line's."""
+    chosen = dict(QUICK if quick else FULL)
+    if backend is not None:
+        chosen.update((BACKEND_QUICK if quick else BACKEND_FULL).get(backend, {}))
+    chosen.update(overrides or {})
+    return chosen
+
+
+def runs_on(scenario: str, backend: str) -> bool:
+    supported = BACKEND_SCENARIOS.get(backend, ())
+    return supported is None or scenario in supported
 
 
 def int_list(text: str) -> list[int]:
@@ -70,8 +112,14 @@ def payload(n: int) -> dict[str, Any]:
     return {"n": n, "kind": "bench", "ref": f"order-{n:08d}"}
 
 
-def parse_args(argv: list[str] | None, scenarios: tuple[str, ...], doc: str | None) -> Any:
-    """The command line shared by scenarios.py and raw_sql.py."""
+def parse_args(
+    argv: list[str] | None,
+    scenarios: tuple[str, ...],
+    doc: str | None,
+    backends: tuple[str, ...] = BACKENDS,
+) -> Any:
+    """The command line shared by scenarios.py and raw_sql.py; `args.sizes(backend)` gives
+    the sizes of a backend's cases."""
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument(
         "--scenario",
@@ -79,7 +127,12 @@ def parse_args(argv: list[str] | None, scenarios: tuple[str, ...], doc: str | No
         default=list(scenarios),
         help=f"comma-separated, from {', '.join(scenarios)} (default: all)",
     )
-    parser.add_argument("--backend", type=str_list, default=list(BACKENDS))
+    parser.add_argument(
+        "--backend",
+        type=str_list,
+        default=list(backends),
+        help=f"comma-separated, from {', '.join(backends)} (default: all)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     parser.add_argument("--dsn", default=PG_DSN, help="PostgreSQL DSN")
     parser.add_argument("--consumers", type=int_list, help="drain: consumer counts")
@@ -90,7 +143,10 @@ def parse_args(argv: list[str] | None, scenarios: tuple[str, ...], doc: str | No
     unknown = set(args.scenario) - set(scenarios)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
-    s = sizes(args.quick)
+    unknown = set(args.backend) - set(backends)
+    if unknown:
+        parser.error(f"unknown backend(s) here: {', '.join(sorted(unknown))}")
+    overrides: dict[str, Any] = {}
     for flag, key in (
         ("consumers", "drain_consumers"),
         ("batches", "drain_batches"),
@@ -98,6 +154,6 @@ def parse_args(argv: list[str] | None, scenarios: tuple[str, ...], doc: str | No
         ("sizes", "backlog_sizes"),
     ):
         if getattr(args, flag):
-            s[key] = getattr(args, flag)
-    args.sizes_map = s
+            overrides[key] = getattr(args, flag)
+    args.sizes = lambda backend: sizes(args.quick, backend, overrides)
     return args

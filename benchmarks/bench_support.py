@@ -1,24 +1,27 @@
 """What the benchmark scripts share: fresh databases, bulk loading, statistics, output, RSS.
 
 Imports only the standard library and psycopg 3, so it works in both virtualenvs of compare.py
-(this checkout, and pgqrs 0.15.3 from PyPI) and never imports `pgqrs` itself. Sizes and the
-command line are in bench_config.py.
+(this checkout, and pgqrs 0.15.3 from PyPI) and never imports `pgqrs` itself; boto3 only
+for an S3 target (venv-this has it). Sizes and the command line are in bench_config.py.
 
     python benchmarks/bench_support.py machine   # JSON: CPU, cores, PostgreSQL, SQLite versions
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
+import shutil
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +31,12 @@ import psycopg
 from bench_config import PG_DSN
 
 SCHEMA_PREFIX = "bench_"
+HERE = Path(__file__).resolve().parent
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+}
 
 
 # -- fresh databases ------------------------------------------------------------------------
@@ -53,27 +62,99 @@ class Target:
 
 @contextmanager
 def fresh_target(backend: str, dsn: str = PG_DSN, workdir: str | None = None) -> Iterator[Target]:
-    """Create the schema (pgqrs 0.15.3 cannot install into a missing one) or pick a new file;
-    drop or delete it afterwards, also on failure."""
+    """A fresh database, dropped or deleted afterwards, also on failure: a PostgreSQL schema
+    (created first: pgqrs 0.15.3 cannot install into a missing one), a new SQLite or Turso
+    file, or a new bucket on the benchmark's own S3 server with a new cache directory."""
+    base = Path(workdir or os.environ.get("PGQRS_BENCH_TMP") or "/tmp")
+    name = f"{SCHEMA_PREFIX}{uuid.uuid4().hex[:12]}"
     if backend == "postgres":
-        schema = f"{SCHEMA_PREFIX}{uuid.uuid4().hex[:12]}"
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
+            conn.execute(f'CREATE SCHEMA "{name}"')
         try:
-            yield Target("postgres", dsn, schema)
+            yield Target("postgres", dsn, name)
         finally:
             with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        return
-    if backend != "sqlite":
+                conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    elif backend in ("sqlite", "turso"):
+        path = base / f"{name}.db"
+        try:
+            yield Target(backend, f"{backend}://{path}", path=path)
+        finally:
+            # The database and whatever the engine keeps beside it (-wal, -shm, Turso's -wait).
+            for leftover in base.glob(f"{name}.db*"):
+                leftover.unlink(missing_ok=True)
+    elif backend == "s3":
+        client = s3_client()
+        bucket = name.replace("_", "-")
+        client.create_bucket(Bucket=bucket)
+        cache = base / f"{name}-cache"
+        try:
+            yield Target(
+                "s3", f"s3://{bucket}/queues/bench.sqlite", notes={"s3_cache_dir": str(cache)}
+            )
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+            # Frees the server's memory; best effort, so that a failed case reports its own
+            # error (the bucket ends with the server's process anyway).
+            with suppress(Exception):
+                for listed in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+                    client.delete_object(Bucket=bucket, Key=listed["Key"])
+                client.delete_bucket(Bucket=bucket)
+    else:
         raise ValueError(f"unknown backend {backend!r}")
-    base = Path(workdir or os.environ.get("PGQRS_BENCH_TMP") or "/tmp")
-    path = base / f"{SCHEMA_PREFIX}{uuid.uuid4().hex[:12]}.db"
-    try:
-        yield Target("sqlite", f"sqlite://{path}", path=path)
-    finally:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+# -- the S3 server ----------------------------------------------------------------------------
+
+_s3_server: subprocess.Popen[str] | None = None
+
+
+def s3_endpoint() -> str:
+    """moto's S3 server on 127.0.0.1 (benchmarks/s3_server.py), started on first use in a
+    process of its own, so that it does not share this process's GIL (a real S3 endpoint is
+    another machine). It serves one request at a time, as the tests' server does, which gives
+    S3's atomic conditional writes. Stopped when this process exits (it also exits by itself
+    when its stdin, our pipe, closes). Sets AWS_* in os.environ for the S3 store to read."""
+    global _s3_server
+    if _s3_server is None:
+        server = subprocess.Popen(
+            [sys.executable, str(HERE / "s3_server.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert server.stdout is not None
+        line = server.stdout.readline().strip()
+        if not line.startswith("http://"):
+            server.kill()
+            raise RuntimeError(f"the S3 server did not start (it printed {line!r})")
+        _s3_server = server
+        atexit.register(_stop_s3_server)
+        os.environ.update({"AWS_ENDPOINT_URL": line, **S3_CREDENTIALS})
+    return os.environ["AWS_ENDPOINT_URL"]
+
+
+def _stop_s3_server() -> None:
+    if _s3_server is not None and _s3_server.poll() is None:
+        assert _s3_server.stdin is not None
+        _s3_server.stdin.close()
+        try:
+            _s3_server.wait(10)
+        except subprocess.TimeoutExpired:
+            _s3_server.kill()
+            _s3_server.wait()
+
+
+def s3_client() -> Any:
+    import boto3
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=s3_endpoint(),
+        region_name=S3_CREDENTIALS["AWS_REGION"],
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 # -- bulk loading (not measured) ------------------------------------------------------------
@@ -325,7 +406,21 @@ def machine(dsn: str = PG_DSN) -> dict[str, Any]:
         "postgres": postgres,
         "sqlite": f"SQLite {sqlite3.sqlite_version}",
         "psycopg": psycopg.__version__,
+        **_optional_versions(),
     }
+
+
+def _optional_versions() -> dict[str, str]:
+    """pyturso, boto3 and moto, where installed (venv-this)."""
+    from importlib import metadata
+
+    found = {}
+    for key, dist in (("pyturso", "pyturso"), ("boto3", "boto3"), ("moto", "moto")):
+        try:
+            found[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
 
 
 if __name__ == "__main__":

@@ -2,17 +2,21 @@
 
     python benchmarks/compare.py                 # full sizes, 3 repetitions (`make bench`)
     python benchmarks/compare.py --quick --reps 1 --scenario drain
+    python benchmarks/compare.py --scenario drain --consumers 1 --batches 10,100 --reps 2
     python benchmarks/compare.py --render benchmarks/results/latest.json   # table + chart again
 
 What it does:
 1. Creates two virtualenvs under `--workdir` (default benchmarks/results/work): `venv-this`
-   with this checkout installed editable plus the `bench` extra (matplotlib), and
+   with this checkout installed editable plus the `bench`, `turso` and `s3` extras
+   (matplotlib, pyturso, boto3) and moto's server (the S3 endpoint of the S3 cases), and
    `venv-pgqrs` with `pgqrs==0.15.3` and psycopg. The raw-SQL baseline runs in the latter.
 2. Runs every case (scenario x backend x parameters) for each implementation in a fresh
    process, interleaved: for each case this, pgqrs, raw one after another, repeated `--reps`
    times, with the order rotated each repetition so no implementation always runs first (or
-   right after a 2M-row load). pgqrs is skipped on SQLite (its wheel has no SQLite backend);
-   raw exists for the queue scenarios only.
+   right after a 2M-row load). pgqrs runs on PostgreSQL only (its wheel has no SQLite backend,
+   and Turso and S3 are not part of this comparison); raw exists for the queue scenarios on
+   PostgreSQL and SQLite only. Turso and S3 run the queue scenarios (enqueue_single,
+   enqueue_batch, drain), S3 at smaller sizes (bench_config.BACKEND_FULL).
 3. Prints and writes benchmarks/results/latest.md: the medians, the ratios this/pgqrs and
    this/raw, the targets of issue 6 with met/missed, and the machine; every run's JSON line
    goes to benchmarks/results/latest.json. Draws benchmarks/results/throughput.png (drain
@@ -38,9 +42,16 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import bench_config  # noqa: E402 (standard library only)
+
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 REFERENCE_REQUIREMENTS = ("pgqrs==0.15.3", "psycopg[binary]>=3.1.18")
+# venv-this: the extras of the Turso and S3 backends and the chart, and moto's S3 server (the
+# dev extra's version; the dev extra itself would bring the test and lint tools).
+THIS_EXTRAS = "bench,turso,s3"
+S3_SERVER_REQUIREMENTS = ("moto[server]>=5.2",)
 IMPLS = ("this", "pgqrs", "raw")
 LABELS = {"this": "this", "pgqrs": "pgqrs 0.15.3", "raw": "raw SQL"}
 RAW_SCENARIOS = ("enqueue_single", "enqueue_batch", "drain", "backlog_scaling")
@@ -84,10 +95,11 @@ def _venv(path: Path, requirements: list[str], stamp_text: str) -> Path:
 def setup_venvs(workdir: Path) -> dict[str, Path]:
     """Python interpreters per implementation: this checkout, and pgqrs 0.15.3 (+ raw SQL)."""
     pyproject = (ROOT / "pyproject.toml").read_bytes()
+    requirements = ["-e", f"{ROOT}[{THIS_EXTRAS}]", *S3_SERVER_REQUIREMENTS]
     this = _venv(
         workdir / "venv-this",
-        ["-e", f"{ROOT}[bench]"],
-        f"{ROOT}\n{hashlib.sha256(pyproject).hexdigest()}",
+        requirements,
+        "\n".join([*requirements, hashlib.sha256(pyproject).hexdigest()]),
     )
     reference = _venv(
         workdir / "venv-pgqrs", list(REFERENCE_REQUIREMENTS), "\n".join(REFERENCE_REQUIREMENTS)
@@ -108,19 +120,29 @@ class Case:
 
     def impls(self) -> list[str]:
         chosen = ["this"]
-        if self.backend == "postgres":
+        if self.backend in bench_config.REFERENCE_BACKENDS:
             chosen.append("pgqrs")
-        if self.raw:
+        if self.raw and self.backend in bench_config.RAW_BACKENDS:
             chosen.append("raw")
         return chosen
 
 
-def plan(scenarios: Iterable[str], backends: Iterable[str], sizes: dict[str, Any]) -> list[Case]:
-    """Every case, cheap ones first; the drain raw baseline runs with the explicit mode only
-    (one claim + one archive per batch is the same loop for both library modes)."""
+def plan(
+    scenarios: Iterable[str],
+    backends: Iterable[str],
+    quick: bool,
+    overrides: dict[str, Any] | None = None,
+) -> list[Case]:
+    """Every case, cheap ones first, with each backend's sizes (then `overrides`, the drain
+    grid of the command line); the drain raw baseline runs with the explicit mode only (one
+    claim + one archive per batch is the same loop for both library modes). Scenarios a
+    backend does not run (bench_config.BACKEND_SCENARIOS) are left out."""
     cases: list[Case] = []
     for scenario in scenarios:
         for backend in backends:
+            if not bench_config.runs_on(scenario, backend):
+                continue
+            sizes = bench_config.sizes(quick, backend, overrides)
             if scenario == "drain":
                 for mode in sizes["drain_modes"]:
                     for c in sizes["drain_consumers"]:
@@ -165,11 +187,7 @@ def run_case(
 
 
 def measure(args: argparse.Namespace, pythons: dict[str, Path]) -> dict[str, Any]:
-    sys.path.insert(0, str(HERE))
-    import bench_config  # standard library only
-
-    sizes = bench_config.sizes(args.quick)
-    cases = plan(args.scenario, args.backend, sizes)
+    cases = plan(args.scenario, args.backend, args.quick, args.overrides)
     tmp = args.workdir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
@@ -332,7 +350,16 @@ def fmt(value: float | None) -> str:
     return f"{value:.2f}"
 
 
-def show_params(scenario: str, params: dict[str, Any]) -> str:
+def show_params(scenario: str, params: dict[str, Any], quick: bool = False) -> str:
+    shown = _show_params(scenario, params)
+    # A backend's own size (S3's smaller queues) is said; the standard sizes are not.
+    messages = params.get("messages")
+    if messages is not None and messages != bench_config.sizes(quick).get(scenario):
+        shown = f"{shown}, {messages:,} msgs" if shown else f"{messages:,} msgs"
+    return shown
+
+
+def _show_params(scenario: str, params: dict[str, Any]) -> str:
     if scenario == "drain":
         return f"{params['mode']}, C={params['consumers']} B={params['batch']}"
     if scenario == "backlog_scaling":
@@ -369,7 +396,7 @@ def rows(cells: dict[tuple[str, str, str, str], Cell]) -> list[dict[str, Any]]:
         {(s, b, p) for (s, b, p, impl) in cells if impl == "this"},
         key=lambda k: (
             order.get(k[0], 99),
-            k[1] != "postgres",
+            _backend_order(k[1]),
             _param_order(k[0], json.loads(k[2])),
         ),
     )
@@ -402,6 +429,11 @@ def rows(cells: dict[tuple[str, str, str, str], Cell]) -> list[dict[str, Any]]:
         row["vs_raw"] = ratio(metric, this, row["values"].get("raw"))
         out.append(row)
     return out
+
+
+def _backend_order(backend: str) -> int:
+    known = bench_config.BACKENDS
+    return known.index(backend) if backend in known else len(known)
 
 
 def _param_order(scenario: str, params: dict[str, Any]) -> tuple[Any, ...]:
@@ -574,13 +606,14 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"both drain modes. Whole run: {result['duration_s'] / 60:.0f} min"
         + (", quick sizes." if result.get("quick") else "."),
         "",
+        *_backend_notes({row["backend"] for row in table}, m),
         "| scenario | backend | parameters | metric | this | pgqrs 0.15.3 | raw SQL | this/pgqrs "
         "| this/raw |",
         "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in table:
         metric = row["metric"]
-        shown = show_params(row["scenario"], row["params"])
+        shown = show_params(row["scenario"], row["params"], bool(result.get("quick")))
         lines.append(
             f"| {row['scenario']} | {row['backend']} | {shown} | {metric.unit} "
             f"| {row['text']['this']} | {row['text']['pgqrs']} | {row['text']['raw']} "
@@ -606,6 +639,26 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _backend_notes(backends: set[str], m: dict[str, Any]) -> list[str]:
+    """What the Turso and S3 rows are, when the run has them."""
+    notes = []
+    if "turso" in backends:
+        notes.append(
+            f"Turso: a local file through pyturso {m.get('pyturso', '?')}, this library only "
+            "(pgqrs 0.15.3 and the raw baseline are not measured there), standard sizes."
+        )
+    if "s3" in backends:
+        notes.append(
+            f"S3: Durable mode (every write uploads the whole database file before the call "
+            f"returns) against moto {m.get('moto', '?')}'s S3 server on loopback, in a process "
+            "of its own, serving one request at a time; this library only. Every enqueue, "
+            "claim and archive is an upload, and uploads grow with the file, so S3 runs "
+            "smaller queues (message counts in the parameters) and one consumer (one writing "
+            "store per object); real S3 adds network latency to every call."
+        )
+    return [" ".join(notes), ""] if notes else []
+
+
 def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
@@ -620,7 +673,7 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
 
     cells = group(result["runs"])
     backends = [
-        b for b in ("postgres", "sqlite") if any(k[1] == b and k[0] == "drain" for k in cells)
+        b for b in bench_config.BACKENDS if any(k[1] == b and k[0] == "drain" for k in cells)
     ]
     consumers = sorted({json.loads(k[2])["consumers"] for k in cells if k[0] == "drain"})
     if not backends or not consumers:
@@ -635,6 +688,7 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
     for i, backend in enumerate(backends):
         for j, c in enumerate(consumers):
             ax = axes[i][j]
+            plotted = False
             for impl in IMPLS:
                 modes = ("explicit",) if impl == "raw" else ("explicit", "poll")
                 for mode in modes:
@@ -647,6 +701,7 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
                     )
                     if not points:
                         continue
+                    plotted = True
                     label = LABELS[impl] if impl == "raw" else f"{LABELS[impl]} ({mode})"
                     ax.plot(
                         [p[0] for p in points],
@@ -656,6 +711,9 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
                         linestyle="-" if mode == "explicit" else "--",
                         label=label,
                     )
+            if not plotted:  # e.g. S3, which runs one consumer only
+                ax.set_visible(False)
+                continue
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("batch size B")
@@ -707,8 +765,14 @@ def main(argv: list[str] | None = None) -> None:
         "--scenario", type=lambda t: [p for p in t.split(",") if p], default=list(SCENARIOS)
     )
     parser.add_argument(
-        "--backend", type=lambda t: [p for p in t.split(",") if p], default=["postgres", "sqlite"]
+        "--backend",
+        type=lambda t: [p for p in t.split(",") if p],
+        default=list(bench_config.BACKENDS),
     )
+    grid = "drain: %s for every backend (default: each backend's own, see bench_config)"
+    parser.add_argument("--consumers", type=bench_config.int_list, help=grid % "consumer counts")
+    parser.add_argument("--batches", type=bench_config.int_list, help=grid % "batch sizes")
+    parser.add_argument("--modes", type=bench_config.str_list, help=grid % "explicit,poll")
     parser.add_argument(
         "--dsn",
         default=os.environ.get("PGQRS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
@@ -730,6 +794,20 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(args.scenario) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    unknown = set(args.backend) - set(bench_config.BACKENDS)
+    if unknown:
+        parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    args.overrides = {
+        key: value
+        for key, value in (
+            ("drain_consumers", args.consumers),
+            ("drain_batches", args.batches),
+            ("drain_modes", args.modes),
+        )
+        if value
+    }
+    if not plan(args.scenario, args.backend, args.quick, args.overrides):
+        parser.error("no case: none of these scenarios runs on these backends")
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
     pythons = setup_venvs(args.workdir)

@@ -372,7 +372,13 @@ async def enqueue_single(target: Target, s: dict[str, Any]) -> dict[str, Any]:
     if pending(target, queue_id) != count:
         raise RuntimeError("not every message was stored")
     return support.result(
-        "enqueue_single", IMPL, target.backend, {}, count, elapsed, latencies=latencies
+        "enqueue_single",
+        IMPL,
+        target.backend,
+        {"messages": count},
+        count,
+        elapsed,
+        latencies=latencies,
     )
 
 
@@ -399,7 +405,13 @@ async def enqueue_batch(target: Target, s: dict[str, Any]) -> dict[str, Any]:
     if len(set(ids)) != count or pending(target, queue_id) != count:
         raise RuntimeError("not every message was stored")
     return support.result(
-        "enqueue_batch", IMPL, target.backend, {"batch": size}, count, elapsed, latencies=latencies
+        "enqueue_batch",
+        IMPL,
+        target.backend,
+        {"batch": size, "messages": count},
+        count,
+        elapsed,
+        latencies=latencies,
     )
 
 
@@ -449,7 +461,7 @@ async def drain(
         await w.close()
     if len(seen) != count or len(set(seen)) != count or pending(target, queue_id):
         raise RuntimeError(f"handled {len(seen)} ({len(set(seen))} distinct) of {count}")
-    params = {"consumers": consumers, "batch": batch, "mode": "explicit"}
+    params = {"consumers": consumers, "batch": batch, "mode": "explicit", "messages": count}
     return support.result("drain", IMPL, target.backend, params, count, elapsed)
 
 
@@ -516,10 +528,10 @@ def cases(scenario: str, s: dict[str, Any]) -> list[Any]:
 
 
 async def main(argv: list[str] | None = None) -> None:
-    args = bench_config.parse_args(argv, SCENARIOS, __doc__)
+    args = bench_config.parse_args(argv, SCENARIOS, __doc__, bench_config.RAW_BACKENDS)
     for backend in args.backend:
         for scenario in args.scenario:
-            for case in cases(scenario, args.sizes_map):
+            for case in cases(scenario, args.sizes(backend)):
                 with support.fresh_target(backend, args.dsn) as target:
                     line = await case(target)
                 line["impl_version"] = IMPL_VERSION

@@ -5,11 +5,15 @@ uses only API both have: `store.queue(name)` to create a queue, `pgqrs.enqueue_b
 payloads)`, `consumer.dequeue(n)` + `archive_many`, the `pgqrs.dequeue()` builder with
 `handle`/`handle_batch`/`handle_workflow`, `consumer.interrupt()`, the `pgqrs.workflow()`
 builder and the `pgqrs.decorators` `@workflow`/`@step`. Every scenario prints one JSON line
-(see bench_support.result). Each case gets a fresh PostgreSQL schema or SQLite file, dropped after.
+(see bench_support.result). Each case gets a fresh PostgreSQL schema, SQLite or Turso file, or
+S3 bucket (on moto's server, which the script starts on loopback), dropped after. Turso and S3
+run the queue scenarios only, S3 at smaller sizes (bench_config.BACKEND_FULL); the sizes are
+in each line's params.
 
     python benchmarks/scenarios.py                              # everything, full sizes
     python benchmarks/scenarios.py --quick                      # tiny sizes (smoke test)
     python benchmarks/scenarios.py --scenario drain --backend postgres --consumers 4 --batches 10
+    python benchmarks/scenarios.py --scenario drain --backend s3,turso
 
 Rate limiting is switched off on both libraries (`max_enqueue_per_second = None`; pgqrs 0.15.3
 limits to 1000/s with bursts of 50 by default). Poll intervals, leases and batch sizes are the
@@ -51,6 +55,8 @@ def config(target: Target) -> Any:
         cfg = pgqrs.Config(target.dsn, schema=target.schema)
     else:
         cfg = pgqrs.Config(target.dsn)
+    if target.backend == "s3":  # Durable mode, the default: every write is one upload
+        cfg.s3_cache_dir = target.notes["s3_cache_dir"]
     # None disables the limiter on both libraries (pgqrs 0.15.3 defaults to 1000/s, burst 50).
     cfg.max_enqueue_per_second = None
     cfg.max_enqueue_burst = None
@@ -147,7 +153,13 @@ async def enqueue_single(target: Target, s: dict[str, Any]) -> dict[str, Any]:
         if await (await store.get_messages()).count() != count:
             raise RuntimeError("not every message was stored")
     return support.result(
-        "enqueue_single", IMPL, target.backend, {}, count, elapsed, latencies=latencies
+        "enqueue_single",
+        IMPL,
+        target.backend,
+        {"messages": count},
+        count,
+        elapsed,
+        latencies=latencies,
     )
 
 
@@ -174,7 +186,7 @@ async def enqueue_batch(target: Target, s: dict[str, Any]) -> dict[str, Any]:
         "enqueue_batch",
         IMPL,
         target.backend,
-        {"batch": size},
+        {"batch": size, "messages": count},
         count,
         elapsed,
         latencies=latencies,
@@ -192,7 +204,7 @@ async def drain(
     the last message (its archive follows, one batch out of count/batch, untimed).
     """
     count = s["drain"]
-    params = {"consumers": consumers, "batch": batch, "mode": mode}
+    params = {"consumers": consumers, "batch": batch, "mode": mode, "messages": count}
     async with installed(target) as store:
         await fill(store, count)
         workers = [await store.consumer(QUEUE) for _ in range(consumers)]
@@ -488,11 +500,14 @@ def cases(scenario: str, s: dict[str, Any]) -> list[Callable[[Target], Any]]:
 async def main(argv: list[str] | None = None) -> None:
     args = bench_config.parse_args(argv, SCENARIOS, __doc__)
     for backend in args.backend:
-        if REFERENCE and backend == "sqlite":
-            print(f"skipped: {IMPL_VERSION} has no SQLite backend", file=sys.stderr)
+        if REFERENCE and backend not in bench_config.REFERENCE_BACKENDS:
+            print(f"skipped: {IMPL_VERSION} has no {backend} backend here", file=sys.stderr)
             continue
         for scenario in args.scenario:
-            for case in cases(scenario, args.sizes_map):
+            if not bench_config.runs_on(scenario, backend):
+                print(f"skipped: {scenario} does not run on {backend}", file=sys.stderr)
+                continue
+            for case in cases(scenario, args.sizes(backend)):
                 with support.fresh_target(backend, args.dsn) as target:
                     line = await case(target)
                 line["impl_version"] = IMPL_VERSION

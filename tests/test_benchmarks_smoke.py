@@ -1,8 +1,9 @@
 """The benchmark scripts keep working: every scenario at tiny size, on every backend.
 
-Runs benchmarks/scenarios.py (against this checkout) and benchmarks/raw_sql.py with `--quick`
-in subprocesses, as compare.py does, then renders their JSON lines with compare.py's table
-code. Measures nothing; `make bench` does.
+Runs benchmarks/scenarios.py (against this checkout) and benchmarks/raw_sql.py (SQLite and
+PostgreSQL only) with `--quick` in subprocesses, as compare.py does, then renders their JSON
+lines with compare.py's table code. Turso and S3 run the queue scenarios only; the S3 cases
+start their own moto server. Measures nothing; `make bench` does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def run_script(script: str, backend: str, tmp_path: Path) -> list[dict[str, Any]]:
+    if script == "raw_sql.py" and backend not in ("sqlite", "postgres"):
+        return []  # the raw-SQL baseline is SQLite/PostgreSQL only
     proc = subprocess.run(
         [sys.executable, str(BENCH / script), "--quick", "--backend", backend],
         capture_output=True,
@@ -35,39 +38,43 @@ def run_script(script: str, backend: str, tmp_path: Path) -> list[dict[str, Any]
 
 @pytest.fixture
 def compare() -> Any:
+    saved = list(sys.path)
     sys.path.insert(0, str(BENCH))
     try:
         import compare
 
         yield compare
     finally:
-        sys.path.remove(str(BENCH))
+        sys.path[:] = saved
 
 
 @pytest.mark.slow
-# The benchmark scripts know SQLite and PostgreSQL only (benchmarks/scenarios.py, raw_sql.py).
-@pytest.mark.backends("sqlite", "postgres")
 def test_every_scenario_runs_at_tiny_size(backend: str, tmp_path: Path, compare: Any) -> None:
     this = run_script("scenarios.py", backend, tmp_path)
     raw = run_script("raw_sql.py", backend, tmp_path)
+    full = backend in ("sqlite", "postgres")
 
     assert {line["impl"] for line in this} == {"this"}
-    assert {line["impl"] for line in raw} == {"raw"}
+    assert {line["impl"] for line in raw} == ({"raw"} if full else set())
     assert {line["backend"] for line in this + raw} == {backend}
     by_scenario: dict[str, list[dict[str, Any]]] = {}
     for line in this:
         by_scenario.setdefault(line["scenario"], []).append(line)
-    assert set(by_scenario) == set(compare.SCENARIOS)
+    expected = compare.SCENARIOS if full else compare.bench_config.QUEUE_SCENARIOS
+    assert set(by_scenario) == set(expected)
     assert {line["params"]["mode"] for line in by_scenario["drain"]} == {"explicit", "poll"}
-    assert len(by_scenario["backlog_scaling"]) == 2
     for line in this + raw:
         assert line["count"] > 0
         assert line["seconds"] > 0
-    assert by_scenario["e2e_latency"][0]["latency_ms"]["p99"] > 0
-    assert by_scenario["memory"][0]["rss_peak_mib"] > 0
-    assert {line["scenario"] for line in raw} == set(compare.RAW_SCENARIOS)
+    for line in by_scenario["drain"] + by_scenario["enqueue_batch"]:
+        assert line["params"]["messages"] == line["count"]
+    if full:
+        assert len(by_scenario["backlog_scaling"]) == 2
+        assert by_scenario["e2e_latency"][0]["latency_ms"]["p99"] > 0
+        assert by_scenario["memory"][0]["rss_peak_mib"] > 0
+        assert {line["scenario"] for line in raw} == set(compare.RAW_SCENARIOS)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith("bench_")]
-    assert leftovers == []  # every SQLite file was deleted after its case
+    assert leftovers == []  # every file, cache directory and bucket was deleted after its case
 
     result = {
         "started": "now",
@@ -90,7 +97,40 @@ def test_every_scenario_runs_at_tiny_size(backend: str, tmp_path: Path, compare:
         "runs": this + raw,
     }
     markdown = compare.render_markdown(result)
-    assert f"| drain | {backend} | poll, C=2 B=5 | msgs/s |" in markdown
-    assert f"| backlog_scaling | {backend} |" in markdown
+    consumers = 1 if backend == "s3" else 2  # an S3 object has one writing store
+    assert f"| drain | {backend} | poll, C={consumers} B=5 | msgs/s |" in markdown
+    assert (f"| backlog_scaling | {backend} |" in markdown) == full
     assert "### Targets" in markdown
     assert "Failed runs" not in markdown
+    if not full:  # this library only: pgqrs 0.15.3 and raw SQL are n/a
+        drain_rows = [r for r in markdown.splitlines() if r.startswith("| drain |")]
+        assert drain_rows
+        assert all("| n/a | n/a | - | - |" in r for r in drain_rows)
+
+
+def test_plan_runs_turso_and_s3_without_reference_or_raw(compare: Any) -> None:
+    """The full plan: pgqrs 0.15.3 on PostgreSQL only, raw SQL on SQLite/PostgreSQL only, S3
+    with one consumer, no B=1 and its 2,000-message drains said in the parameters."""
+    cases = compare.plan(compare.SCENARIOS, ("postgres", "sqlite", "turso", "s3"), False)
+    impls: dict[tuple[str, str], set[str]] = {}
+    for case in cases:
+        impls.setdefault((case.scenario, case.backend), set()).update(case.impls())
+
+    assert impls["drain", "postgres"] == {"this", "pgqrs", "raw"}
+    assert impls["drain", "sqlite"] == {"this", "raw"}
+    for backend in ("turso", "s3"):
+        assert {s for s, b in impls if b == backend} == {"enqueue_single", "enqueue_batch", "drain"}
+        assert all(
+            impls[s, backend] == {"this"} for s in ("enqueue_single", "enqueue_batch", "drain")
+        )
+    s3_drains = [c.args for c in cases if c.scenario == "drain" and c.backend == "s3"]
+    assert sorted(s3_drains) == sorted(
+        ("--modes", m, "--consumers", "1", "--batches", b)
+        for m in ("explicit", "poll")
+        for b in ("10", "100")
+    )
+    turso_drains = [c for c in cases if c.scenario == "drain" and c.backend == "turso"]
+    assert len(turso_drains) == 12  # the whole grid, as on SQLite
+    params = {"mode": "poll", "consumers": 1, "batch": 10, "messages": 2_000}
+    assert compare.show_params("drain", params) == "poll, C=1 B=10, 2,000 msgs"
+    assert compare.show_params("drain", {**params, "messages": 10_000}) == "poll, C=1 B=10"
