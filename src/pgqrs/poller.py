@@ -348,7 +348,8 @@ async def _shielded(work: Awaitable[Any]) -> None:
     """Run cleanup to completion even if the caller is cancelled again, within a bound."""
     task = asyncio.ensure_future(work)
     try:
-        await asyncio.wait_for(asyncio.shield(task), CANCEL_CLEANUP_SECONDS)
+        async with asyncio.timeout(CANCEL_CLEANUP_SECONDS):  # not wait_for: it can drop a cancel
+            await asyncio.shield(task)
     except asyncio.CancelledError:
         raise
     except PgqrsError as err:  # e.g. the store was closed under a running loop

@@ -154,7 +154,8 @@ async def watch(store: Store, where: str, interval: float, iterations: int | Non
             shown = 1
             while iterations is None or shown < iterations:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), interval)
+                    async with asyncio.timeout(interval):
+                        await stop.wait()
                 if stop.is_set():
                     break
                 live.update(render(await take(store), where, interval), refresh=True)

@@ -145,10 +145,10 @@ class PostgresExecutor:
         """Fail fast on a refused connection, a bad host or bad credentials, then open the pool."""
         timeout = self._config.connection_timeout_seconds
         try:
-            probe = await asyncio.wait_for(
-                psycopg.AsyncConnection.connect(self._conninfo, connect_timeout=timeout),
-                timeout,
-            )
+            async with asyncio.timeout(timeout):
+                probe = await psycopg.AsyncConnection.connect(
+                    self._conninfo, connect_timeout=timeout
+                )
             await probe.close()
             await self._pool.open(wait=True, timeout=timeout)
         except (TimeoutError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as err:

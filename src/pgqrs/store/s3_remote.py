@@ -89,7 +89,10 @@ class Remote:
 
     async def _call(self, what: str, fn: Callable[[Any], T]) -> T:
         try:
-            return await asyncio.wait_for(self._thread.call(fn), self._timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that lands
+            # as the call completes, and a cancelled poll loop would then run on forever.
+            async with asyncio.timeout(self._timeout):
+                return await self._thread.call(fn)
         except (builtins.TimeoutError, ConnectTimeoutError, ReadTimeoutError) as err:
             raise OperationTimeout(
                 f"Operation timeout: S3 {what} of {self.uri} took longer than {self._timeout}s"
