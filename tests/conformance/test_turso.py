@@ -7,7 +7,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +72,11 @@ async def test_turso_ddl_has_plain_message_indexes_and_no_status_check(
 
 def _pgqrs_install(target: Target) -> None:
     """Lay out the file the way pgqrs's Turso installer does: its tables, its version row."""
-    folder = resources.files("pgqrs.store.migrations") / "turso"
+    ddl = {m.version: m.sql for m in migrations("turso")}
     conn = raw(target)
     try:
-        for name in ("0002_queues.sql", "0003_workers.sql", "0004_messages.sql"):
-            conn.executescript((folder / name).read_text())
-        conn.executescript((folder / "0005_workflows.sql").read_text())
+        for version in (2, 3, 4, 5):
+            conn.executescript(ddl[version])
         conn.execute(
             "CREATE TABLE pgqrs_schema_version (version TEXT PRIMARY KEY, "
             "applied_at TEXT NOT NULL, description TEXT)"

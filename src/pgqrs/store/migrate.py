@@ -53,16 +53,21 @@ class Migration:
         return [part.strip() for part in "\n".join(lines).split(";\n") if part.strip(" ;\n")]
 
 
+# Turso's folder holds only the versions whose DDL differs from SQLite's; the rest are SQLite's.
+_FALLBACK = {"turso": "sqlite"}
+
+
 @cache
 def migrations(kind: str) -> tuple[Migration, ...]:
-    """The migrations of `kind` ("postgres" or "sqlite"), in order."""
+    """The migrations of `kind` ("postgres", "sqlite" or "turso"), in order."""
+    found = {m.version: m for m in migrations(_FALLBACK[kind])} if kind in _FALLBACK else {}
     folder = resources.files("pgqrs.store.migrations") / kind
-    found = []
     for entry in folder.iterdir():
         match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
         if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    return tuple(sorted(found, key=lambda m: m.version))
+            version = int(match[1])
+            found[version] = Migration(version, match[2], entry.read_text(encoding="utf-8"))
+    return tuple(found[v] for v in sorted(found))
 
 
 def latest_version(kind: str) -> int:

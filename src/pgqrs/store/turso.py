@@ -5,7 +5,8 @@ install); this module holds only what differs:
 
 * opening: pyturso takes a plain path (no `file:` URI), so `mode=rw|ro` are checked here and
   `ro` uses `PRAGMA query_only`; it has no `create_function`, so the statements come from
-  `TursoSql` (plain-SQL lease arithmetic) and the migrations from the Turso DDL folder;
+  `TursoSql` (plain-SQL lease arithmetic); the migrations are SQLite's except where
+  pgqrs's Turso schema differs (`migrations/turso/`: versions 1, 3 and 4);
 * processes: pyturso locks the file for one process at a time (a second one gets "File is
   locked by another process" when it opens it). Connections therefore hand the file over: a
   process that has to wait says so through a lock on `<file>-wait`, and a process holding the

@@ -1,1 +1,0 @@
--- Statuses are free text on Turso: CANCELLING and CANCELLED need no change.
