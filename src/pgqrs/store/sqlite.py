@@ -182,12 +182,16 @@ class SqliteExecutor:
 
     @classmethod
     def configure(cls, conn: Any, dsn: Dsn, synchronous: str, *, readonly: bool) -> None:
+        cls.set_pragmas(conn, dsn, synchronous, readonly=readonly)
+        conn.create_function("pgqrs_add_seconds", 2, _add_seconds, deterministic=True)
+
+    @classmethod
+    def set_pragmas(cls, conn: Any, dsn: Dsn, synchronous: str, *, readonly: bool) -> None:
         conn.execute("PRAGMA busy_timeout=5000")
         if not readonly and not dsn.memory:
             conn.execute(f"PRAGMA journal_mode={cls.journal_mode}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.create_function("pgqrs_add_seconds", 2, _add_seconds, deterministic=True)
 
     async def start(self) -> None:
         """Open the connections now, so a bad path fails at connect time.

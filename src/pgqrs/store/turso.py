@@ -219,11 +219,7 @@ class TursoExecutor(SqliteExecutor):
     @classmethod
     def configure(cls, conn: Any, dsn: Dsn, synchronous: str, *, readonly: bool) -> None:
         """SQLite's pragmas, without `create_function` (see TursoSql); `ro` is query_only."""
-        conn.execute("PRAGMA busy_timeout=5000")
-        if not readonly and not dsn.memory:
-            conn.execute(f"PRAGMA journal_mode={cls.journal_mode}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
+        cls.set_pragmas(conn, dsn, synchronous, readonly=readonly)
         if readonly:
             conn.execute("PRAGMA query_only=1")
 
