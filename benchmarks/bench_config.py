@@ -11,6 +11,17 @@ PG_DSN = os.environ.get("PGQRS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/
 BACKENDS = ("postgres", "sqlite", "turso", "s3")
 RAW_BACKENDS = ("postgres", "sqlite")  # the hand-written SQL baseline (raw_sql.py)
 REFERENCE_BACKENDS = ("postgres",)  # pgqrs 0.15.3's wheel: no SQLite, Turso or S3 here
+# Every scenario, in table order; the raw-SQL baseline (raw_sql.py) runs the queue ones.
+SCENARIOS = (
+    "enqueue_single",
+    "enqueue_batch",
+    "drain",
+    "e2e_latency",
+    "workflow",
+    "backlog_scaling",
+    "memory",
+)
+RAW_SCENARIOS = ("enqueue_single", "enqueue_batch", "drain", "backlog_scaling")
 # Turso and S3 run the throughput scenarios only: the others measure the engine, not the
 # backend (e2e_latency, workflow) or need a bulk loader behind the library's back
 # (backlog_scaling, memory), which a pyturso file or an S3 object does not offer.
@@ -110,6 +121,14 @@ def str_list(text: str) -> list[str]:
 def payload(n: int) -> dict[str, Any]:
     """The message body of every scenario: small, like a typical job reference."""
     return {"n": n, "kind": "bench", "ref": f"order-{n:08d}"}
+
+
+def payload_batches(count: int, size: int) -> list[list[dict[str, Any]]]:
+    """`count` payloads in batches of `size` (enqueue_batch)."""
+    return [
+        [payload(n) for n in range(first, min(first + size, count))]
+        for first in range(0, count, size)
+    ]
 
 
 def parse_args(

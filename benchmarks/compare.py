@@ -54,16 +54,8 @@ THIS_EXTRAS = "bench,turso,s3"
 S3_SERVER_REQUIREMENTS = ("moto[server]>=5.2",)
 IMPLS = ("this", "pgqrs", "raw")
 LABELS = {"this": "this", "pgqrs": "pgqrs 0.15.3", "raw": "raw SQL"}
-RAW_SCENARIOS = ("enqueue_single", "enqueue_batch", "drain", "backlog_scaling")
-SCENARIOS = (
-    "enqueue_single",
-    "enqueue_batch",
-    "drain",
-    "e2e_latency",
-    "workflow",
-    "backlog_scaling",
-    "memory",
-)
+SCENARIOS = bench_config.SCENARIOS
+RAW_SCENARIOS = bench_config.RAW_SCENARIOS
 RUN_TIMEOUT = 2400
 FLAT_MIB_PER_100K = 5.0  # "flat over time": RSS grows less than this per 100,000 messages
 MEMORY_LIMIT_MIB = 100.0

@@ -384,10 +384,7 @@ async def enqueue_single(target: Target, s: dict[str, Any]) -> dict[str, Any]:
 
 async def enqueue_batch(target: Target, s: dict[str, Any]) -> dict[str, Any]:
     count, size = s["enqueue_batch"], s["enqueue_batch_size"]
-    batches = [
-        [bench_config.payload(n) for n in range(first, min(first + size, count))]
-        for first in range(0, count, size)
-    ]
+    batches = bench_config.payload_batches(count, size)
     queue_id = await install(target)
     raw = await Raw.open(target, queue_id, "producer")
     latencies = []
@@ -507,7 +504,7 @@ async def backlog_scaling(target: Target, s: dict[str, Any], size: int) -> dict[
     )
 
 
-SCENARIOS = ("enqueue_single", "enqueue_batch", "drain", "backlog_scaling")
+SCENARIOS = bench_config.RAW_SCENARIOS
 
 
 def cases(scenario: str, s: dict[str, Any]) -> list[Any]:

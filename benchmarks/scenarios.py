@@ -165,10 +165,7 @@ async def enqueue_single(target: Target, s: dict[str, Any]) -> dict[str, Any]:
 
 async def enqueue_batch(target: Target, s: dict[str, Any]) -> dict[str, Any]:
     count, size = s["enqueue_batch"], s["enqueue_batch_size"]
-    batches = [
-        [bench_config.payload(n) for n in range(first, min(first + size, count))]
-        for first in range(0, count, size)
-    ]
+    batches = bench_config.payload_batches(count, size)
     async with installed(target) as store:
         await store.queue(QUEUE)
         producer = await store.producer(QUEUE)
@@ -462,15 +459,7 @@ async def memory(target: Target, s: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-SCENARIOS = (
-    "enqueue_single",
-    "enqueue_batch",
-    "drain",
-    "e2e_latency",
-    "workflow",
-    "backlog_scaling",
-    "memory",
-)
+SCENARIOS = bench_config.SCENARIOS
 
 
 def cases(scenario: str, s: dict[str, Any]) -> list[Callable[[Target], Any]]:
