@@ -172,10 +172,11 @@ async def workflow_story(store: pgqrs.Store) -> None:
     pgqrs_cmd("workflow", "steps", str(run_id))
 
     console.print(
-        "The dead worker still holds the run's trigger message. A live worker reclaims it by "
-        "itself after 3 missed heartbeats (15 s); the demo does not wait:"
+        "The dead worker still holds the run's trigger message, under a lease: live workers "
+        "get it back when the lease ends (30 s). The demo does not wait: an operator who knows "
+        "the worker is dead takes its messages back at once:"
     )
-    pgqrs_cmd("worker", "reclaim", "--queue", "onboarding", "--older-than", "0")
+    pgqrs_cmd("worker", "reclaim", "--queue", "onboarding", "--older-than", "0", "--force")
     second = start("run", "examples.tasks:onboarding")
     pgqrs_cmd("workflow", "result", str(run_id), "--wait", "30")
     stop(second, signal.SIGTERM)

@@ -27,6 +27,17 @@ BACKENDS = tuple(
 )
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures the fault scenarios measured (tests/faults/report.py)."""
+    from tests.faults.report import lines
+
+    found = lines()
+    if found:
+        terminalreporter.section("fault scenario figures")
+        for line in found:
+            terminalreporter.write_line(line)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize `backend` with every backend the test applies to."""
     if "backend" not in metafunc.fixturenames:

@@ -1,8 +1,12 @@
 """Time: the clock behind every "now", and the conversions between the forms time takes.
 
-Injected times (`at`, `with_time`, `dequeue_at`) arrive as `Time` values (an aware datetime or an
-RFC 3339 string with an offset); the API returns RFC 3339 UTC strings; SQLite stores fixed-width
-UTC text so that text comparison is time comparison (semantics §5).
+Every store starts with a `DatabaseClock`: statements read the database's own clock when they
+run (the server's on PostgreSQL, the one clock a fleet shares; the local one on SQLite, Turso and
+S3, whose files live on one machine), so leases, visibility, heartbeats and staleness never
+depend on a client's clock (docs/guarantees.md, "Time"). Assigning another clock to
+`store.clock` injects time instead (tests); so do `at`, `with_time` and `dequeue_at`, which
+arrive as `Time` values (an aware datetime or an RFC 3339 string with an offset). The API returns
+RFC 3339 UTC strings; SQLite stores fixed-width UTC text (semantics §5).
 """
 
 from __future__ import annotations
@@ -37,6 +41,27 @@ class FixedClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+class DatabaseClock:
+    """The clock of the database a store is connected to (every store's default).
+
+    Statements given `now = None` read that clock themselves when they run (`sql_now`);
+    `now()` is the local estimate of it for the few decisions made in Python: the local
+    clock plus the offset the PostgreSQL executor measures against the server.
+    """
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def sql_now(clock: Clock) -> datetime | None:
+    """A statement's `now`: None (the database's clock as it runs) for a store's own clock,
+    the injected clock's time otherwise."""
+    return None if isinstance(clock, DatabaseClock) else clock.now()
 
 
 def parse_time(value: Time) -> datetime:

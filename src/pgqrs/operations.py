@@ -6,14 +6,13 @@ Arguments are checked before any storage access; the work itself is in `pgqrs.ta
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._clock import seconds
 from .store.wakeup import queue_key
 from .tables import cleanup, metrics, queues, recovery
 from .types import QueueMessage, QueueMetrics, SystemStats, WorkerHealthStats, WorkerStatus
-from .validation import require_int, require_non_negative, validate_queue_name
+from .validation import require_duration, require_int, validate_queue_name
 from .workers import Consumer
 
 if TYPE_CHECKING:
@@ -23,8 +22,8 @@ if TYPE_CHECKING:
 def stale_after(store: Store, value: float | None, name: str = "older_than_seconds") -> float:
     """How long a silent worker is still considered alive: 3 heartbeats unless told."""
     if value is None:
-        return 3.0 * store.settings.heartbeat_interval_seconds
-    return require_non_negative(name, value)
+        return recovery.STALE_AFTER_BEATS * store.settings.heartbeat_interval_seconds
+    return require_duration(name, value)
 
 
 async def _queue_ids(store: Store, queue_id: int | None) -> list[int]:
@@ -36,26 +35,33 @@ async def _queue_ids(store: Store, queue_id: int | None) -> list[int]:
 
 async def reclaim_stale(
     store: Store,
-    older_than_seconds: float,
+    older_than_seconds: float | None,
     *,
     queue_id: int | None = None,
     exclude: int = 0,
-    visible_at: datetime | None = None,
+    healthy_for: float | None = None,
     statuses: tuple[WorkerStatus, ...] = recovery.ANY_LIVE,
+    take_running: bool = False,
 ) -> recovery.Reclaimed:
-    """Stop stale workers and release their messages; wake the loops of the affected queue(s).
+    """Stop stale workers and take back what they held under leases that are over; wake the
+    loops of the affected queue(s). `older_than_seconds` None judges each worker by its own
+    heartbeat interval (three of them).
 
     Used by `Admin.reclaim_messages` and by every poll loop for its own queue.
     """
-    now = store.clock.now()
+    silence = recovery.Silence(
+        window=older_than_seconds,
+        interval=float(store.settings.heartbeat_interval_seconds),
+        healthy_for=healthy_for,
+    )
     done = await recovery.reclaim(
         store.db,
-        cutoff=now - seconds(older_than_seconds),
-        now=now,
-        visible_at=visible_at or now,
+        silence,
+        store.sql_now(),
         queue_id=queue_id,
         exclude=exclude,
         statuses=statuses,
+        take_running=take_running,
     )
     if done.messages:
         for qid in await _queue_ids(store, queue_id):
@@ -63,17 +69,16 @@ async def reclaim_stale(
     return done
 
 
-async def sweep_queue(
-    store: Store, consumer: Consumer, older_than_seconds: float, *, visible_at: datetime
-) -> recovery.Reclaimed:
-    """A poll loop's own sweep: only its queue, never itself, and only workers run by a poll
-    loop (they heartbeat by contract; see `recovery.LOOP_RUN`)."""
+async def sweep_queue(store: Store, consumer: Consumer, healthy_for: float) -> recovery.Reclaimed:
+    """A poll loop's own sweep: only its queue, never itself, only workers run by a poll loop
+    (they heartbeat by contract; see `recovery.LOOP_RUN`), each judged by its own heartbeat
+    interval and only on a silence the sweeper itself was healthy for."""
     return await reclaim_stale(
         store,
-        older_than_seconds,
+        None,
         queue_id=consumer.queue_id,
         exclude=consumer.worker_id,
-        visible_at=visible_at,
+        healthy_for=healthy_for,
         statuses=recovery.LOOP_RUN,
     )
 
@@ -92,38 +97,48 @@ class AdminOperations:
         validate_queue_name(name)
         store = self._store
         return await metrics.queue_metrics(
-            store.db, name, store.clock.now(), store.settings.max_read_ct
+            store.db, name, store.sql_now(), store.settings.max_read_ct
         )
 
     async def all_queues_metrics(self) -> list[QueueMetrics]:
         """Every queue, ordered by name."""
         store = self._store
         return await metrics.all_queue_metrics(
-            store.db, store.clock.now(), store.settings.max_read_ct
+            store.db, store.sql_now(), store.settings.max_read_ct
         )
 
     async def system_stats(self) -> SystemStats:
         store = self._store
-        return await metrics.system_stats(store.db, store.clock.now(), store.settings.max_read_ct)
+        return await metrics.system_stats(store.db, store.sql_now(), store.settings.max_read_ct)
 
     async def worker_health_stats(
         self, heartbeat_timeout_seconds: int, group_by_queue: bool = False
     ) -> list[WorkerHealthStats]:
-        timeout = require_non_negative("heartbeat_timeout_seconds", heartbeat_timeout_seconds)
+        timeout = require_duration("heartbeat_timeout_seconds", heartbeat_timeout_seconds)
         store = self._store
         cutoff = store.clock.now() - seconds(timeout)
         return await metrics.worker_health(store.db, cutoff, group_by_queue=group_by_queue)
 
     # -- recovery ----------------------------------------------------------------------------
     async def reclaim_messages(
-        self, queue: str | None = None, older_than_seconds: int | None = None
+        self,
+        queue: str | None = None,
+        older_than_seconds: int | None = None,
+        *,
+        force: bool = False,
     ) -> int:
-        """Stop every worker silent for longer than `older_than_seconds` (default: three
-        heartbeat intervals) and release what it holds; the number of messages released."""
+        """Stop every worker silent for longer than `older_than_seconds` (default: three of its
+        own heartbeat intervals) and take back what it held under a lease that is over; the
+        number of messages released. A lease still running is kept (the worker may only be
+        cut off), unless `force`: then everything those workers hold is released at once,
+        for an operator who knows they are dead."""
         store = self._store
-        older_than = stale_after(store, older_than_seconds)
+        older_than = None
+        if older_than_seconds is not None:
+            older_than = require_duration("older_than_seconds", older_than_seconds)
         queue_id = await self._queue_id(queue)
-        return (await reclaim_stale(store, older_than, queue_id=queue_id)).messages
+        done = await reclaim_stale(store, older_than, queue_id=queue_id, take_running=force)
+        return done.messages
 
     # -- dead letters ------------------------------------------------------------------------
     async def dlq(self, queue: str | None = None) -> list[int]:
@@ -131,7 +146,7 @@ class AdminOperations:
         store = self._store
         queue_id = await self._queue_id(queue)
         return await recovery.dead_letter(
-            store.db, store.clock.now(), store.settings.max_read_ct, queue_id
+            store.db, store.sql_now(), store.settings.max_read_ct, queue_id
         )
 
     async def dlq_list(self, queue: str | None = None) -> list[QueueMessage]:
@@ -139,7 +154,7 @@ class AdminOperations:
         store = self._store
         queue_id = await self._queue_id(queue)
         rows = await recovery.dead_letter_rows(
-            store.db, store.clock.now(), store.settings.max_read_ct, queue_id
+            store.db, store.sql_now(), store.settings.max_read_ct, queue_id
         )
         return await store.messages.read(store.db, rows)
 
@@ -148,7 +163,7 @@ class AdminOperations:
         require_int("message_id", message_id)
         store = self._store
         row = await recovery.replay(
-            store.db, message_id, store.clock.now(), store.settings.max_read_ct
+            store.db, message_id, store.sql_now(), store.settings.max_read_ct
         )
         [message] = await store.messages.read(store.db, [row])
         store.wakeups.notify(queue_key(message.queue_id))
@@ -162,7 +177,7 @@ class AdminOperations:
         return True
 
     async def purge_old_workers(self, older_than_seconds: int) -> int:
-        older_than = require_non_negative("older_than_seconds", older_than_seconds)
+        older_than = require_duration("older_than_seconds", older_than_seconds)
         store = self._store
         return await cleanup.purge_old_workers(store.db, store.clock.now() - seconds(older_than))
 
@@ -175,7 +190,7 @@ class AdminOperations:
         """Delete messages archived more than `older_than_seconds` ago (of one queue, or all),
         a thousand rows per transaction; messages a workflow run refers to are kept.
         The number deleted."""
-        older_than = require_non_negative("older_than_seconds", older_than_seconds)
+        older_than = require_duration("older_than_seconds", older_than_seconds)
         store = self._store
         queue_id = await self._queue_id(queue)
         cutoff = store.clock.now() - seconds(older_than)

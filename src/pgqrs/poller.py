@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from ._clock import seconds
+from ._cancel import cleanup, complete
 from .errors import (
     PgqrsConnectionError,
-    PgqrsError,
     StateTransitionError,
     SuspendedError,
     WorkerNotFoundError,
@@ -41,12 +43,25 @@ log = logging.getLogger("pgqrs")
 
 Handler = Callable[[Any], Any]
 
-CANCEL_CLEANUP_SECONDS = 5.0
+
+def is_async(fn: Any) -> bool:
+    """An `async def` function (or a callable object or partial of one)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 (an object with an async __call__)
+    )
 
 
-async def call_handler(fn: Handler, arg: Any) -> Any:
-    """Call a sync or async handler; a returned awaitable is awaited."""
-    result = fn(arg)
+async def call_handler(fn: Handler, arg: Any, threads: ThreadPoolExecutor | None = None) -> Any:
+    """Call a handler. An `async def` one runs on the loop; any other runs on `threads` (a
+    thread of the runner's own), so a blocking handler never stops the loop: heartbeats keep
+    its leases alive, and other loops of the process go on. A returned awaitable is awaited
+    on the loop."""
+    if is_async(fn):
+        result = fn(arg)
+    else:
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, fn, arg)
+        result = await asyncio.get_running_loop().run_in_executor(threads, call)
     if inspect.isawaitable(result):
         result = await result
     return result
@@ -92,15 +107,34 @@ class Runner:
         self.finished: list[int] = []  # handled successfully, archived by the next step
         self.defer_archive = False  # set by poll(): archives ride on the next claim
         self.next_reclaim = 0.0  # monotonic time of the next sweep for stale workers
+        self.health = Health(
+            store.settings.connection_timeout_seconds,
+            gap=2 * max(settings.heartbeat, settings.poll_interval),
+        )
+        self._threads: ThreadPoolExecutor | None = None  # for handlers that are not async
+
+    def threads(self) -> ThreadPoolExecutor:
+        """The thread this runner's plain-function handlers run on, one at a time."""
+        if self._threads is None:
+            name = f"pgqrs-handler-{self.consumer.worker_id}"
+            self._threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        return self._threads
+
+    def close_threads(self) -> None:
+        # A handler still running there (its caller was cancelled) finishes on its own.
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)
+            self._threads = None
 
     # -- time --------------------------------------------------------------------------------
-    def message_time(self) -> datetime:
-        """t: the injected time, else the clock (claims, releases, lease extensions)."""
-        return self.settings.at or self.store.clock.now()
+    def message_time(self) -> datetime | None:
+        """t: the injected time, else None (the database's clock as each statement runs):
+        claims, releases, lease extensions."""
+        return self.settings.at or self.store.sql_now()
 
-    def wall_time(self) -> datetime:
+    def wall_time(self) -> datetime | None:
         """The clock: heartbeats, worker timestamps and archive times never use `at()`."""
-        return self.store.clock.now()
+        return self.store.sql_now()
 
     # -- settling helpers used by settlers ----------------------------------------------------
     async def archive(self, ids: list[int]) -> None:
@@ -118,27 +152,26 @@ class Runner:
         for message in claimed:
             by_delay.setdefault(message_backoff_seconds(message.read_ct), []).append(message.id)
         for delay, ids in by_delay.items():
-            await self.consumer.release_at(ids, now + seconds(delay))
+            await self.consumer.release_at(ids, now, delay)
 
     async def release_now(self, ids: list[int]) -> None:
         await self.consumer.release_at(ids, self.message_time())
 
     # -- status ------------------------------------------------------------------------------
     async def start_polling(self) -> None:
-        """Loop start (semantics §9.1): `ready`/`polling` become `polling`, heartbeat refreshed."""
-        db, wid = self.store.db, self.consumer.worker_id
-        try:
-            await rows.transition(
-                db,
-                wid,
-                POLLING,
-                (READY, POLLING),
-                "Worker must be Ready to start polling",
-                now=self.wall_time(),
-            )
-        except StateTransitionError:
-            await self.refuse_unless_ready(await rows.status(db, wid), raise_stopped=True)
-            raise
+        """Loop start (semantics §9.1): `ready`/`polling` become `polling`, heartbeat refreshed,
+        and the heartbeat interval this loop keeps is stored for sweeps to judge it by."""
+        db, consumer = self.store.db, self.consumer
+        fence = consumer.owner.fence
+        interval = self.settings.heartbeat
+        if await rows.start_polling(db, consumer.worker_id, fence, interval, self.wall_time()):
+            return
+        status = await rows.status(db, consumer.worker_id, fence)
+        await self.refuse_unless_ready(status, raise_stopped=True)
+        raise StateTransitionError(
+            f"Invalid state transition from {status.db} to polling: "
+            "Worker must be Ready to start polling"
+        )
 
     async def refuse_unless_ready(self, status: Any, *, raise_stopped: bool) -> None:
         """Interrupted: suspend and stop with SuspendedError; suspended too; stopped as asked."""
@@ -151,16 +184,26 @@ class Runner:
             raise suspended("worker stopped")
 
     async def suspend_after_interrupt(self) -> None:
-        await rows.try_transition(
-            self.store.db, self.consumer.worker_id, SUSPENDED, (INTERRUPTED,), self.wall_time()
+        await self._move(SUSPENDED, (INTERRUPTED,))
+
+    async def _move(self, to: Any, allowed: tuple[Any, ...]) -> bool:
+        consumer = self.consumer
+        return await rows.try_transition(
+            self.store.db,
+            consumer.worker_id,
+            to,
+            allowed,
+            self.wall_time(),
+            fence=consumer.owner.fence,
         )
 
     # -- the loop ----------------------------------------------------------------------------
     async def poll(self) -> NoReturn:
-        failures = _FailureWindow(self.store.settings.connection_timeout_seconds)
         self.defer_archive = True
+        health = self.health
         try:
             await self.start_polling()
+            health.succeeded()
             self.store.db.watch(self.store.wakeups)
             async with self.heartbeats():
                 while True:
@@ -170,53 +213,67 @@ class Runner:
                         # One transaction: archive what the last handler finished, claim the
                         # next batch unless the worker stopped polling.
                         claimed = await self.step()
+                        health.succeeded()
                         if claimed:
                             # Handler errors are settled inside; what escapes as a database
                             # error is a failed release: the lease brings the messages back,
                             # so the loop goes on like after a failed claim.
                             await self.handle(claimed)
                         else:
-                            status = await rows.status(self.store.db, self.consumer.worker_id)
+                            status = await rows.status(
+                                self.store.db, self.consumer.worker_id, self.consumer.owner.fence
+                            )
                             if status != POLLING:
                                 await self.refuse_unless_ready(status, raise_stopped=False)
                     except PgqrsConnectionError as err:
-                        failures.failed(err)
+                        health.failed(err)
                         await self.idle()
                         continue
-                    failures.reset()
                     if not claimed:
                         await self.idle(since=mark)
         except asyncio.CancelledError:
-            await _shielded(self.on_cancel())
+            await cleanup(self.on_cancel())
             raise
         except SuspendedError:
             raise
         except BaseException as err:
             # The loop's own error, or a BaseException from the handler: back to `ready`
             # (an interrupt that arrived meanwhile still ends `suspended`).
-            await _shielded(self.on_error(err))
+            await cleanup(self.on_error(err))
             raise
         finally:
-            await _shielded(self.flush_finished())
-            await _shielded(self.finish())
+            await cleanup(self.flush_finished())
+            await cleanup(self.finish())
+            self.close_threads()
 
     async def step(self) -> list[QueueMessage]:
-        s, store = self.settings, self.store
-        queue_id = self.consumer.queue_id
+        """Archive what the last handler finished and claim the next batch, as one
+        transaction. Cancelled, it runs to its end and gives back what it claimed."""
+        s, store, consumer = self.settings, self.store, self.consumer
+        queue_id = consumer.queue_id
         assert queue_id is not None
-        rows_ = await messages.loop_step(
-            store.db,
-            queue_id,
-            self.consumer.worker_id,
-            self.finished,
-            s.batch,
-            s.lease,
-            self.message_time(),
-            self.wall_time(),
-            store.settings.max_read_ct,
-        )
-        self.finished = []
-        return await store.messages.read(store.db, rows_) if rows_ else []
+        finished, self.finished = self.finished, []
+
+        async def take() -> list[QueueMessage]:
+            rows_ = await messages.loop_step(
+                store.db,
+                queue_id,
+                consumer.owner,
+                finished,
+                s.batch,
+                s.lease,
+                self.message_time(),
+                self.wall_time(),
+                store.settings.max_read_ct,
+            )
+            return await store.messages.read(store.db, rows_) if rows_ else []
+
+        try:
+            return await complete(take(), consumer.give_back)
+        except BaseException:
+            # Not known to be archived: the next step (or the exit) archives them again.
+            self.finished = finished + self.finished
+            raise
 
     async def flush_finished(self) -> None:
         """On the way out, archive what handlers finished since the last claim."""
@@ -225,19 +282,14 @@ class Runner:
             await self.consumer.archive_at(ids, self.wall_time())
 
     async def reclaim_stale(self) -> None:
-        """At loop start and then at most every 3 H: stop this queue's poll-loop workers that
-        stopped heartbeating and take their messages back (semantics §14), so a fleet heals
-        itself without anyone running an admin job."""
+        """At most every 3 H: stop this queue's poll-loop workers that stopped heartbeating
+        and take back what they held under leases that are over (semantics §14), so a fleet
+        heals itself without anyone running an admin job. Each worker is judged by its own
+        heartbeat interval, and only on a silence this loop was healthy through."""
         if time.monotonic() < self.next_reclaim:
             return
-        window = 3 * self.settings.heartbeat
-        self.next_reclaim = time.monotonic() + window
-        done = await sweep_queue(
-            self.store,
-            self.consumer,
-            window,
-            visible_at=min(self.message_time(), self.wall_time()),
-        )
+        self.next_reclaim = time.monotonic() + 3 * self.settings.heartbeat
+        done = await sweep_queue(self.store, self.consumer, self.health.healthy_for())
         if done.workers:
             log.info(
                 "worker %s stopped %d stale worker(s), released %d message(s)",
@@ -265,26 +317,21 @@ class Runner:
             await self.settler.process(self, claimed)
         except BaseException:
             if self.in_flight:
-                await _shielded(self.release_now(self.in_flight))
+                await cleanup(self.release_now(self.in_flight))
             raise
         finally:
             self.in_flight = []
 
     async def on_cancel(self) -> None:
-        await rows.try_transition(
-            self.store.db,
-            self.consumer.worker_id,
-            SUSPENDED,
-            (POLLING, INTERRUPTED),
-            self.wall_time(),
-        )
+        """A cancelled loop ends `suspended`, wherever the cancellation landed once the loop
+        had started (even before its worker was moved to `polling`)."""
+        await self._move(SUSPENDED, (READY, POLLING, INTERRUPTED))
 
     async def on_error(self, err: BaseException) -> None:
         if isinstance(err, WorkerNotFoundError):
             return
-        db, wid, now = self.store.db, self.consumer.worker_id, self.wall_time()
-        if not await rows.try_transition(db, wid, READY, (POLLING,), now):
-            await rows.try_transition(db, wid, SUSPENDED, (INTERRUPTED,), now)
+        if not await self._move(READY, (POLLING,)):
+            await self._move(SUSPENDED, (INTERRUPTED,))
 
     async def finish(self) -> None:
         """On every exit: an ephemeral worker gives back what it holds and is stopped."""
@@ -307,64 +354,84 @@ class Runner:
         s = self.settings
         tick = min(s.heartbeat, s.lease / 2)
         last_beat = time.monotonic()
-        db, wid = self.store.db, self.consumer.worker_id
+        db, consumer = self.store.db, self.consumer
+        owner = consumer.owner
+        failing = False
         while True:
             await asyncio.sleep(tick)
             try:
                 if self.in_flight:
-                    vt = self.message_time() + seconds(s.lease)
-                    await messages.set_lease(db, list(self.in_flight), wid, vt)
+                    await messages.set_lease(
+                        db, list(self.in_flight), owner, s.lease, self.message_time()
+                    )
                 if time.monotonic() - last_beat >= s.heartbeat:
                     last_beat = time.monotonic()
-                    await rows.heartbeat(db, wid, self.wall_time())
+                    await rows.heartbeat(db, consumer.worker_id, self.wall_time(), owner.fence)
+                self.health.succeeded()
+                if failing:
+                    log.info("heartbeat of worker %s works again", consumer.worker_id)
+                failing = False
             except WorkerNotFoundError:
                 return  # the loop notices at its next status read
-            except Exception:
-                log.warning("heartbeat of worker %s failed; retrying", wid, exc_info=True)
+            except Exception as err:
+                self.health.interrupted()
+                # One line per failure; the loop's own errors say the rest.
+                log.warning("heartbeat of worker %s failed; retrying: %s", consumer.worker_id, err)
+                log.debug("heartbeat failure", exc_info=True)
+                failing = True
 
 
-class _FailureWindow:
-    """Tolerates database failures for up to `limit` seconds in a row (semantics §10.1)."""
+class Health:
+    """A loop's own view of the database: when its calls last succeeded, and since when they
+    have succeeded without a gap.
 
-    def __init__(self, limit: float) -> None:
-        self._limit = limit
-        self._since: float | None = None
+    Failures are tolerated for `limit` seconds after the last success (semantics §10.1: the
+    loop then raises). A gap longer than `gap` between successes (a failure, or a call that
+    hung: a stall everyone may have shared) restarts the healthy period, and sweeps judge
+    other workers only on silences as long as that period (docs/guarantees.md, "Recovery").
+    """
+
+    def __init__(self, limit: float, gap: float) -> None:
+        self.limit = limit
+        self.gap = gap
+        self.last_ok = time.monotonic()
+        self.ok_since: float | None = None
+
+    def succeeded(self) -> None:
+        now = time.monotonic()
+        if self.ok_since is None or now - self.last_ok > self.gap:
+            self.ok_since = now
+        self.last_ok = now
+
+    def interrupted(self) -> None:
+        self.ok_since = None
 
     def failed(self, err: PgqrsConnectionError) -> None:
         if isinstance(err, NotInstalledError):
             raise err  # not transient: waiting will not create the tables
-        now = time.monotonic()
-        if self._since is None:
-            self._since = now
-        if now - self._since >= self._limit:
+        self.ok_since = None
+        if time.monotonic() - self.last_ok >= self.limit:
             raise err
         log.warning("poll loop database error, retrying: %s", err)
 
-    def reset(self) -> None:
-        self._since = None
-
-
-async def _shielded(work: Awaitable[Any]) -> None:
-    """Run cleanup to completion even if the caller is cancelled again, within a bound."""
-    task = asyncio.ensure_future(work)
-    try:
-        async with asyncio.timeout(CANCEL_CLEANUP_SECONDS):  # not wait_for: it can drop a cancel
-            await asyncio.shield(task)
-    except asyncio.CancelledError:
-        raise
-    except PgqrsError as err:  # e.g. the store was closed under a running loop
-        log.warning("cleanup after the poll loop failed: %s", err)
-    except Exception:
-        log.warning("cleanup after the poll loop failed", exc_info=True)
+    def healthy_for(self) -> float:
+        """Seconds of gap-free success so far (0 while failing)."""
+        if self.ok_since is None or time.monotonic() - self.last_ok > self.gap:
+            return 0.0
+        return time.monotonic() - self.ok_since
 
 
 async def finish_ephemeral(store: Store, consumer: Consumer) -> None:
     """Release what an ephemeral worker still owns and mark it stopped (semantics §9.5)."""
-    now = store.clock.now()
-    async with store.db.transaction() as db:
-        released = await messages.release_worker(db, consumer.worker_id, now)
-        await rows.mark_stopped(db, consumer.worker_id, now)
-    if released and consumer.queue_id is not None:
+    now = store.sql_now()
+
+    async def finish() -> int:
+        async with store.db.transaction() as db:
+            released = await messages.release_worker(db, consumer.worker_id, now)
+            await rows.mark_stopped(db, consumer.worker_id, now)
+        return released
+
+    if await complete(finish()) and consumer.queue_id is not None:
         store.wakeups.notify(queue_key(consumer.queue_id))
 
 
@@ -378,7 +445,7 @@ class MessageSettler:
 
     async def process(self, runner: Runner, claimed: list[QueueMessage]) -> None:
         try:
-            await call_handler(self.fn, claimed if self.batch else claimed[0])
+            await call_handler(self.fn, claimed if self.batch else claimed[0], runner.threads())
         except Exception:
             await runner.release_with_backoff(claimed)
             runner.in_flight = []

@@ -23,8 +23,8 @@ __all__ = [
     "decode_json",
     "encode_json",
     "encode_payloads",
+    "require_duration",
     "require_int",
-    "require_non_negative",
     "validate_queue_name",
     "validate_schema_name",
     "validate_worker_name",
@@ -43,13 +43,25 @@ def require_int(name: str, value: object, minimum: int | None = None) -> int:
     return int(value)
 
 
-def require_non_negative(name: str, value: object) -> float:
-    """`value` as a finite float >= 0 (NaN would slip through a plain `< 0` test)."""
+# The longest duration any argument may name: pgqrs takes durations as u32 seconds, and a time
+# this far ahead still fits every backend's timestamps (PostgreSQL reads back nothing past year
+# 294276, Python nothing past 9999), so no accepted value can store a row that cannot be read.
+MAX_DURATION_SECONDS = 2**32 - 1
+
+
+def require_duration(name: str, value: object) -> float:
+    """`value` as a finite float between 0 and MAX_DURATION_SECONDS (NaN would slip through a
+    plain `< 0` test), checked before anything is written."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     number = float(value)
     if not math.isfinite(number) or number < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if number > MAX_DURATION_SECONDS:
+        raise ValueError(
+            f"{name} must be at most {MAX_DURATION_SECONDS} seconds (about 136 years), "
+            f"got {value!r}"
+        )
     return number
 
 

@@ -1,7 +1,11 @@
 """Producers, consumers and worker handles: every one is a row in `pgqrs_workers`.
 
 The lifecycle (semantics §9.1) is shared; producers add enqueueing, consumers add claiming and
-settling. Settling calls ignore the worker's status (§9.4) and are fenced by ownership (§7.4).
+settling. Settling calls ignore the worker's status (§9.4) and are fenced by ownership (§7.4)
+and by the registration the handle belongs to (docs/guarantees.md, "Fencing").
+
+A cancelled registration or claim never leaves work behind: it runs to its end and is undone
+(the worker stopped, the messages given back) before the cancellation is raised (`_cancel`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
+from ._cancel import cleanup, complete
 from ._clock import Time, parse_time
 from .errors import StateTransitionError, SuspendedError, ValidationError
 from .rate_limit import TokenBucket
@@ -23,8 +28,8 @@ from .types import QueueMessage, WorkerInfo, WorkerStatus
 from .validation import (
     PayloadRules,
     encode_payloads,
+    require_duration,
     require_int,
-    require_non_negative,
     validate_queue_name,
     validate_worker_name,
 )
@@ -38,16 +43,18 @@ class _Worker:
 
     _store: Store
     _info: WorkerInfo
+    _fence: int
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kind = type(self).__name__
         raise RuntimeError(f"Direct {kind} creation is disabled. Use store.{kind.lower()}(queue).")
 
     @classmethod
-    def _wrap(cls, store: Store, info: WorkerInfo) -> Self:
+    def _wrap(cls, store: Store, info: WorkerInfo, fence: int | None = None) -> Self:
         worker = object.__new__(cls)
         worker._store = store
         worker._info = info
+        worker._fence = fence  # type: ignore[assignment]  # None: an admin handle
         return worker
 
     @classmethod
@@ -63,14 +70,27 @@ class _Worker:
     @classmethod
     async def _create(cls, store: Store, queue: str, worker_name: str) -> Self:
         validate_queue_name(queue)
-        async with store.db.transaction() as db:
-            info = await queues.get_by_name(db, queue)
-            worker = await rows.register(db, info.id, worker_name, store.clock.now())
-        return cls._wrap(store, worker)
+        fence = rows.new_fence()
+
+        async def register() -> WorkerInfo:
+            async with store.db.transaction() as db:
+                info = await queues.get_by_name(db, queue)
+                return await rows.register(db, info.id, worker_name, store.sql_now(), fence)
+
+        async def unregister(info: WorkerInfo) -> None:
+            # A cancelled registration leaves no live worker behind (its name stays free).
+            await rows.mark_stopped(store.db, info.id, store.sql_now(), fence=fence)
+
+        return cls._wrap(store, await complete(register(), unregister), fence)
 
     @property
     def worker_id(self) -> int:
         return self._info.id
+
+    @property
+    def owner(self) -> rows.Owner:
+        """This registration of the worker, as claims and settles are fenced by."""
+        return rows.Owner(self._info.id, self._fence)
 
     @property
     def name(self) -> str:
@@ -84,7 +104,7 @@ class _Worker:
         return f"<pgqrs.{type(self).__name__} id={self.worker_id} name={self.name!r}>"
 
     async def status(self) -> WorkerStatus:
-        return await rows.status(self._store.db, self.worker_id)
+        return await rows.status(self._store.db, self.worker_id, self._fence)
 
     async def suspend(self) -> None:
         await self._move(
@@ -100,25 +120,27 @@ class _Worker:
         await self._shutdown(release=False)
 
     async def heartbeat(self) -> None:
-        await rows.heartbeat(self._store.db, self.worker_id, self._store.clock.now())
+        await rows.heartbeat(self._store.db, self.worker_id, self._store.sql_now(), self._fence)
 
     async def is_healthy(self, max_age_seconds: float) -> bool:
-        require_non_negative("max_age_seconds", max_age_seconds)
+        require_duration("max_age_seconds", max_age_seconds)
         info = await rows.get(self._store.db, self.worker_id)
-        if info.status == STOPPED:
+        if info.status == STOPPED or await self.status() == STOPPED:
             return False
         age = self._store.clock.now() - parse_time(info.heartbeat_at)
         return age.total_seconds() <= max_age_seconds
 
     async def _move(self, to: WorkerStatus, allowed: tuple[WorkerStatus, ...], reason: str) -> None:
-        await rows.transition(self._store.db, self.worker_id, to, allowed, reason)
+        await rows.transition(
+            self._store.db, self.worker_id, to, allowed, reason, fence=self._fence
+        )
         self._store.wakeups.notify(worker_key(self.worker_id))
 
     async def _shutdown(self, *, release: bool) -> None:
         store = self._store
-        now = store.clock.now()
+        now = store.sql_now()
         async with store.db.transaction() as db:
-            current = await rows.status(db, self.worker_id)
+            current = await rows.status(db, self.worker_id, self._fence)
             if current not in (READY, SUSPENDED):
                 raise StateTransitionError(
                     f"Invalid state transition from {current.db} to stopped: "
@@ -139,6 +161,7 @@ class _Worker:
                 (READY, SUSPENDED),
                 "Worker must be Ready or Suspended to shutdown",
                 now=now,
+                fence=self._fence,
             )
         store.wakeups.notify(worker_key(self.worker_id))
 
@@ -167,8 +190,8 @@ class Producer(_Worker):
     _bucket: TokenBucket | None
 
     @classmethod
-    def _wrap(cls, store: Store, info: WorkerInfo) -> Self:
-        producer = super()._wrap(store, info)
+    def _wrap(cls, store: Store, info: WorkerInfo, fence: int | None = None) -> Self:
+        producer = super()._wrap(store, info, fence)
         config = store.settings
         producer._rules = PayloadRules.from_config(config)
         rate = config.max_enqueue_per_second
@@ -179,7 +202,7 @@ class Producer(_Worker):
         return (await self._insert([payload], 0.0, batch=False))[0]
 
     async def enqueue_delayed(self, payload: Any, delay_seconds: float) -> int:
-        require_non_negative("delay_seconds", delay_seconds)
+        require_duration("delay_seconds", delay_seconds)
         return (await self._insert([payload], float(delay_seconds), batch=False))[0]
 
     async def enqueue_batch(self, payloads: list[Any]) -> list[int]:
@@ -201,7 +224,7 @@ class Producer(_Worker):
         queue_id = self.queue_id
         assert queue_id is not None
         ids = await messages.enqueue(
-            store.db, queue_id, self.worker_id, texts, store.clock.now(), delay
+            store.db, queue_id, self.worker_id, texts, store.sql_now(), delay
         )
         store.wakeups.notify(queue_key(queue_id))
         return ids
@@ -214,7 +237,7 @@ async def ephemeral_producer(store: Store, queue: str) -> AsyncIterator[Producer
     try:
         yield producer
     finally:
-        await rows.mark_stopped(store.db, producer.worker_id, store.clock.now())
+        await cleanup(rows.mark_stopped(store.db, producer.worker_id, store.sql_now()))
 
 
 def prepare_payloads(store: Store, payloads: Sequence[Any], *, batch: bool) -> list[str]:
@@ -245,7 +268,7 @@ def check_lease(seconds: Any, name: str = "vt") -> float:
         raise TypeError(f"{name} must be a number of seconds, got {type(seconds).__name__}")
     if not math.isfinite(seconds) or seconds < 1:
         raise ValueError(f"{name} must be at least 1 second, got {seconds}")
-    return float(seconds)
+    return require_duration(name, seconds)
 
 
 class Consumer(_Interruptible):
@@ -254,12 +277,12 @@ class Consumer(_Interruptible):
     async def dequeue(self, batch_size: int | None = None) -> list[QueueMessage]:
         size = 1 if batch_size is None else check_batch_size(self._store, batch_size)
         lease = self._store.settings.default_lock_time_seconds
-        return await self.claim(size, lease, self._store.clock.now())
+        return await self.claim(size, lease, self._store.sql_now())
 
     async def dequeue_many_with_delay(self, limit: int, vt: int) -> list[QueueMessage]:
         size = check_batch_size(self._store, limit, "limit")
         lease = check_lease(vt)
-        return await self.claim(size, lease, self._store.clock.now())
+        return await self.claim(size, lease, self._store.sql_now())
 
     async def dequeue_at(self, limit: int, vt: int, current_time: Time) -> list[QueueMessage]:
         size = check_batch_size(self._store, limit, "limit")
@@ -269,42 +292,63 @@ class Consumer(_Interruptible):
 
     async def _refuse_if_suspended(self) -> None:
         """A suspended consumer takes no new work, by hand or in a loop; settling what it
-        already holds stays allowed (docs/decisions.md, "Workers and operations")."""
-        if await rows.status(self._store.db, self.worker_id) == SUSPENDED:
+        already holds stays allowed (docs/decisions.md, "Workers and operations"). A handle of
+        an earlier registration takes nothing either."""
+        row = await self._store.db.fetchone(
+            self._store.db.sql.WORKER_STATUS, {"id": self.worker_id}
+        )
+        if row is not None and self._fence is not None and row[1] != self._fence:
+            raise rows.superseded(self.worker_id)
+        if row is not None and row[0] == SUSPENDED.db:
             reason = "worker suspended"
             raise SuspendedError(f"Operation suspended: {reason}", reason=reason)
 
-    async def claim(self, limit: int, lease: float, now: datetime) -> list[QueueMessage]:
-        """Lease up to `limit` visible messages at `now` (arguments already checked)."""
+    async def claim(self, limit: int, lease: float, now: datetime | None) -> list[QueueMessage]:
+        """Lease up to `limit` visible messages at `now` (None: the database's clock);
+        arguments already checked. Cancelled, it gives back whatever it took."""
         store = self._store
         queue_id = self.queue_id
         assert queue_id is not None
-        claimed = await messages.claim(
-            store.db, queue_id, self.worker_id, limit, lease, now, store.settings.max_read_ct
-        )
-        if not claimed:
+        owner = self.owner
+
+        async def take() -> list[QueueMessage]:
+            claimed = await messages.claim(
+                store.db, queue_id, owner, limit, lease, now, store.settings.max_read_ct
+            )
+            return await store.messages.read(store.db, claimed) if claimed else []
+
+        taken = await complete(take(), self.give_back)
+        if not taken:
             # The claim takes nothing for a suspended worker; only then is the status worth a
             # read, to say why.
             await self._refuse_if_suspended()
-        return await store.messages.read(store.db, claimed) if claimed else []
+        return taken
+
+    async def give_back(self, claimed: Sequence[QueueMessage]) -> None:
+        """Return messages this consumer claimed but never handed to anyone: visible again at
+        once, and the claim does not count towards max_read_ct."""
+        if claimed:
+            ids = [m.id for m in claimed]
+            store = self._store
+            if await messages.give_back(store.db, ids, self.owner, store.sql_now()):
+                assert self.queue_id is not None
+                store.wakeups.notify(queue_key(self.queue_id))
 
     async def extend_vt(self, message_id: int, seconds: float) -> bool:
-        require_non_negative("seconds", seconds)
+        extra = require_duration("seconds", seconds)
         store = self._store
-        return await messages.extend(
-            store.db, message_id, self.worker_id, float(seconds), store.clock.now()
-        )
+        return await messages.extend(store.db, message_id, self.owner, extra, store.sql_now())
 
     async def archive(self, message_id: int) -> bool:
         return (await self.archive_many([message_id]))[0]
 
     async def archive_many(self, message_ids: list[int]) -> list[bool]:
-        return await self.archive_at(message_ids, self._store.clock.now())
+        return await self.archive_at(message_ids, self._store.sql_now())
 
-    async def archive_at(self, message_ids: Sequence[int], now: datetime) -> list[bool]:
+    async def archive_at(self, message_ids: Sequence[int], now: datetime | None) -> list[bool]:
         if not message_ids:
             return []
-        done = await messages.archive(self._store.db, message_ids, self.worker_id, now)
+        done = await messages.archive(self._store.db, message_ids, self.owner, now)
         return [mid in done for mid in message_ids]
 
     async def delete(self, message_id: int) -> bool:
@@ -314,20 +358,25 @@ class Consumer(_Interruptible):
         if not message_ids:
             return []
         async with self._store.db.transaction() as db:
-            done = await messages.delete(db, message_ids, self.worker_id)
+            done = await messages.delete(db, message_ids, self.owner)
         return [mid in done for mid in message_ids]
 
     async def release_messages(self, message_ids: list[int]) -> int:
-        return len(await self.release_at(message_ids, self._store.clock.now()))
+        return len(await self.release_at(message_ids, self._store.sql_now()))
 
     async def release_with_visibility(self, message_id: int, visible_at: Time) -> bool:
         return message_id in await self.release_at([message_id], parse_time(visible_at))
 
-    async def release_at(self, message_ids: Sequence[int], visible_at: datetime) -> set[int]:
-        """Give the messages back, visible again from `visible_at`; the ids released."""
+    async def release_at(
+        self, message_ids: Sequence[int], visible_at: datetime | None, delay: float = 0.0
+    ) -> set[int]:
+        """Give the messages back, visible again `delay` seconds after `visible_at` (None: the
+        database's clock); the ids released."""
         if not message_ids:
             return set()
-        released = await messages.release(self._store.db, message_ids, self.worker_id, visible_at)
+        released = await messages.release(
+            self._store.db, message_ids, self.owner, visible_at, delay
+        )
         if released and self.queue_id is not None:
             self._store.wakeups.notify(queue_key(self.queue_id))
         return released

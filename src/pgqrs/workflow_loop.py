@@ -26,7 +26,7 @@ from .policy import message_backoff_seconds
 from .poller import Handler, call_handler
 from .step_guard import retry_after_of
 from .store.wakeup import queue_key
-from .tables import runs
+from .tables import messages, runs
 from .tables.runs import CANCELLING, OPEN, PAUSED
 from .types import QueueMessage, RunRecord
 from .validation import encode_json
@@ -63,7 +63,8 @@ class _Delivery:
         self.runner = runner
         self.store = runner.store
         self.message = message
-        self.t = runner.message_time()
+        # The loop's time for Python-side schedules (the injected `at`, else the clock).
+        self.t = runner.settings.at or runner.store.clock.now()
 
     async def settle(self, fn: Handler) -> Exception | None:
         """Run the handler if the run is still open; the unexpected exception it raised, if any.
@@ -113,9 +114,8 @@ class _Delivery:
         await self.runner.archive([self.message.id])
 
     async def release_for_scheduling(self, vt: datetime) -> None:
-        released = await runs.release_for_scheduling(
-            self.store.db, self.message.id, self.runner.consumer.worker_id, vt
-        )
+        consumer = self.runner.consumer
+        released = await messages.give_back(self.store.db, [self.message.id], consumer.owner, vt)
         if released and vt <= self.t:  # visible at once: wake idle loops (later ones poll)
             self.store.wakeups.notify(queue_key(self.message.queue_id))
 

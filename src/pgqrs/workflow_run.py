@@ -16,7 +16,7 @@ from .policy import StepRetryPolicy
 from .step_guard import StepGuard, StepResult, permanent_error, retry_after_of
 from .tables import runs, steps
 from .types import RunRecord, StepResultStatus, WorkflowStatus
-from .validation import encode_json, require_non_negative
+from .validation import encode_json, require_duration
 
 if TYPE_CHECKING:
     from .store.facade import Store
@@ -175,7 +175,7 @@ class Run:
     async def pause(self, message: str, resume_after_seconds: float) -> bool:
         if not isinstance(message, str):
             raise TypeError(f"pause message must be a str, not {type(message).__name__}")
-        require_non_negative("resume_after_seconds", resume_after_seconds)
+        require_duration("resume_after_seconds", resume_after_seconds)
         error = encode_json({"message": message, "resume_after": resume_after_seconds})
         await self._finish(WorkflowStatus.Paused, error=error)
         return True
@@ -261,7 +261,7 @@ class Run:
         When the run is executed again, the recorded step is found and, once its time has come,
         `sleep` returns at once: a sleep that has ended is never repeated.
         """
-        duration = require_non_negative("seconds", seconds)
+        duration = require_duration("seconds", seconds)
         self._replay.sleeps += 1
         step_name = name if name is not None else f"{SLEEP_STEP_PREFIX}{self._replay.sleeps}"
         now = self._current_time or self._now()

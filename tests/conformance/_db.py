@@ -20,6 +20,9 @@ import psycopg
 
 from tests.conftest import PG_DSN, Target
 
+# This library's own tables: migration bookkeeping and the last error of failed messages.
+PY_TABLES = ("pgqrs_py_migrations", "pgqrs_py_message_errors")
+
 # The six tables of schema.md, as every count snapshot lists them.
 PGQRS_TABLES = (
     "pgqrs_queues",
@@ -126,7 +129,7 @@ class RawDb:
     def counts(self) -> dict[str, int]:
         """Rows per pgqrs table (only the tables that exist): a snapshot to compare."""
         present = self.tables()
-        names = [*PGQRS_TABLES, "pgqrs_py_migrations"]
+        names = [*PGQRS_TABLES, *PY_TABLES]
         return {
             t: int(self.query(f"SELECT COUNT(*) FROM {{s}}{t}")[0][0])
             for t in names

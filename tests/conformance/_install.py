@@ -15,19 +15,28 @@ MIGRATION_NAMES = [
     (6, "workflow_cancel_statuses"),
     (7, "archived_metrics_index"),
     (8, "claim_order_index"),
+    (9, "fencing_and_limits"),
+    (10, "message_errors"),
 ]
 
 
-def methods_without_bookkeeping(target: Target) -> list[str]:
+def methods_without_bookkeeping(target: Target, *, ours: bool) -> list[str]:
     """How install records every version over tables that exist without any bookkeeping.
 
     Objects found complete are adopted. SQLite's version 1, both backends' version 6 and the
     index-only versions 7 and 8 create nothing that is looked for, so they are applied
-    (harmlessly: no DDL, ADD VALUE IF NOT EXISTS, CREATE INDEX IF NOT EXISTS).
+    (harmlessly: no DDL, ADD VALUE IF NOT EXISTS, CREATE INDEX IF NOT EXISTS). Versions 9
+    (columns, and a function on PostgreSQL) and 10 (a table) are adopted over tables this
+    library installed (`ours`) and applied over pgqrs's own, which lack them.
     """
+    ours_only = ["adopted" if ours else "applied"] * 2
+    if target.backend == "turso" and ours:
+        # Turso's files carry pgqrs's bookkeeping, which vouches for versions 1-5; of ours,
+        # only a migration that adds columns is looked for (it cannot run twice).
+        return ["adopted"] * 5 + ["applied"] * 3 + ["adopted", "applied"]
     if target.backend in ("sqlite", "s3"):
-        return ["applied"] + ["adopted"] * 4 + ["applied"] * 3
-    return ["adopted"] * 5 + ["applied"] * 3
+        return ["applied"] + ["adopted"] * 4 + ["applied"] * 3 + ours_only
+    return ["adopted"] * 5 + ["applied"] * 3 + ours_only
 
 
 def expected_rows(adopted: int = 0) -> list[tuple[int, str, str, str]]:

@@ -4,7 +4,7 @@ not grow with the backlog. Checked on the query plan, with a backlog loaded in b
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -36,17 +36,18 @@ async def load_backlog(store: pgqrs.Store, queue_id: int, n: int) -> None:
         )
 
 
-def claim_params(worker_id: int) -> dict[str, Any]:
+def claim_params(consumer: pgqrs.Consumer) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     return {
         "queue_id": 1,
-        "worker_id": worker_id,
+        "worker_id": consumer.worker_id,
+        "fence": consumer.owner.fence,
         "limit": 10,
         "now": now,
-        "vt": now + timedelta(seconds=30),
+        "lease": 30.0,
         "max_read_ct": 5,
         "ids": [],
-        "archived_at": now,
+        "wall_now": now,
     }
 
 
@@ -57,7 +58,7 @@ async def test_postgres_claim_reads_a_batch_not_the_backlog(store: pgqrs.Store, 
     await load_backlog(store, 1, BACKLOG)
     for statement in (store.db.sql.MSG_CLAIM, *store.db.sql.LOOP_STEP):
         rows = await store.db.fetch(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, claim_params(consumer.worker_id)
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, claim_params(consumer)
         )
         nodes = list(_walk(json.loads(rows[0][0])[0]["Plan"]))
         assert not any(n["Node Type"] == "Sort" for n in nodes), nodes
@@ -82,9 +83,7 @@ async def test_sqlite_claim_walks_the_claim_order_index(store: pgqrs.Store, queu
     consumer = await store.consumer(queue)
     await load_backlog(store, 1, 2_000)
     for statement in (store.db.sql.MSG_CLAIM, *store.db.sql.LOOP_STEP[1:]):
-        rows = await store.db.fetch(
-            "EXPLAIN QUERY PLAN " + statement, claim_params(consumer.worker_id)
-        )
+        rows = await store.db.fetch("EXPLAIN QUERY PLAN " + statement, claim_params(consumer))
         details = [str(row[-1]) for row in rows]
         assert any("idx_messages_claim_order" in d for d in details), details
         assert not any("TEMP B-TREE" in d for d in details), details  # no sort

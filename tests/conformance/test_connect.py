@@ -16,7 +16,7 @@ import pytest
 import pgqrs
 from tests.conftest import PG_DSN, StoreFactory, Target, _pg_admin
 
-from ._db import PGQRS_TABLES, RawDb
+from ._db import PGQRS_TABLES, PY_TABLES, RawDb
 
 
 def files_in(folder: Path) -> list[Path]:
@@ -216,7 +216,7 @@ async def test_every_table_lives_in_the_configured_schema(target: Target) -> Non
     async with await target.connect() as store:
         assert not raw.schema_exists()  # connecting never installs, nor creates the schema
         await round_trip(store)
-    assert raw.tables() == {*PGQRS_TABLES, "pgqrs_py_migrations"}
+    assert raw.tables() == {*PGQRS_TABLES, *PY_TABLES}
     types = raw.query(
         "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
         "WHERE n.nspname = ? AND t.typtype = 'e'",
@@ -275,7 +275,7 @@ async def test_schema_names_are_quoted(target: Target) -> None:
         async with await target.connect(schema=schema) as store:
             await round_trip(store)
         found = RawDb(Target("postgres", PG_DSN, schema)).tables()
-        assert found == {*PGQRS_TABLES, "pgqrs_py_migrations"}
+        assert found == {*PGQRS_TABLES, *PY_TABLES}
         assert not RawDb(Target("postgres", PG_DSN, schema.lower())).tables()
     finally:
         with _pg_admin() as conn:

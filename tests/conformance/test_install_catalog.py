@@ -8,13 +8,14 @@ import pytest
 import pgqrs
 from tests.conftest import Target
 
-from ._db import PGQRS_TABLES, RawDb
+from ._db import PGQRS_TABLES, PY_TABLES, RawDb
 
 PG_COLUMNS = {
     "pgqrs_queues": [
         ("id", "int8", "NO"),
         ("queue_name", "varchar", "NO"),
         ("created_at", "timestamptz", "NO"),
+        ("max_read_ct", "int4", "YES"),  # migration 9 (ours): the queue's poison threshold
     ],
     "pgqrs_workers": [
         ("id", "int8", "NO"),
@@ -24,6 +25,9 @@ PG_COLUMNS = {
         ("heartbeat_at", "timestamptz", "YES"),
         ("shutdown_at", "timestamptz", "YES"),
         ("status", "worker_status", "NO"),
+        # migration 9 (ours): the registration's fence, the interval its loop beats at
+        ("fence", "int8", "YES"),
+        ("heartbeat_interval_seconds", "float8", "YES"),
     ],
     "pgqrs_messages": [
         ("id", "int8", "NO"),
@@ -74,6 +78,15 @@ PG_COLUMNS = {
         ("retry_at", "timestamptz", "YES"),
         ("last_retry_at", "timestamptz", "YES"),
     ],
+    # migration 10 (ours): the last error of each failed message
+    "pgqrs_py_message_errors": [
+        ("message_id", "int8", "NO"),
+        ("attempt", "int4", "NO"),
+        ("error_type", "text", "NO"),
+        ("error_message", "text", "NO"),
+        ("traceback", "text", "YES"),
+        ("failed_at", "timestamptz", "NO"),
+    ],
 }
 
 # name -> (table, type, delete action for foreign keys) per schema.md §2.
@@ -98,6 +111,8 @@ PG_CONSTRAINTS = {
     "pgqrs_workflow_steps_pkey": ("pgqrs_workflow_steps", "p", None),
     "pgqrs_workflow_steps_run_id_fkey": ("pgqrs_workflow_steps", "f", "c"),
     "pgqrs_workflow_steps_run_id_step_name_key": ("pgqrs_workflow_steps", "u", None),
+    "pgqrs_py_message_errors_pkey": ("pgqrs_py_message_errors", "p", None),
+    "pgqrs_py_message_errors_message_id_fkey": ("pgqrs_py_message_errors", "f", "c"),
 }
 
 # name -> (table, key columns, partial-index predicate or None) per schema.md §2.
@@ -245,6 +260,7 @@ async def test_postgres_constraints_match_the_schema(store: pgqrs.Store, target:
         "pgqrs_workflows_queue_id_fkey": "pgqrs_queues",
         "pgqrs_workflow_runs_workflow_id_fkey": "pgqrs_workflows",
         "pgqrs_workflow_runs_message_id_fkey": "pgqrs_messages",
+        "pgqrs_py_message_errors_message_id_fkey": "pgqrs_messages",
         "pgqrs_workflow_runs_worker_id_fkey": "pgqrs_workers",
         "pgqrs_workflow_steps_run_id_fkey": "pgqrs_workflow_runs",
     }
@@ -332,7 +348,7 @@ SQLITE_INDEXES = {
 }
 
 SQLITE_COLUMNS = {
-    "pgqrs_queues": ["id", "queue_name", "created_at"],
+    "pgqrs_queues": ["id", "queue_name", "created_at", "max_read_ct"],
     "pgqrs_workers": [
         "id",
         "queue_id",
@@ -341,11 +357,14 @@ SQLITE_COLUMNS = {
         "heartbeat_at",
         "shutdown_at",
         "status",
+        "fence",
+        "heartbeat_interval_seconds",
     ],
     "pgqrs_messages": [c for c, _, _ in PG_COLUMNS["pgqrs_messages"]],
     "pgqrs_workflows": ["id", "name", "queue_id", "created_at"],
     "pgqrs_workflow_runs": [c for c, _, _ in PG_COLUMNS["pgqrs_workflow_runs"]],
     "pgqrs_workflow_steps": [c for c, _, _ in PG_COLUMNS["pgqrs_workflow_steps"]],
+    "pgqrs_py_message_errors": [c for c, _, _ in PG_COLUMNS["pgqrs_py_message_errors"]],
 }
 
 
@@ -354,7 +373,7 @@ async def test_sqlite_tables_and_indexes_match_the_schema(
     store: pgqrs.Store, target: Target
 ) -> None:
     raw = RawDb(target)
-    assert raw.tables() == {*PGQRS_TABLES, "pgqrs_py_migrations"}
+    assert raw.tables() == {*PGQRS_TABLES, *PY_TABLES}
     for table, columns in SQLITE_COLUMNS.items():
         assert [r[1] for r in raw.query(f"PRAGMA table_info({table})")] == columns, table
     rows = raw.query(

@@ -160,7 +160,7 @@ async def test_worker_health(store: pgqrs.Store, make_store: StoreFactory) -> No
     await stopped.shutdown()
     await store.producer("other")
     # Workers of other programs may have no queue (pgqrs's admin workers): grouped as "Admin".
-    await worker_rows.register(store.db, None, "pgqrs-admin", store.clock.now())
+    await worker_rows.register(store.db, None, "pgqrs-admin", store.clock.now(), fence=1)
 
     past = await make_store()
     past.clock = FixedClock(at(-600))

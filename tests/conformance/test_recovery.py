@@ -1,5 +1,7 @@
-"""Recovery (semantics §14): stale workers are stopped and their messages released, by
-`reclaim_messages` and by every poll loop on its own; fencing keeps a reclaimed worker out."""
+"""Recovery (docs/guarantees.md, "Recovery"): stale workers are stopped, by `reclaim_messages`
+and by every poll loop on its own, and what they held under a lease that is over comes back;
+a lease that is still running is never taken; each worker is judged by its own heartbeat
+interval, and never for a stall the sweeper shared; fencing keeps a reclaimed worker out."""
 
 from __future__ import annotations
 
@@ -11,27 +13,39 @@ from typing import Any
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory
+from tests.conftest import StoreFactory, Target
 from tests.support.clocks import OffsetClock, at
 from tests.support.waiting import eventually
 
 HOUR = 3600.0
 
 
-async def past_store(make_store: StoreFactory, seconds: float = HOUR) -> pgqrs.Store:
+async def past_store(make_store: StoreFactory, seconds: float = HOUR, **fields: Any) -> pgqrs.Store:
     """A store whose clock runs `seconds` behind: its workers' heartbeats are that old."""
-    store = await make_store()
+    store = await make_store(**fields)
     store.clock = OffsetClock(-seconds)
     return store
 
 
-async def stale_consumer(make_store: StoreFactory, queue: str, holding: int = 0) -> Any:
-    """A consumer that last beat an hour ago, holding `holding` messages on a long lease."""
+async def past_producer(make_store: StoreFactory, queue: str) -> pgqrs.Producer:
+    """A producer whose messages were enqueued an hour ago: visible at any time since."""
+    return await (await past_store(make_store)).producer(queue)
+
+
+async def stale_consumer(
+    make_store: StoreFactory, queue: str, holding: int = 0, *, lease_over: bool = True
+) -> Any:
+    """A consumer that last beat an hour ago, holding `holding` messages: under a lease that
+    ended a minute ago (`lease_over`), else under one that runs for another hour. The messages
+    must have been visible two minutes ago (see `past_producer`)."""
     past = await past_store(make_store)
     consumer = await past.consumer(queue)
     if holding:
-        # Claimed at the real now, for an hour: only its heartbeat is old.
-        claimed = await consumer.dequeue_at(holding, int(HOUR), at(0))
+        claimed = (
+            await consumer.dequeue_at(holding, 60, at(-120))
+            if lease_over
+            else await consumer.dequeue_at(holding, int(HOUR), at(0))
+        )
         assert len(claimed) == holding
     return consumer
 
@@ -39,7 +53,9 @@ async def stale_consumer(make_store: StoreFactory, queue: str, holding: int = 0)
 class Zombie:
     """A poll loop that hangs in its handler while holding messages, on a store whose clock
     runs an hour behind: alive, beating, yet every beat an hour old, as a worker cut off from
-    the database (or dead) looks to the others. Its leases are taken at `claim_at`."""
+    the database (or dead) looks to the others. It claims at `claim_at` seconds from now for
+    `lease` seconds; its heartbeats renew the lease from that same time, so a lease that ends
+    in the past stays over. It beats every second: stale after 3 s of a sweeper's health."""
 
     def __init__(self, store: pgqrs.Store, consumer: pgqrs.Consumer) -> None:
         self.store = store
@@ -49,11 +65,16 @@ class Zombie:
 
     @classmethod
     async def start(
-        cls, make_store: StoreFactory, queue: str, batch: int, claim_at: float = 0
+        cls,
+        make_store: StoreFactory,
+        queue: str,
+        batch: int,
+        claim_at: float = -120,
+        lease: float = 60,
     ) -> Zombie:
-        past = await past_store(make_store)
+        past = await past_store(make_store, heartbeat_interval_seconds=1)
         zombie = cls(past, await past.consumer(queue))
-        builder = pgqrs.dequeue().worker(zombie.consumer).batch(batch).lease(HOUR)
+        builder = pgqrs.dequeue().worker(zombie.consumer).batch(batch).lease(lease)
         builder.handle_batch(zombie.hang).poll_interval(20).at(at(claim_at))
         zombie.task = asyncio.create_task(builder.poll(past))
         await asyncio.wait_for(zombie.holding.wait(), 5)
@@ -73,8 +94,10 @@ class Zombie:
 async def test_reclaim_stops_stale_workers_and_releases(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
 ) -> None:
-    producer = await store.producer(queue)
+    producer = await past_producer(make_store, queue)
     ids = await producer.enqueue_batch([1, 2, 3])
+    live = await store.consumer(queue)
+    [kept] = await live.dequeue()
     stale = await stale_consumer(make_store, queue, holding=2)
     idle_stale = await stale_consumer(make_store, queue)
     already_stopped = await stale_consumer(make_store, queue)
@@ -83,8 +106,6 @@ async def test_reclaim_stops_stale_workers_and_releases(
     await suspended.suspend()
     interrupted = await stale_consumer(make_store, queue)
     await interrupted.interrupt()
-    live = await store.consumer(queue)
-    [kept] = await live.dequeue()
 
     assert await pgqrs.admin(store).reclaim_messages() == 2
 
@@ -95,13 +116,43 @@ async def test_reclaim_stops_stale_workers_and_releases(
         assert info.shutdown_at is not None
     assert await live.status() == "ready"
     messages = await store.get_messages()
-    for mid in ids[:2]:
+    for mid in ids[1:]:
         message = await messages.get(mid)
         assert (message.consumer_worker_id, message.archived_at, message.read_ct) == (None, None, 1)
     assert (await messages.get(kept.id)).consumer_worker_id == live.worker_id
-    # Released messages are visible at once.
-    assert sorted(m.id for m in await (await store.consumer(queue)).dequeue(5)) == ids[:2]
+    # Released messages are visible at once (their leases were over already).
+    assert sorted(m.id for m in await (await store.consumer(queue)).dequeue(5)) == ids[1:]
     assert await pgqrs.admin(store).reclaim_messages() == 0
+
+
+async def test_reclaim_never_takes_a_running_lease(
+    store: pgqrs.Store, make_store: StoreFactory, queue: str
+) -> None:
+    """A worker judged dead while its lease still runs keeps the message until the lease ends:
+    if it was only cut off, it finishes (and may settle) what it holds; nobody else runs it
+    meanwhile. Its message comes back once the lease is over."""
+    running_id, over_id = await (await past_producer(make_store, queue)).enqueue_batch([1, 2])
+    slow = await stale_consumer(make_store, queue, holding=1, lease_over=False)
+    gone = await stale_consumer(make_store, queue, holding=1)
+    admin = pgqrs.admin(store)
+    assert await admin.reclaim_messages() == 1  # only the message whose lease is over
+    assert await slow.status() == "stopped"
+    assert await gone.status() == "stopped"
+    messages = await store.get_messages()
+    assert (await messages.get(running_id)).consumer_worker_id == slow.worker_id
+    assert (await messages.get(over_id)).consumer_worker_id is None
+    other = await store.consumer(queue)
+    assert [m.id for m in await other.dequeue(5)] == [over_id]
+    # Stopped by mistake, the slow worker still settles what it holds under its lease.
+    assert await slow.archive(running_id) is True
+    # A lease that ends is claimable by anyone, owner or not.
+    later = await make_store()
+    later.clock = OffsetClock(2 * HOUR)
+    mid = await (await past_producer(make_store, queue)).enqueue("held by the dead")
+    dead = await stale_consumer(make_store, queue, holding=1, lease_over=False)
+    assert await pgqrs.admin(store).reclaim_messages() == 0
+    assert mid in [m.id for m in await (await later.consumer(queue)).dequeue(5)]
+    assert await dead.archive(mid) is False
 
 
 # Not on S3: an S3 object has one writer (semantics §16); concurrent writers from several
@@ -110,7 +161,7 @@ async def test_reclaim_stops_stale_workers_and_releases(
 async def test_concurrent_reclaims_release_each_message_once(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
 ) -> None:
-    await (await store.producer(queue)).enqueue_batch(list(range(6)))
+    await (await past_producer(make_store, queue)).enqueue_batch(list(range(6)))
     dead = [await stale_consumer(make_store, queue, holding=2) for _ in range(3)]
     admins = [pgqrs.admin(await make_store()) for _ in range(3)]
     released = await asyncio.gather(*(admin.reclaim_messages() for admin in admins))
@@ -121,10 +172,10 @@ async def test_concurrent_reclaims_release_each_message_once(
 
 
 async def test_reclaim_cutoff(store: pgqrs.Store, make_store: StoreFactory, queue: str) -> None:
-    await (await store.producer(queue)).enqueue("x")
+    await (await past_producer(make_store, queue)).enqueue("x")
     past = await past_store(make_store, 100)
     consumer = await past.consumer(queue)
-    await consumer.dequeue_at(1, 3600, at(0))
+    await consumer.dequeue_at(1, 60, at(-120))
     admin = pgqrs.admin(store)
     assert await admin.reclaim_messages(older_than_seconds=200) == 0
     assert await consumer.status() == "ready"
@@ -136,8 +187,8 @@ async def test_reclaim_cutoff(store: pgqrs.Store, make_store: StoreFactory, queu
 async def test_reclaim_one_queue(store: pgqrs.Store, make_store: StoreFactory) -> None:
     await store.queue("a")
     await store.queue("b")
-    await (await store.producer("a")).enqueue("in a")
-    await (await store.producer("b")).enqueue("in b")
+    await (await past_producer(make_store, "a")).enqueue("in a")
+    await (await past_producer(make_store, "b")).enqueue("in b")
     in_a = await stale_consumer(make_store, "a", holding=1)
     in_b = await stale_consumer(make_store, "b", holding=1)
     admin = pgqrs.admin(store)
@@ -155,7 +206,7 @@ async def test_reclaim_one_queue(store: pgqrs.Store, make_store: StoreFactory) -
 async def test_reclaimed_worker_is_fenced_out(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
 ) -> None:
-    mid = await (await store.producer(queue)).enqueue("job")
+    mid = await (await past_producer(make_store, queue)).enqueue("job")
     zombie = await stale_consumer(make_store, queue, holding=1)
     assert await pgqrs.admin(store).reclaim_messages() == 1
 
@@ -212,7 +263,7 @@ async def running(store: pgqrs.Store, consumer: pgqrs.Consumer, handler: Any, **
 async def test_poll_loop_reclaims_its_queue_by_itself(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
 ) -> None:
-    ids = await (await store.producer(queue)).enqueue_batch([1, 2, 3])
+    ids = await (await past_producer(make_store, queue)).enqueue_batch([1, 2, 3])
     zombie = await Zombie.start(make_store, queue, batch=3)
     live = await store.consumer(queue)  # silent too, but only for a moment: not stale
 
@@ -221,9 +272,15 @@ async def test_poll_loop_reclaims_its_queue_by_itself(
     worker = await fleet.consumer(queue)
     try:
         async with running(fleet, worker, recorder.handle):
+            # Their leases are over: claimable at once, and the zombie is stopped at the first
+            # sweep that finds the loop healthy for three of the zombie's heartbeats.
             await eventually(recorder.saw(ids))
+
+            async def stopped() -> bool:
+                return await zombie.consumer.status() == "stopped"
+
+            await eventually(stopped, within=8)
         assert recorder.seen == ids  # each exactly once
-        assert await zombie.consumer.status() == "stopped"
         # Back from its hang, the zombie can settle nothing it held.
         assert await zombie.consumer.archive_many(ids) == [False] * 3
     finally:
@@ -241,8 +298,8 @@ async def test_poll_loop_leaves_hand_driven_consumers_alone(
 ) -> None:
     """A `ready` worker never heartbeats unless its program calls `heartbeat()` (a hand-driven
     consumer, `consume_iter`): poll loops leave it to its lease; only an admin call stops it."""
-    held, free = await (await store.producer(queue)).enqueue_batch(["held", "free"])
-    manual = await stale_consumer(make_store, queue, holding=1)
+    held, free = await (await past_producer(make_store, queue)).enqueue_batch(["held", "free"])
+    manual = await stale_consumer(make_store, queue, holding=1, lease_over=False)
     fleet = await loop_store(make_store)
     recorder = Recorder()
     async with running(fleet, await fleet.consumer(queue), recorder.handle):
@@ -257,7 +314,7 @@ async def test_poll_loop_reclaims_only_its_own_queue(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
 ) -> None:
     await store.queue("elsewhere")
-    await (await store.producer("elsewhere")).enqueue("not ours")
+    await (await past_producer(make_store, "elsewhere")).enqueue("not ours")
     other = await Zombie.start(make_store, "elsewhere", batch=1)
     mid = await (await store.producer(queue)).enqueue("ours")
     fleet = await loop_store(make_store)
@@ -274,21 +331,22 @@ async def test_poll_loop_reclaims_only_its_own_queue(
 async def test_poll_loop_sweeps_at_most_every_three_heartbeats(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
 ) -> None:
-    """A worker that dies while the loop runs is reclaimed at the loop's next sweep, 3 H after
+    """A worker that dies while the loop runs is stopped at the loop's next sweep, 3 H after
     the previous one, not at every poll (the loop polls every 20 ms here)."""
     fleet = await loop_store(make_store)
-    recorder = Recorder()
     worker = await fleet.consumer(queue)
-    async with running(fleet, worker, recorder.handle):
+    async with running(fleet, worker, Recorder().handle):
         started = time.monotonic()
 
         async def polling() -> bool:
             return await worker.status() == "polling"
 
         await eventually(polling)
-        # Delayed, so the running loop cannot take it before the soon-dead worker does.
+        # Delayed, so the running loop cannot take it before the soon-dead worker does, which
+        # claims it as of 100 s from now with a lease ending 40 s before that: over for the
+        # others as soon as it is visible to them.
         mid = await (await store.producer(queue)).enqueue_delayed("held by the dead", 50)
-        zombie = await Zombie.start(make_store, queue, batch=1, claim_at=100)
+        zombie = await Zombie.start(make_store, queue, batch=1, claim_at=100, lease=1)
         try:
 
             async def reclaimed() -> bool:
@@ -296,7 +354,10 @@ async def test_poll_loop_sweeps_at_most_every_three_heartbeats(
 
             await eventually(reclaimed, within=8)
             assert time.monotonic() - started >= 2.5  # the first sweep ran at start, 3 s earlier
-            await eventually(recorder.saw([mid]))
+            # Its lease runs until 101 s from now: the message stays with it meanwhile.
+            assert (await (await store.get_messages()).get(mid)).consumer_worker_id == (
+                zombie.consumer.worker_id
+            )
         finally:
             await zombie.stop()
 
@@ -334,8 +395,7 @@ async def test_handler_outliving_its_lease_keeps_its_messages(
 
 
 async def test_purge_stale(store: pgqrs.Store, make_store: StoreFactory, queue: str) -> None:
-    producer = await store.producer(queue)
-    await producer.enqueue("held")
+    await (await past_producer(make_store, queue)).enqueue("held")
     holding = await stale_consumer(make_store, queue, holding=1)
     idle = await stale_consumer(make_store, queue)
     long_gone = await stale_consumer(make_store, queue)
@@ -343,7 +403,7 @@ async def test_purge_stale(store: pgqrs.Store, make_store: StoreFactory, queue: 
     fresh = await store.consumer(queue)
 
     workers = await store.get_workers()
-    assert await workers.purge_stale(60) == 2
+    assert await workers.purge_stale(60) == 3  # with the producer that beat an hour ago
     assert (await holding.status(), await idle.status(), await fresh.status()) == (
         "stopped",
         "stopped",
@@ -360,8 +420,9 @@ async def test_purge_stale(store: pgqrs.Store, make_store: StoreFactory, queue: 
 async def test_injected_time_runner_reclaims_into_its_own_view(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
 ) -> None:
-    """A loop running `at()` a past time still sees what it reclaimed (released at that time)."""
-    mid = await (await store.producer(queue)).enqueue("x")
+    """A loop running `at()` a past time still sees what a dead worker held under a lease that
+    is over by that time."""
+    mid = await (await past_producer(make_store, queue)).enqueue("x")
     zombie = await Zombie.start(make_store, queue, batch=1)
     fleet = await loop_store(make_store)
     recorder = Recorder()
@@ -375,3 +436,117 @@ async def test_injected_time_runner_reclaims_into_its_own_view(
         with pytest.raises(pgqrs.SuspendedError):
             await asyncio.wait_for(task, 10)
         await zombie.stop()
+
+
+@pytest.mark.slow
+# Not on S3: two poll loops in two stores are two writers of one object (semantics §16).
+@pytest.mark.backends("sqlite", "postgres", "turso")
+async def test_each_worker_is_judged_by_its_own_heartbeat_interval(
+    store: pgqrs.Store, make_store: StoreFactory, queue: str
+) -> None:
+    """Issue 10, defect 4: a loop beating every second once stopped a healthy worker that
+    beats every 30 s (and released its message while the lease ran, so it ran twice). Each
+    worker is now judged by the interval its own loop keeps; a dead one is still stopped."""
+    mid = await (await store.producer(queue)).enqueue("slow")
+    patient_store = await make_store(heartbeat_interval_seconds=30)
+    patient = await patient_store.consumer(queue)
+    holding, finish = asyncio.Event(), asyncio.Event()
+
+    async def slow(message: pgqrs.QueueMessage) -> None:
+        holding.set()
+        await finish.wait()
+
+    async with running(patient_store, patient, slow, lease=60):
+        await asyncio.wait_for(holding.wait(), 5)
+        # A dead worker beside it, beating every second (an hour ago), as a control.
+        await (await past_producer(make_store, queue)).enqueue("held by the dead")
+        zombie = await Zombie.start(make_store, queue, batch=1)
+        # The sweeping loop's clock runs 20 s ahead: the patient worker's last beat is 20 s
+        # old to it, over three of its own 1 s heartbeats but well within three of 30 s.
+        sweeper_store = await make_store(heartbeat_interval_seconds=1)
+        sweeper_store.clock = OffsetClock(20)
+        sweeper = await sweeper_store.consumer(queue)
+        async with running(sweeper_store, sweeper, Recorder().handle):
+
+            async def zombie_stopped() -> bool:
+                return await zombie.consumer.status() == "stopped"
+
+            await eventually(zombie_stopped, within=8)  # the sweeps ran, and could stop
+            assert await patient.status() == "polling"
+        finish.set()
+
+        async def archived() -> bool:
+            return (await (await store.get_messages()).get(mid)).archived_at is not None
+
+        await eventually(archived)
+    await zombie.stop()
+    message = await (await store.get_messages()).get(mid)
+    assert (message.consumer_worker_id, message.read_ct) == (patient.worker_id, 1)
+
+
+class Stall:
+    """Every write to the database waits for `seconds`, as in a lock held by another program
+    or a database that stops answering: SQLite's write lock taken by a plain connection,
+    PostgreSQL's workers table locked (claims, heartbeats and status changes all read it)."""
+
+    def __init__(self, target: Target, seconds: float) -> None:
+        self.target = target
+        self.seconds = seconds
+
+    async def run(self) -> None:
+        await asyncio.to_thread(self._hold)
+
+    def _hold(self) -> None:
+        if self.target.backend == "postgres":
+            import psycopg
+
+            with psycopg.connect(self.target.dsn) as conn:
+                conn.execute(
+                    f'LOCK TABLE "{self.target.schema}".pgqrs_workers IN ACCESS EXCLUSIVE MODE'
+                )
+                time.sleep(self.seconds)  # the fault itself: how long everyone waits
+            return
+        import sqlite3
+
+        path = self.target.dsn.split("://", 1)[1]
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            time.sleep(self.seconds)  # the fault itself: how long everyone waits
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.backends("sqlite", "postgres")  # a stall is injected through the file or a lock
+async def test_a_stall_everyone_shared_stops_nobody(
+    store: pgqrs.Store, make_store: StoreFactory, queue: str, target: Target
+) -> None:
+    """Issue 10, defect 13: after a stall longer than three heartbeats that affected every
+    worker, the first loop to sweep stopped its live peers. A loop now judges a silence only
+    once its own database calls have succeeded, without a gap, for as long as that silence."""
+    stores = [await loop_store(make_store) for _ in range(3)]
+    workers = [await s.consumer(queue) for s in stores]
+    recorders = [Recorder() for _ in stores]
+    async with contextlib.AsyncExitStack() as stack:
+        for s, worker, recorder in zip(stores, workers, recorders, strict=True):
+            await stack.enter_async_context(running(s, worker, recorder.handle))
+
+        async def all_polling() -> bool:
+            return all([await w.status() == "polling" for w in workers])
+
+        await eventually(all_polling)
+        await Stall(target, 4.0).run()  # longer than 3 heartbeats of 1 s
+        # Two full sweep periods after the stall: nobody is stopped, everyone keeps working.
+        deadline = time.monotonic() + 7.0
+        while time.monotonic() < deadline:
+            statuses = [await w.status() for w in workers]
+            assert "stopped" not in statuses, statuses
+            await asyncio.sleep(0.1)
+        ids = await (await store.producer(queue)).enqueue_batch(list(range(6)))
+
+        async def handled() -> bool:
+            return sorted(m for r in recorders for m in r.seen) == ids
+
+        await eventually(handled)

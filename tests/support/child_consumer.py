@@ -6,10 +6,9 @@ The database comes from PGQRS_CHILD_DSN / PGQRS_CHILD_SCHEMA (`Target.env()`). T
 `DIR/worker` (its worker id) before it polls, and marker files as it goes, so the parent waits
 for events, never for time. Modes:
 
-* `hold`: a poll loop whose handler records the claimed ids in `DIR/claimed`, then never
-  returns (the parent kills it). Its clock runs an hour behind, so every heartbeat it writes is
-  already an hour old: a survivor sees a dead worker at once, without waiting 3 heartbeats. Its
-  leases are taken at the real now (`at`), for an hour.
+* `hold`: a poll loop (heartbeat 1 s, lease 3 s) whose handler records the claimed ids in
+  `DIR/claimed`, then never returns (the parent kills it). While it lives, its heartbeats keep
+  the leases running; once it is dead they end within 3 s.
 * `graceful`: `run_worker`; the handler writes `DIR/started`, waits until its worker has been
   interrupted (by the parent's SIGTERM), writes `DIR/finished` and returns.
 * `stubborn`: `run_worker`; the handler writes `DIR/started` and never returns.
@@ -21,12 +20,10 @@ import asyncio
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pgqrs
-from tests.support.clocks import OffsetClock
 
 
 async def connect() -> pgqrs.Store:
@@ -41,8 +38,10 @@ async def connect() -> pgqrs.Store:
     return await pgqrs.connect_with(config)
 
 
+HOLD_LEASE_SECONDS = 3
+
+
 async def hold(store: pgqrs.Store, queue: str, out: Path) -> None:
-    store.clock = OffsetClock(-3600)
     consumer = await store.consumer(queue)
     (out / "worker").write_text(str(consumer.worker_id))
 
@@ -50,8 +49,8 @@ async def hold(store: pgqrs.Store, queue: str, out: Path) -> None:
         (out / "claimed").write_text(",".join(str(m.id) for m in messages))
         await asyncio.Event().wait()
 
-    builder = pgqrs.dequeue().worker(consumer).batch(10).lease(3600).handle_batch(handler)
-    await builder.at(datetime.now(UTC)).poll(store)
+    builder = pgqrs.dequeue().worker(consumer).batch(10).lease(HOLD_LEASE_SECONDS)
+    await builder.handle_batch(handler).poll(store)
 
 
 async def under_run_worker(store: pgqrs.Store, queue: str, out: Path, graceful: bool) -> None:

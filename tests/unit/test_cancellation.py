@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pgqrs import poller
+from pgqrs import _cancel
 from pgqrs.store.s3_remote import Remote
 
 
@@ -51,7 +51,7 @@ async def test_a_cancel_as_an_s3_call_completes_still_cancels() -> None:
 
 async def test_a_cancel_as_poll_loop_cleanup_completes_still_cancels() -> None:
     cleanup: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(poller._shielded(cleanup))
+    task = asyncio.create_task(_cancel.cleanup(cleanup))
     await _started(task)
     cleanup.set_result(None)
     task.cancel()

@@ -16,8 +16,8 @@ from pgqrs.validation import (
     decode_json,
     encode_json,
     encode_payloads,
+    require_duration,
     require_int,
-    require_non_negative,
     validate_queue_name,
     validate_schema_name,
     validate_worker_name,
@@ -481,13 +481,13 @@ def test_require_int() -> None:
         require_int("n", 1.0)
 
 
-def test_require_non_negative() -> None:
-    assert require_non_negative("s", 0) == 0.0
-    assert require_non_negative("s", 1.5) == 1.5
-    assert isinstance(require_non_negative("s", 2), float)
+def test_require_duration() -> None:
+    assert require_duration("s", 0) == 0.0
+    assert require_duration("s", 1.5) == 1.5
+    assert isinstance(require_duration("s", 2), float)
     for bad in (-0.1, -1, math.nan, math.inf, -math.inf):
         with pytest.raises(ValueError, match=r"^s must be a finite number >= 0"):
-            require_non_negative("s", bad)
+            require_duration("s", bad)
     for wrong in (True, "1", None):
         with pytest.raises(TypeError):
-            require_non_negative("s", wrong)
+            require_duration("s", wrong)

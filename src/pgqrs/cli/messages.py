@@ -25,7 +25,7 @@ from ..store.facade import Store
 from ..tables import messages as message_rows
 from ..tables import queues as queue_rows
 from ..types import QueueMessage
-from ..validation import PayloadRules, encode_payloads, require_non_negative
+from ..validation import PayloadRules, encode_payloads, require_duration
 from ..workers import ephemeral_producer
 from .main import CliError, json_option, wants_json, with_store
 from .output import (
@@ -125,7 +125,7 @@ def send(queue: str, payload: str | None, source: IO[str] | None, delay: float) 
     """Send PAYLOAD_JSON, or every line of --file, to QUEUE."""
     if (payload is None) == (source is None):
         raise click.UsageError("give either PAYLOAD_JSON or --file F.jsonl")
-    require_non_negative("--delay", delay)
+    require_duration("--delay", delay)
     value = None if payload is None else parse_json(payload, "payload")
 
     async def work(store: Store) -> list[int]:

@@ -126,10 +126,18 @@ def health(timeout: int | None, overall: bool) -> None:
     type=click.IntRange(min=0),
     help="Seconds without a heartbeat (default: 3 heartbeat intervals).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also take messages whose lease is still running (only when those workers are dead).",
+)
 @json_option
-def reclaim(queue: str | None, older_than: int | None) -> None:
-    """Stop silent workers and make the messages they hold visible again."""
-    released = with_store(lambda store: Admin(store).reclaim_messages(queue, older_than))
+def reclaim(queue: str | None, older_than: int | None, force: bool) -> None:
+    """Stop silent workers; messages they held under a lease that is over are visible again
+    (with --force, every message they held, at once)."""
+    released = with_store(
+        lambda store: Admin(store).reclaim_messages(queue, older_than, force=force)
+    )
     if wants_json():
         emit_json({"released": released})
     else:

@@ -10,6 +10,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._clock import DatabaseClock
 from ..errors import PgqrsConnectionError
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ class Executor(Queryable, Protocol):
     migration_kind: str  # which DDL folder: "postgres", "sqlite" or "turso"
     schema: str  # the Postgres schema; "" elsewhere
     scope: Hashable | None  # which database, for sharing wake-ups in-process (None: private)
+    clock: DatabaseClock  # the database's clock (its local estimate: see pgqrs._clock)
+
+    async def start(self) -> None:
+        """Connect (a bad DSN, host or file fails here)."""
+        ...
 
     def transaction(self) -> AbstractAsyncContextManager[Queryable]:
         """A write transaction: committed on normal exit, rolled back on any exception."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from .._clock import SYSTEM_CLOCK, Clock
+from .._clock import Clock, sql_now
 from ..config import Config
 from ..iterator import ConsumerIterator
 from ..tables import queues
@@ -38,11 +39,16 @@ class Store:
 
         store = object.__new__(cls)
         store.db = db
-        store.clock = SYSTEM_CLOCK
+        store.clock = db.clock
         store.wakeups = shared_wakeups(db.scope)
         store.messages = MessageReader()
         store._config = config
         return store
+
+    def sql_now(self) -> datetime | None:
+        """A statement's `now`: None lets the database read its own clock as the statement
+        runs; an injected clock (`store.clock = ...`) gives its time."""
+        return sql_now(self.clock)
 
     @property
     def backend(self) -> str:

@@ -33,6 +33,8 @@ REQUIRED_TABLES = (
 )
 
 _CREATES = re.compile(r"CREATE (TABLE|TYPE) (?:IF NOT EXISTS )?(?:\{schema\}\.)?(\w+)")
+_FUNCTIONS = re.compile(r"CREATE (?:OR REPLACE )?FUNCTION (?:\{schema\}\.)?(\w+)")
+_COLUMNS = re.compile(r"ALTER TABLE (?:\{schema\}\.)?(\w+) ADD COLUMN (?:IF NOT EXISTS )?(\w+)")
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,12 @@ class Migration:
 
     @property
     def objects(self) -> frozenset[str]:
-        """What the migration creates, as `table:<name>` / `type:<name>`."""
-        return frozenset(f"{kind.lower()}:{name}" for kind, name in _CREATES.findall(self.sql))
+        """What the migration creates, as `table:<name>`, `type:<name>`, `function:<name>`
+        and `column:<table>.<column>`."""
+        found = {f"{kind.lower()}:{name}" for kind, name in _CREATES.findall(self.sql)}
+        found |= {f"function:{name}" for name in _FUNCTIONS.findall(self.sql)}
+        found |= {f"column:{table}.{col}" for table, col in _COLUMNS.findall(self.sql)}
+        return frozenset(found)
 
     def statements(self, schema: str = "") -> list[str]:
         """The DDL split into statements (SQLite runs them one by one inside a transaction)."""
@@ -108,10 +114,16 @@ def plan(
         return [(m, "applied") for m in known if m.version not in applied]
     steps: list[tuple[Migration, str]] = []
     for migration in known:
-        if adopted is not None:
-            steps.append((migration, "adopted" if migration.version in adopted else "applied"))
-            continue
         objects = migration.objects
+        if adopted is not None:
+            # pgqrs's bookkeeping vouches for its versions. The others run again (their DDL is
+            # idempotent), except one that adds columns (SQLite has no ADD COLUMN IF NOT
+            # EXISTS): it is adopted when the columns are there (a file of this library whose
+            # own bookkeeping was lost).
+            adds_columns = any(name.startswith("column:") for name in objects)
+            found = migration.version in adopted or (adds_columns and objects <= present)
+            steps.append((migration, "adopted" if found else "applied"))
+            continue
         missing = sorted(objects - present)
         if objects and not missing:
             steps.append((migration, "adopted"))

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -19,7 +20,7 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 from psycopg.types.string import TextLoader
 
-from .._clock import SYSTEM_CLOCK
+from .._clock import SYSTEM_CLOCK, DatabaseClock
 from ..config import Config, parse_dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
 from .executor import JsonTexts, Params, Queryable, Row, UniqueViolation, not_installed
@@ -116,6 +117,8 @@ class PostgresExecutor:
             notify_channel=self.channel if config.listen_notify else None,
         )
         self._config = config
+        # The server's clock; every new connection measures how far the local one is off.
+        self.clock = DatabaseClock()
         self._conninfo = parse_dsn(config.dsn).conninfo
         self.scope: Hashable | None = ("postgres", self._conninfo, config.schema)
         self._closed = False
@@ -129,7 +132,7 @@ class PostgresExecutor:
                 "autocommit": True,
                 "connect_timeout": config.connection_timeout_seconds,
             },
-            configure=_configurer(self.quoted_schema),
+            configure=_configurer(self.quoted_schema, self.clock),
             name="pgqrs",
         )
         # The LISTEN task, started by the first idle consumer (one connection per store).
@@ -231,6 +234,8 @@ class PostgresExecutor:
         applied = {row[0] for row in await db.fetch(self.sql.MIGRATIONS_APPLIED)}
         present = {f"table:{r[0]}" for r in await db.fetch(self.sql.TABLES_PRESENT, params)}
         present |= {f"type:{r[0]}" for r in await db.fetch(self.sql.TYPES_PRESENT, params)}
+        present |= {f"function:{r[0]}" for r in await db.fetch(self.sql.FUNCTIONS_PRESENT, params)}
+        present |= {f"column:{r[0]}" for r in await db.fetch(self.sql.COLUMNS_PRESENT, params)}
         adopted = None
         if "table:_sqlx_migrations" in present:
             rows = await db.fetch(self.sql.SQLX_MIGRATIONS)
@@ -272,16 +277,29 @@ class PostgresExecutor:
 
 
 def _configurer(
-    quoted_schema: str,
+    quoted_schema: str, clock: DatabaseClock
 ) -> Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]:
-    """The pool's per-connection setup: JSON read back as text, the schema on the search path."""
+    """The pool's per-connection setup: JSON read back as text, the schema on the search path,
+    and the offset of the local clock from the server's measured again."""
 
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
         conn.adapters.register_loader("jsonb", TextLoader)
         conn.adapters.register_loader("json", TextLoader)
         await conn.execute(f"SET search_path TO {quoted_schema}")
+        await measure_offset(conn, clock)
 
     return configure
+
+
+async def measure_offset(conn: psycopg.AsyncConnection[Any], clock: DatabaseClock) -> None:
+    """Set `clock.offset` to server time minus local time, to within half a round trip. Only
+    Python-side decisions use it; statements read the server's clock themselves."""
+    before = datetime.now(UTC)
+    cursor = await conn.execute("SELECT clock_timestamp()")
+    row = await cursor.fetchone()
+    after = datetime.now(UTC)
+    if row is not None:
+        clock.offset = row[0] - (before + (after - before) / 2)
 
 
 async def _listen(conninfo: str, channel: str, wakeups: Wakeups) -> None:

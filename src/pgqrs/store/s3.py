@@ -26,8 +26,9 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._cancel import complete
 from ..config import Config, Dsn
 from ..errors import ConfigError, NotFoundError, PgqrsError
 from ..types import DurabilityMode, SyncState
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from .facade import Store
 
 log = logging.getLogger("pgqrs")
+
+T = TypeVar("T")
 
 SYNC_CONFLICT = "Conflict: sync conflict: the remote object was replaced by another writer"
 SNAPSHOT_REFUSED = "Conflict: snapshot refused: the local cache has unsynced writes"
@@ -228,10 +231,19 @@ class S3Executor(SqliteExecutor):
                 async with self._sync_lock:
                     await self._upload()
 
+    def _note_change(self) -> None:
+        # On the writer thread, which alone writes the counter: a commit whose caller was
+        # cancelled still counts, and the next operation uploads it.
+        self._committed += 1
+
+    async def write(self, fn: Callable[[Any], T]) -> T:
+        # A cancelled write still waits for its upload (within CLEANUP_SECONDS): Durable mode
+        # promises that a write which committed is in the object.
+        return await complete(super().write(fn))
+
     async def _after_commit(self, changed: bool) -> None:
         if not changed:
             return
-        self._committed += 1
         if self.durable and not self._installing:
             target = self._committed
             async with self._sync_lock:

@@ -21,12 +21,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from .._clock import from_db, seconds, to_sqlite_text
+from .._cancel import cleanup
+from .._clock import DatabaseClock, from_db, seconds, to_sqlite_text
 from ..config import Dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
 from .executor import Params, Queryable, Row, UniqueViolation, not_installed
 from .migrate import LIBRARY_VERSION, Migration, adopted_from_sqlx, bookkeeping, migrations, plan
-from .sql import Sql, render
+from .sql import NOW_PARAMS, Sql, render
 from .threads import DbThread, stop_all
 from .wakeup import Wakeups
 
@@ -42,6 +43,11 @@ def _add_seconds(value: str | None, secs: float | None) -> str | None:
     return to_sqlite_text(moment + seconds(secs))
 
 
+# A `now` parameter left to the database's clock: filled in on the writer thread, when the
+# statement runs (after any wait for the lock), not when the call was made.
+_AT_EXECUTION = object()
+
+
 def _adapt(params: Params | None) -> dict[str, Any]:
     """Python values as SQLite stores them: fixed-width UTC text, lists as JSON arrays."""
     if not params:
@@ -52,8 +58,18 @@ def _adapt(params: Params | None) -> dict[str, Any]:
             value = to_sqlite_text(value)
         elif isinstance(value, (list, tuple)):
             value = json.dumps(list(value))
+        elif value is None and key in NOW_PARAMS:
+            value = _AT_EXECUTION
         out[key] = value
     return out
+
+
+def _bind(args: dict[str, Any]) -> dict[str, Any]:
+    """`args` with the time of execution for `now` parameters left to the clock."""
+    if args.get("now") is _AT_EXECUTION or args.get("wall_now") is _AT_EXECUTION:
+        stamp = to_sqlite_text(datetime.now(UTC))
+        return {k: stamp if v is _AT_EXECUTION else v for k, v in args.items()}
+    return args
 
 
 def translate(err: BaseException) -> PgqrsConnectionError:
@@ -69,39 +85,53 @@ def translate(err: BaseException) -> PgqrsConnectionError:
 
 
 def _run(conn: Any, sql: str, params: dict[str, Any]) -> list[Row]:
-    cursor = conn.execute(sql, params)
+    cursor = conn.execute(sql, _bind(params))
     rows = cursor.fetchall() if cursor.description else []
     return [tuple(row) for row in rows]
 
 
 def _run_count(conn: Any, sql: str, params: dict[str, Any]) -> int:
-    cursor = conn.execute(sql, params)
+    cursor = conn.execute(sql, _bind(params))
     if cursor.description:
         return len(cursor.fetchall())
     return int(cursor.rowcount)
 
 
 def _in_write_txn(
-    conn: Any, fn: Callable[[Any], T], marker: Callable[[Any], object]
+    conn: Any, fn: Callable[[Any], T], marker: Callable[[Any], object], noted: Callable[[], None]
 ) -> tuple[T, bool]:
     """Run `fn` in one write transaction; its result and whether `marker` saw a change."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         before = marker(conn)
         result = fn(conn)
-        changed = marker(conn) != before
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result, _commit(conn, marker, before, noted)
+
+
+def _commit(
+    conn: Any, marker: Callable[[Any], object], before: object, noted: Callable[[], None]
+) -> bool:
+    """COMMIT; whether `marker` saw a change, which `noted` learns on this thread already, so
+    a change is counted even when the caller that awaited the commit was cancelled."""
+    changed = marker(conn) != before
+    try:
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return result, changed
-
-
-def _commit(conn: Any, marker: Callable[[Any], object], before: object) -> bool:
-    changed = marker(conn) != before
-    conn.execute("COMMIT")
+    if changed:
+        noted()
     return changed
+
+
+def _rollback_open(conn: Any) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _no_marker(conn: Any) -> object:
@@ -148,6 +178,7 @@ class SqliteExecutor:
             None if dsn.memory else ("sqlite", os.path.realpath(dsn.path or ""))
         )
         self._synchronous = synchronous
+        self.clock = DatabaseClock()  # the file lives here: the local clock is the shared one
         self._lock = asyncio.Lock()
         self._closed = False
         self._writer = self._new_thread(dsn.mode, "w")
@@ -225,6 +256,9 @@ class SqliteExecutor:
     # differs after a transaction that changed the database; only S3 needs to know.
     change_marker: Callable[[Any], object] = staticmethod(_no_marker)
 
+    def _note_change(self) -> None:
+        """Called on the writer thread right after a commit that changed the database."""
+
     # -- plumbing ------------------------------------------------------------------------
     def translate_error(self, err: BaseException) -> PgqrsConnectionError:
         return translate(err)
@@ -250,7 +284,7 @@ class SqliteExecutor:
         marker = self.change_marker
         async with self._lock:
             result, changed = await self._guard(
-                self._writer.call(lambda c: _in_write_txn(c, fn, marker))
+                self._writer.call(lambda c: _in_write_txn(c, fn, marker, self._note_change))
             )
         await self._after_commit(changed)
         return result
@@ -284,22 +318,25 @@ class SqliteExecutor:
         await self._before_operation()
         marker = self.change_marker
         async with self._lock:
-            before = await self.on_writer(lambda c: (c.execute("BEGIN IMMEDIATE"), marker(c))[1])
+            # A cancellation at any await below does not stop the writer thread: the BEGIN,
+            # a statement or the COMMIT still runs. The rollback queued behind it (the thread
+            # runs calls in order) ends whatever transaction is left open, before the lock is
+            # given up; after a COMMIT that went through, it finds nothing to roll back.
             try:
+                before = await self.on_writer(
+                    lambda c: (c.execute("BEGIN IMMEDIATE"), marker(c))[1]
+                )
                 yield _Tx(self)
+                changed = await self.on_writer(
+                    lambda c: _commit(c, marker, before, self._note_change)
+                )
             except BaseException:
-                # Shielded so a cancelled caller still leaves the connection outside a transaction.
-                await asyncio.shield(self._rollback())
+                await cleanup(self._rollback())
                 raise
-            changed = await self.on_writer(lambda c: _commit(c, marker, before))
         await self._after_commit(changed)
 
     async def _rollback(self) -> None:
-        def rollback(conn: Any) -> None:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-
-        await self.on_writer(rollback)
+        await self.on_writer(_rollback_open)
 
     def watch(self, wakeups: Wakeups) -> None:
         """Nothing to do: in-process wake-ups already cover the one process that writes."""
@@ -322,6 +359,8 @@ class SqliteExecutor:
             applied = {row[0] for row in conn.execute(self.sql.MIGRATIONS_APPLIED)}
             tables = conn.execute(self.sql.TABLES_PRESENT, {"schema": ""}).fetchall()
             present = {f"table:{row[0]}" for row in tables}
+            columns = conn.execute(self.sql.COLUMNS_PRESENT, {"schema": ""}).fetchall()
+            present |= {f"column:{row[0]}" for row in columns}
             return plan(known, applied, self.adopted_versions(conn, present), present)
 
         for migration, method in await self._migrating(prepare):

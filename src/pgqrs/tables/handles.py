@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from .._clock import seconds
 from ..operations import reclaim_stale, stale_after
 from ..types import QueueInfo, QueueMessage, QueueMetrics, WorkerHealthStats, WorkerInfo
-from ..validation import require_non_negative, validate_queue_name
+from ..validation import require_duration, validate_queue_name
 from . import cleanup, messages, metrics, queues, workers
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class Workers(_Handle):
     async def purge_stale(self, timeout_seconds: int) -> int:
         """Reclaim workers silent for `timeout_seconds` (all queues), then delete old stopped
         workers nothing references; the number of workers stopped."""
-        timeout = require_non_negative("timeout_seconds", timeout_seconds)
+        timeout = require_duration("timeout_seconds", timeout_seconds)
         stopped = (await reclaim_stale(self._store, timeout)).workers
         await cleanup.purge_old_workers(self._store.db, self._store.clock.now() - seconds(timeout))
         return stopped

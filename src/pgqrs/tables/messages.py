@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from .._clock import db_to_api, seconds
+from .._clock import db_to_api
 from ..errors import MessageNotFoundError, ValidationError
 from ..store.executor import (
     JsonTexts,
@@ -24,6 +24,7 @@ from ..store.executor import (
 from ..types import QueueMessage
 from ..validation import decode_json
 from . import queues
+from .workers import Owner
 
 
 class MessageReader:
@@ -105,20 +106,25 @@ def sort_rows(rows: list[Row]) -> list[Row]:
     return sorted(rows, key=lambda r: (r[4] is not None, r[4] or r[0], r[0]))
 
 
+def _owner(owner: Owner) -> dict[str, Any]:
+    return {"worker_id": owner.worker_id, "fence": owner.fence}
+
+
 async def enqueue(
     db: Queryable,
     queue_id: int,
     worker_id: int | None,
     texts: Sequence[str],
-    now: datetime,
+    now: datetime | None,
     delay_seconds: float = 0.0,
 ) -> list[int]:
-    """Insert the stored JSON texts as one statement; their ids in input order."""
+    """Insert the stored JSON texts as one statement; their ids in input order. Visible
+    `delay_seconds` after `now` (None: the database's clock, see store/sql/messages.py)."""
     params = {
         "queue_id": queue_id,
         "worker_id": worker_id,
         "now": now,
-        "vt": now + seconds(delay_seconds) if delay_seconds else now,
+        "delay": float(delay_seconds),
     }
     if len(texts) == 1:
         row = await db.fetchone(db.sql.MSG_INSERT, {**params, "payload": texts[0]})
@@ -132,19 +138,22 @@ async def enqueue(
 async def claim(
     db: Queryable,
     queue_id: int,
-    worker_id: int,
+    owner: Owner,
     limit: int,
     lease_seconds: float,
-    now: datetime,
+    now: datetime | None,
     max_read_ct: int,
 ) -> list[Row]:
-    """Lease up to `limit` visible messages to the worker, in claim order (semantics §7.3)."""
+    """Lease up to `limit` visible messages to the worker, in claim order (semantics §7.3).
+    The lease ends `lease_seconds` after the claim's own time (`now`, or the database's clock
+    when the statement runs)."""
     params = {
+        **_owner(owner),
         "queue_id": queue_id,
-        "worker_id": worker_id,
+        "ids": [],
         "limit": limit,
         "now": now,
-        "vt": now + seconds(lease_seconds),
+        "lease": float(lease_seconds),
         "max_read_ct": max_read_ct,
     }
     return sort_rows(await db.fetch(db.sql.MSG_CLAIM, params))
@@ -153,37 +162,38 @@ async def claim(
 async def loop_step(
     db: Queryable,
     queue_id: int,
-    worker_id: int,
+    owner: Owner,
     finished: Sequence[int],
     limit: int,
     lease_seconds: float,
-    now: datetime,
-    archived_at: datetime,
+    now: datetime | None,
+    archived_at: datetime | None,
     max_read_ct: int,
 ) -> list[Row]:
     """One poll-loop iteration in one transaction: archive the messages the last handler
-    finished, then claim the next batch if the worker is still polling (semantics §10.1)."""
+    finished, then claim the next batch if the worker is still polling (semantics §10.1).
+    A finished message is never claimed again by the same step."""
     params = {
+        **_owner(owner),
         "queue_id": queue_id,
-        "worker_id": worker_id,
         "ids": list(finished),
         "limit": limit,
         "now": now,
-        "vt": now + seconds(lease_seconds),
-        "archived_at": archived_at,
+        "lease": float(lease_seconds),
+        "wall_now": archived_at,
         "max_read_ct": max_read_ct,
     }
     return sort_rows(await run_steps(db, db.sql.LOOP_STEP, params))
 
 
 async def archive(
-    db: Queryable, ids: Sequence[int], worker_id: int, archived_at: datetime
+    db: Queryable, ids: Sequence[int], owner: Owner, archived_at: datetime | None
 ) -> set[int]:
-    params = {"ids": list(ids), "worker_id": worker_id, "archived_at": archived_at}
+    params = {**_owner(owner), "ids": list(ids), "wall_now": archived_at}
     return {int(i) for i in first_column(await db.fetch(db.sql.MSG_ARCHIVE, params))}
 
 
-async def delete(db: Queryable, ids: Sequence[int], worker_id: int) -> set[int]:
+async def delete(db: Queryable, ids: Sequence[int], owner: Owner) -> set[int]:
     """Delete owned rows; refused as a whole when a workflow run references one of them."""
     referenced = first_column(await db.fetch(db.sql.MSG_REFERENCED_BY_RUN, {"ids": list(ids)}))
     if referenced:
@@ -191,31 +201,61 @@ async def delete(db: Queryable, ids: Sequence[int], worker_id: int) -> set[int]:
             f"Validation failed: message {referenced[0]} is the trigger of a workflow run and "
             "cannot be deleted; archive it instead"
         )
-    params = {"ids": list(ids), "worker_id": worker_id}
+    params = {**_owner(owner), "ids": list(ids)}
     return {int(i) for i in first_column(await db.fetch(db.sql.MSG_DELETE, params))}
 
 
 async def extend(
-    db: Queryable, message_id: int, worker_id: int, extra_seconds: float, now: datetime
+    db: Queryable, message_id: int, owner: Owner, extra_seconds: float, now: datetime | None
 ) -> bool:
-    params = {"id": message_id, "worker_id": worker_id, "seconds": extra_seconds, "now": now}
+    params = {**_owner(owner), "id": message_id, "seconds": float(extra_seconds), "now": now}
     return await db.execute(db.sql.MSG_EXTEND, params) > 0
 
 
-async def set_lease(db: Queryable, ids: Sequence[int], worker_id: int, vt: datetime) -> int:
-    """Move the lease end of still-owned messages to `vt` (heartbeats keep leases alive)."""
-    params = {"ids": list(ids), "worker_id": worker_id, "vt": vt}
+async def set_lease(
+    db: Queryable, ids: Sequence[int], owner: Owner, lease_seconds: float, now: datetime | None
+) -> int:
+    """Let the leases of still-owned messages end `lease_seconds` after `now` (heartbeats keep
+    the leases of a running handler alive)."""
+    params = {**_owner(owner), "ids": list(ids), "lease": float(lease_seconds), "now": now}
     return await db.execute(db.sql.MSG_SET_LEASE, params)
 
 
-async def release(db: Queryable, ids: Sequence[int], worker_id: int, vt: datetime) -> set[int]:
-    params = {"ids": list(ids), "worker_id": worker_id, "vt": vt}
+async def release(
+    db: Queryable,
+    ids: Sequence[int],
+    owner: Owner,
+    now: datetime | None,
+    delay_seconds: float = 0.0,
+) -> set[int]:
+    """Give owned messages back, visible again `delay_seconds` after `now`."""
+    params = {**_owner(owner), "ids": list(ids), "now": now, "delay": float(delay_seconds)}
     return {int(i) for i in first_column(await db.fetch(db.sql.MSG_RELEASE, params))}
 
 
-async def release_worker(db: Queryable, worker_id: int, vt: datetime) -> int:
-    """Release everything the worker holds, without fencing (admin and shutdown)."""
-    return await db.execute(db.sql.MSG_RELEASE_WORKER, {"worker_id": worker_id, "vt": vt})
+async def give_back(
+    db: Queryable,
+    ids: Sequence[int],
+    owner: Owner,
+    now: datetime | None,
+    delay_seconds: float = 0.0,
+) -> set[int]:
+    """`release`, and the read count the claim used is returned: what was given back never
+    counts towards max_read_ct (a cancelled claim, a workflow's planned wait)."""
+    params = {**_owner(owner), "ids": list(ids), "now": now, "delay": float(delay_seconds)}
+    return {int(i) for i in first_column(await db.fetch(db.sql.MSG_GIVE_BACK, params))}
+
+
+async def release_worker(db: Queryable, worker_id: int, now: datetime | None) -> int:
+    """Release everything the worker holds, visible at `now`, without fencing (its own
+    shutdown, the end of an ephemeral worker)."""
+    return await db.execute(db.sql.MSG_RELEASE_WORKER, {"worker_id": worker_id, "now": now})
+
+
+async def release_expired(db: Queryable, worker_id: int, now: datetime | None) -> int:
+    """Clear the owner of what the worker held under a lease that ended by `now`; messages
+    under a running lease keep it (recovery never takes a valid lease)."""
+    return await db.execute(db.sql.MSG_RELEASE_EXPIRED, {"worker_id": worker_id, "now": now})
 
 
 async def get_row(db: Queryable, message_id: int) -> Row:
@@ -234,7 +274,7 @@ async def archived_rows(db: Queryable, queue_id: int) -> list[Row]:
 
 
 async def browse_rows(
-    db: Queryable, queue_id: int, *, which: str, now: datetime, limit: int
+    db: Queryable, queue_id: int, *, which: str, now: datetime | None, limit: int
 ) -> list[Row]:
     """Up to `limit` rows of a queue: "live" (unarchived, by id), "leased" (by id) or
     "archived" (most recently archived first)."""

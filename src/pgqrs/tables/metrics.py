@@ -40,11 +40,13 @@ def _metrics(row: Sequence[Any]) -> QueueMetrics:
     )
 
 
-def _params(now: datetime, max_read_ct: int, **extra: Any) -> dict[str, Any]:
+def _params(now: datetime | None, max_read_ct: int, **extra: Any) -> dict[str, Any]:
     return {"now": now, "max_read_ct": max_read_ct, **extra}
 
 
-async def queue_metrics(db: Queryable, name: str, now: datetime, max_read_ct: int) -> QueueMetrics:
+async def queue_metrics(
+    db: Queryable, name: str, now: datetime | None, max_read_ct: int
+) -> QueueMetrics:
     queue = await queues.get_by_name(db, name)
     row = await db.fetchone(db.sql.QUEUE_METRICS, _params(now, max_read_ct, queue_id=queue.id))
     if row is None:  # deleted since the lookup
@@ -52,14 +54,16 @@ async def queue_metrics(db: Queryable, name: str, now: datetime, max_read_ct: in
     return _metrics(row)
 
 
-async def all_queue_metrics(db: Queryable, now: datetime, max_read_ct: int) -> list[QueueMetrics]:
+async def all_queue_metrics(
+    db: Queryable, now: datetime | None, max_read_ct: int
+) -> list[QueueMetrics]:
     """Every queue, by name, empty ones included."""
     return [
         _metrics(row) for row in await db.fetch(db.sql.QUEUE_METRICS_ALL, _params(now, max_read_ct))
     ]
 
 
-async def system_stats(db: Queryable, now: datetime, max_read_ct: int) -> SystemStats:
+async def system_stats(db: Queryable, now: datetime | None, max_read_ct: int) -> SystemStats:
     row = await db.fetchone(db.sql.SYSTEM_STATS, _params(now, max_read_ct))
     assert row is not None  # aggregates without GROUP BY always give one row
     return SystemStats(

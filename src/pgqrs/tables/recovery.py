@@ -1,9 +1,13 @@
 """Taking messages back from dead workers, and dead letters (semantics §7.5, §14).
 
-A worker is stale when it is not stopped and its last heartbeat is older than a cutoff. Each
-stale worker is handled in its own transaction (stop it, then release what it holds), so one
-slow worker never holds locks on another's messages, and a worker that beat in the meantime is
-left alone: the stop re-checks the heartbeat under the row lock.
+A worker is stale when it is not stopped and it has been silent for longer than it may be:
+`Silence.window` seconds when the caller names a window, else `factor` times the heartbeat
+interval the worker's own poll loop promised. Each stale worker is handled in its own
+transaction (stop it, then take back what it held under a lease that is over), so one slow
+worker never holds locks on another's messages, and a worker that beat in the meantime is left
+alone: the stop re-checks the silence under the row lock. A lease that is still running is
+never taken: a worker judged dead by mistake finishes what it holds, and a dead one's messages
+come back when their leases end (docs/guarantees.md, "Recovery").
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from ..store.executor import Executor, Queryable, Row, first_column
 from ..types import WorkerStatus
 from . import messages
 from .workers import INTERRUPTED, NOT_STOPPED, POLLING
+
+# How many heartbeat intervals of silence make a worker stale.
+STALE_AFTER_BEATS = 3.0
 
 # What an admin sweep may stop: every worker that is not stopped yet (semantics §14).
 ANY_LIVE = NOT_STOPPED
@@ -31,64 +38,91 @@ class Reclaimed:
     messages: int  # messages released
 
 
+@dataclass(frozen=True)
+class Silence:
+    """How long a worker may stay silent before a sweep stops it."""
+
+    window: float | None  # seconds for every worker (an admin call), or None: each its own
+    interval: float  # the heartbeat interval of workers whose loop never stored one
+    factor: float = STALE_AFTER_BEATS
+    # A sweeping poll loop: how long its own database calls have succeeded without a gap. Only
+    # a silence it saw in full counts (None: no such condition, an admin call).
+    healthy_for: float | None = None
+
+
 def _status_list(statuses: tuple[WorkerStatus, ...]) -> list[str]:
     return [s.db for s in statuses]
 
 
+def _params(
+    silence: Silence,
+    now: datetime | None,
+    queue_id: int | None,
+    exclude: int,
+    statuses: tuple[WorkerStatus, ...],
+) -> dict[str, object]:
+    return {
+        "window": silence.window,
+        "interval": silence.interval,
+        "factor": silence.factor,
+        "healthy_for": silence.healthy_for,
+        "now": now,
+        "queue_id": queue_id,
+        "exclude": exclude,
+        "statuses": _status_list(statuses),
+    }
+
+
 async def stale_workers(
     db: Queryable,
-    cutoff: datetime,
+    silence: Silence,
+    now: datetime | None,
     *,
     queue_id: int | None = None,
     exclude: int = 0,
     statuses: tuple[WorkerStatus, ...] = ANY_LIVE,
 ) -> list[int]:
     """Ids of stale workers (of one queue, if given), oldest heartbeat first."""
-    params = {
-        "cutoff": cutoff,
-        "exclude": exclude,
-        "queue_id": queue_id,
-        "statuses": _status_list(statuses),
-    }
+    params = _params(silence, now, queue_id, exclude, statuses)
     sql = db.sql.STALE_WORKERS if queue_id is None else db.sql.STALE_WORKERS_OF_QUEUE
     return [int(i) for i in first_column(await db.fetch(sql, params))]
 
 
 async def reclaim(
     ex: Executor,
+    silence: Silence,
+    now: datetime | None,
     *,
-    cutoff: datetime,
-    now: datetime,
-    visible_at: datetime,
     queue_id: int | None = None,
     exclude: int = 0,
     statuses: tuple[WorkerStatus, ...] = ANY_LIVE,
+    take_running: bool = False,
 ) -> Reclaimed:
-    """Stop every stale worker and release its unarchived messages (visible from `visible_at`).
+    """Stop every stale worker and take back what it held under a lease that is over (with
+    `take_running`, an operator's explicit choice, under a running lease too).
 
     `exclude` is a worker never to reclaim (the poll loop doing the sweep); `statuses` the
     statuses a stale worker may have to be stopped.
     """
     stopped = released = 0
-    found = await stale_workers(ex, cutoff, queue_id=queue_id, exclude=exclude, statuses=statuses)
+    found = await stale_workers(
+        ex, silence, now, queue_id=queue_id, exclude=exclude, statuses=statuses
+    )
     for worker_id in found:
         async with ex.transaction() as db:
-            params = {
-                "id": worker_id,
-                "cutoff": cutoff,
-                "exclude": exclude,
-                "now": now,
-                "statuses": _status_list(statuses),
-            }
+            params = {**_params(silence, now, queue_id, exclude, statuses), "id": worker_id}
             if await db.fetchone(db.sql.STOP_STALE_WORKER, params) is None:
                 continue  # it beat, or someone else stopped it, since the list was read
-            released += await messages.release_worker(db, worker_id, visible_at)
+            if take_running:
+                released += await messages.release_worker(db, worker_id, now)
+            else:
+                released += await messages.release_expired(db, worker_id, now)
             stopped += 1
     return Reclaimed(workers=stopped, messages=released)
 
 
 async def dead_letter(
-    db: Queryable, now: datetime, max_read_ct: int, queue_id: int | None
+    db: Queryable, now: datetime | None, max_read_ct: int, queue_id: int | None
 ) -> list[int]:
     """Archive every poison message (owner kept); their ids, ascending."""
     params = {"now": now, "max_read_ct": max_read_ct, "queue_id": queue_id}
@@ -97,14 +131,14 @@ async def dead_letter(
 
 
 async def dead_letter_rows(
-    db: Queryable, now: datetime, max_read_ct: int, queue_id: int | None
+    db: Queryable, now: datetime | None, max_read_ct: int, queue_id: int | None
 ) -> list[Row]:
     """Poison messages, and archived messages that were poison when archived, by id."""
     params = {"now": now, "max_read_ct": max_read_ct, "queue_id": queue_id}
     return await db.fetch(db.sql.DLQ_LIST if queue_id is None else db.sql.DLQ_LIST_QUEUE, params)
 
 
-async def replay(db: Queryable, message_id: int, now: datetime, max_read_ct: int) -> Row:
+async def replay(db: Queryable, message_id: int, now: datetime | None, max_read_ct: int) -> Row:
     """Make an archived or poison message pending again, as if freshly enqueued at `now`."""
     params = {"id": message_id, "now": now, "max_read_ct": max_read_ct}
     row = await db.fetchone(db.sql.DLQ_REPLAY, params)

@@ -190,11 +190,3 @@ async def error_step_retries(db: Queryable, run_id: int) -> list[datetime | None
     """`retry_at` of each failed step of the run; None marks a step whose retries are spent."""
     rows = await db.fetch(db.sql.RUN_ERROR_STEP_RETRIES, {"id": run_id})
     return [from_db(row[0]) for row in rows]
-
-
-async def release_for_scheduling(
-    db: Queryable, message_id: int, worker_id: int, vt: datetime
-) -> bool:
-    """Release an owned message until `vt`, giving back the claim it used (semantics §11.2)."""
-    params = {"id": message_id, "worker_id": worker_id, "vt": vt}
-    return await db.fetchone(db.sql.MSG_RELEASE_FOR_SCHEDULING, params) is not None

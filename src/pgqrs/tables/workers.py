@@ -2,15 +2,19 @@
 
 Every transition is one conditional UPDATE (`... WHERE status IN (allowed)`); zero rows changed
 means the move was illegal, and the error names the status the row actually has.
+
+Each registration draws a new `fence`: the handles of that registration pass it, and the row
+answers to them only while it is still that registration (docs/guarantees.md, "Fencing").
 """
 
 from __future__ import annotations
 
+import secrets
 import socket
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._clock import db_to_api
 from ..errors import StateTransitionError, ValidationError, WorkerNotFoundError
@@ -26,6 +30,25 @@ READY, POLLING, SUSPENDED, INTERRUPTED, STOPPED = (
     WorkerStatus.Interrupted,
     WorkerStatus.Stopped,
 )
+
+
+class Owner(NamedTuple):
+    """A worker as one registration of it: what claims and settles are fenced by."""
+
+    worker_id: int
+    fence: int
+
+
+def new_fence() -> int:
+    """A registration's identity: random, so two registrations never share one."""
+    return secrets.randbits(62) + 1
+
+
+def superseded(worker_id: int) -> WorkerNotFoundError:
+    return WorkerNotFoundError(
+        f"Worker with id '{worker_id}' was registered again since this handle was made; "
+        "the handle belongs to an earlier registration and can no longer act"
+    )
 
 
 def worker_info(row: Sequence[Any]) -> WorkerInfo:
@@ -48,9 +71,12 @@ def ephemeral_name() -> str:
     return f"{EPHEMERAL_PREFIX}{uuid.uuid4()}"
 
 
-async def register(db: Queryable, queue_id: int | None, name: str, now: datetime) -> WorkerInfo:
-    """Insert a `ready` worker, or bring back a stopped one of the same name (same id)."""
-    params = {"name": name, "queue_id": queue_id, "now": now}
+async def register(
+    db: Queryable, queue_id: int | None, name: str, now: datetime | None, fence: int
+) -> WorkerInfo:
+    """Insert a `ready` worker, or bring back a stopped one of the same name (same id), as a
+    new registration identified by `fence`."""
+    params = {"name": name, "queue_id": queue_id, "now": now, "fence": fence}
     for _ in range(3):  # a concurrent registration of the same name is resolved by re-reading
         existing = await db.fetchone(db.sql.WORKER_BY_NAME, {"name": name})
         if existing is None:
@@ -83,10 +109,13 @@ async def get(db: Queryable, worker_id: int) -> WorkerInfo:
     return worker_info(row)
 
 
-async def status(db: Queryable, worker_id: int) -> WorkerStatus:
+async def status(db: Queryable, worker_id: int, fence: int | None = None) -> WorkerStatus:
+    """The worker's status; `stopped` for a handle of an earlier registration (`fence`)."""
     row = await db.fetchone(db.sql.WORKER_STATUS, {"id": worker_id})
     if row is None:
         raise WorkerNotFoundError(f"Worker with id '{worker_id}' not found")
+    if fence is not None and row[1] != fence:
+        return STOPPED
     return WorkerStatus.parse(row[0])
 
 
@@ -98,37 +127,59 @@ async def transition(
     reason: str,
     *,
     now: datetime | None = None,
+    beat: bool = False,
+    fence: int | None = None,
 ) -> None:
     """Move the worker to `to` if its status is in `allowed`, else `StateTransitionError`.
 
-    With `now`, the heartbeat is refreshed in the same statement; moving to `stopped` also
-    sets `shutdown_at` (and needs `now`).
+    With `beat`, the heartbeat is refreshed (at `now`) in the same statement; moving to
+    `stopped` also sets `shutdown_at`. With `fence`, only that registration is moved.
     """
     params: dict[str, Any] = {
         "id": worker_id,
         "to": to.db,
         "allowed": [s.db for s in allowed],
         "now": now,
+        "fence": fence,
     }
     if to == STOPPED:
         sql = db.sql.WORKER_STOP
-    elif now is not None:
+    elif beat:
         sql = db.sql.WORKER_SET_STATUS_BEAT
     else:
         sql = db.sql.WORKER_SET_STATUS
     if await db.fetchone(sql, params) is None:
-        current = await status(db, worker_id)
+        row = await db.fetchone(db.sql.WORKER_STATUS, {"id": worker_id})
+        if row is None:
+            raise WorkerNotFoundError(f"Worker with id '{worker_id}' not found")
+        if fence is not None and row[1] != fence:
+            raise superseded(worker_id)
         raise StateTransitionError(
-            f"Invalid state transition from {current.db} to {to.db}: {reason}"
+            f"Invalid state transition from {WorkerStatus.parse(row[0]).db} to {to.db}: {reason}"
         )
 
 
+async def start_polling(
+    db: Queryable, worker_id: int, fence: int | None, interval: float, now: datetime | None
+) -> bool:
+    """`ready`/`polling` → `polling` with a fresh beat and the heartbeat interval the loop
+    promises; False when the worker was in another status (or is another registration)."""
+    params = {"id": worker_id, "fence": fence, "interval": float(interval), "now": now}
+    return await db.fetchone(db.sql.WORKER_START_POLLING, params) is not None
+
+
 async def try_transition(
-    db: Queryable, worker_id: int, to: WorkerStatus, allowed: Iterable[WorkerStatus], now: datetime
+    db: Queryable,
+    worker_id: int,
+    to: WorkerStatus,
+    allowed: Iterable[WorkerStatus],
+    now: datetime | None,
+    *,
+    fence: int | None = None,
 ) -> bool:
     """`transition` that answers False instead of raising (for best-effort moves on exit)."""
     try:
-        await transition(db, worker_id, to, allowed, "", now=now if to == STOPPED else None)
+        await transition(db, worker_id, to, allowed, "", now=now, fence=fence)
     except (StateTransitionError, WorkerNotFoundError):
         return False
     return True
@@ -137,13 +188,20 @@ async def try_transition(
 NOT_STOPPED = (READY, POLLING, SUSPENDED, INTERRUPTED)
 
 
-async def mark_stopped(db: Queryable, worker_id: int, now: datetime) -> bool:
+async def mark_stopped(
+    db: Queryable, worker_id: int, now: datetime | None, *, fence: int | None = None
+) -> bool:
     """Any status to `stopped` (ephemeral workers at the end of their call, reclamation)."""
-    return await try_transition(db, worker_id, STOPPED, NOT_STOPPED, now)
+    return await try_transition(db, worker_id, STOPPED, NOT_STOPPED, now, fence=fence)
 
 
-async def heartbeat(db: Queryable, worker_id: int, now: datetime) -> None:
-    if not await db.execute(db.sql.WORKER_HEARTBEAT, {"id": worker_id, "now": now}):
+async def heartbeat(
+    db: Queryable, worker_id: int, now: datetime | None, fence: int | None = None
+) -> None:
+    params = {"id": worker_id, "now": now, "fence": fence}
+    if await db.fetchone(db.sql.WORKER_HEARTBEAT, params) is None:
+        if fence is not None and await db.fetchone(db.sql.WORKER_STATUS, {"id": worker_id}):
+            raise superseded(worker_id)
         raise WorkerNotFoundError(f"Worker with id '{worker_id}' not found")
 
 

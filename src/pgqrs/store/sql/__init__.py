@@ -30,6 +30,23 @@ class PostgresSql(MessagePostgres, BookkeepingPostgres, OperationsPostgres, Work
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _IN_LIST = re.compile(r"\bIN_LIST\(:(\w+)\)")
+_TS = re.compile(r"\bTS\((\w+(?:\.\w+)?)\)")
+
+# Parameters that name "now": NULL means the database's clock when the statement runs (the
+# SQLite executors fill the local time in at execution; PostgreSQL reads its own clock).
+NOW_PARAMS = ("now", "wall_now")
+_NOW = re.compile(r"(?<![:\w]):(now|wall_now)\b")
+
+# SQLite keeps timestamps as text, and text compares as time only in the fixed-width UTC form
+# the library writes (`YYYY-MM-DD HH:MM:SS.ffffff`, or the 19-character form of column
+# defaults). Other accepted forms (`T` separator, `Z` or an offset, other fractions: rows from
+# other programs) go through strftime first, which makes them UTC in that form at millisecond
+# precision. Our own rows take the first branch and keep their microseconds.
+_SQLITE_TS = (
+    "(CASE WHEN length({c}) IN (19, 26) AND substr({c}, 11, 1) = ' ' "
+    "AND substr({c}, -1) GLOB '[0-9]' THEN {c} "
+    "ELSE strftime('%Y-%m-%d %H:%M:%f', {c}) || '000' END)"
+)
 
 
 def render(
@@ -45,12 +62,16 @@ def render(
     if notify_channel is not None:
         literal = "'" + notify_channel.replace("'", "''") + "'"
         notify = f", (SELECT pg_notify({literal}, CAST(:queue_id AS text))) AS notified"
+    postgres = paramstyle == "pyformat"
 
     def adapt(text: str) -> str:
         text = text.replace("{s}", schema_prefix).replace("{notify}", notify)
-        if paramstyle == "pyformat":
+        if postgres:
+            text = _TS.sub(r"\1", text)
+            text = _NOW.sub(r"COALESCE(CAST(:\1 AS timestamptz), statement_timestamp())", text)
             text = _IN_LIST.sub(r"= ANY(:\1)", text)
             return _PARAM.sub(r"%(\1)s", text.replace("%", "%%"))
+        text = _TS.sub(lambda m: _SQLITE_TS.format(c=m[1]), text)
         return _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\1))", text)
 
     for name in dir(dialect):

@@ -12,6 +12,11 @@ class BookkeepingSql:
     SQLX_MIGRATIONS = "SELECT version, success FROM {s}_sqlx_migrations ORDER BY version"
     TABLES_PRESENT = "SELECT name FROM sqlite_master WHERE type = 'table' AND :schema = :schema"
     TYPES_PRESENT = "SELECT name FROM sqlite_master WHERE 0 AND :schema = :schema"
+    FUNCTIONS_PRESENT = "SELECT name FROM sqlite_master WHERE 0 AND :schema = :schema"
+    COLUMNS_PRESENT = (
+        "SELECT m.name || '.' || c.name FROM sqlite_master m, pragma_table_info(m.name) c "
+        "WHERE m.type = 'table' AND m.name LIKE 'pgqrs%' AND :schema = :schema"
+    )
     VERIFY_DANGLING = (
         "SELECT (SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE NOT EXISTS "
         "(SELECT 1 FROM {s}pgqrs_queues q WHERE q.id = m.queue_id)), "
@@ -27,4 +32,12 @@ class BookkeepingPostgres(BookkeepingSql):
     TYPES_PRESENT = (
         "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
         "WHERE n.nspname = :schema"
+    )
+    FUNCTIONS_PRESENT = (
+        "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = :schema"
+    )
+    COLUMNS_PRESENT = (
+        "SELECT table_name || '.' || column_name FROM information_schema.columns "
+        "WHERE table_schema = :schema"
     )

@@ -1,4 +1,12 @@
-"""Statements on `pgqrs_messages`: enqueue, claim, settle, look up."""
+"""Statements on `pgqrs_messages`: enqueue, claim, settle, look up.
+
+Times: `:now` is the time a statement acts at. Callers pass an injected time, or NULL for "the
+database's clock when the statement runs" (`render()` and the executors make it so: the server's
+`statement_timestamp()` on PostgreSQL, the local clock at execution on SQLite). Lease ends and
+delays are computed in SQL from it (`pgqrs_add_seconds`), so a statement that waited for a
+connection or a lock never lands with a lease that is already over (docs/guarantees.md, "Time").
+`TS(col)` marks a stored timestamp compared with another time (see `render()`).
+"""
 
 from __future__ import annotations
 
@@ -7,78 +15,131 @@ MSG_COLS = (
     "producer_worker_id, consumer_worker_id, archived_at"
 )
 
-# The worker named :worker_id is still polling (the poll loop's claims are guarded by it).
-POLLING = (
-    "EXISTS (SELECT 1 FROM {s}pgqrs_workers w WHERE w.id = :worker_id AND w.status = 'polling')"
-)
+# The worker named :worker_id is the registration the caller holds (`fence`, set anew each time
+# a name registers): a handle from an earlier registration of the same worker passes no check.
+CURRENT = "EXISTS (SELECT 1 FROM {s}pgqrs_workers w WHERE w.id = :worker_id AND w.fence = :fence"
+# ... and is still polling (the poll loop's claims are guarded by it).
+POLLING = f"{CURRENT} AND w.status = 'polling')"
+# ... and is not suspended: a suspended consumer takes no new work (docs/decisions.md).
+NOT_SUSPENDED = f"{CURRENT} AND w.status <> 'suspended')"
+# What a consumer may settle: its own unarchived messages, while it is the current registration.
+OWNED = f"consumer_worker_id = :worker_id AND archived_at IS NULL AND {CURRENT})"
 
-# The worker is not suspended: a suspended consumer takes no new work (docs/decisions.md).
-NOT_SUSPENDED = (
-    "NOT EXISTS (SELECT 1 FROM {s}pgqrs_workers w WHERE w.id = :worker_id "
-    "AND w.status = 'suspended')"
+# The poison threshold of queue :queue_id: its own `max_read_ct`, else the caller's default.
+QUEUE_LIMIT = (
+    "COALESCE((SELECT lq.max_read_ct FROM {s}pgqrs_queues lq WHERE lq.id = :queue_id), "
+    ":max_read_ct)"
 )
 
 # A message is visible (claimable) at :now when it is unarchived, its lease or delay is over and
-# it has not reached the poison threshold (semantics §7.1).
+# it has not reached its queue's poison threshold (docs/guarantees.md, "Visibility").
 VISIBLE = (
-    "archived_at IS NULL AND (vt IS NULL OR vt <= :now) AND COALESCE(read_ct, 0) < :max_read_ct"
+    f"archived_at IS NULL AND (vt IS NULL OR TS(vt) <= :now) AND COALESCE(read_ct, 0) < "
+    f"{QUEUE_LIMIT}"
 )
+
+# A claim's changes to each row it takes: the lease ends :lease seconds after :now.
+_TAKE = (
+    "consumer_worker_id = :worker_id, vt = {s}pgqrs_add_seconds(:now, :lease), "
+    "read_ct = COALESCE(read_ct, 0) + 1, dequeued_at = COALESCE(dequeued_at, :now)"
+)
+# The next batch in claim order (semantics §7.3), through the claim-order index (migration 8).
+# :ids are excluded: the poll loop archives them in the same statement (see LOOP_STEP).
+_NEXT_BATCH = (
+    "SELECT id FROM {s}pgqrs_messages WHERE queue_id = :queue_id AND {visible} AND {worker} "
+    "AND NOT (id IN_LIST(:ids)) ORDER BY enqueued_at, id LIMIT :limit"
+)
+
+
+def _claim_sqlite(worker: str) -> str:
+    # Runs inside BEGIN IMMEDIATE, so no other writer can claim the same rows meanwhile.
+    return (
+        f"UPDATE {{s}}pgqrs_messages SET {_TAKE} WHERE id IN ("
+        + _NEXT_BATCH.format(s="{s}", visible=VISIBLE, worker=worker)
+        + f") RETURNING {MSG_COLS}"
+    )
+
+
+def _claim_postgres(worker: str, *, archive_first: bool = False) -> str:
+    # SKIP LOCKED lets any number of consumers claim side by side without waiting on each other.
+    archived = (
+        "WITH archived AS (UPDATE {s}pgqrs_messages SET archived_at = :wall_now "
+        f"WHERE id = ANY(:ids) AND {OWNED} RETURNING id), "
+        if archive_first
+        else "WITH "
+    )
+    return (
+        archived
+        + "picked AS ("
+        + _NEXT_BATCH.format(s="{s}", visible=VISIBLE, worker=worker)
+        + " FOR UPDATE SKIP LOCKED) "
+        + f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked WHERE m.id = picked.id "
+        + "RETURNING "
+        + ", ".join(f"m.{col.strip()}" for col in MSG_COLS.split(","))
+    )
 
 
 class MessageSql:
     MSG_INSERT = (
         "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
-        "producer_worker_id) VALUES (:queue_id, :payload, :vt, :now, 0, :worker_id) RETURNING id"
+        "producer_worker_id) VALUES (:queue_id, :payload, {s}pgqrs_add_seconds(:now, :delay), "
+        ":now, 0, :worker_id) RETURNING id"
     )
     # :payloads is a list of stored JSON texts; one statement inserts the whole batch in order.
     MSG_INSERT_BATCH = (
         "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
-        "producer_worker_id) SELECT :queue_id, value, :vt, :now, 0, :worker_id "
-        "FROM json_each(:payloads) ORDER BY key RETURNING id"
+        "producer_worker_id) SELECT :queue_id, value, {s}pgqrs_add_seconds(:now, :delay), "
+        ":now, 0, :worker_id FROM json_each(:payloads) ORDER BY key RETURNING id"
     )
-    # Runs inside BEGIN IMMEDIATE, so no other writer can claim the same rows meanwhile. The
-    # claim-order index (migration 8) lets it stop after :limit rows (semantics §7.3).
-    MSG_CLAIM = (
-        "UPDATE {s}pgqrs_messages SET consumer_worker_id = :worker_id, vt = :vt, "
-        "read_ct = COALESCE(read_ct, 0) + 1, dequeued_at = COALESCE(dequeued_at, :now) "
-        "WHERE id IN (SELECT id FROM {s}pgqrs_messages WHERE queue_id = :queue_id AND "
-        f"{VISIBLE} AND {NOT_SUSPENDED} ORDER BY enqueued_at, id LIMIT :limit) "
-        f"RETURNING {MSG_COLS}"
-    )
-    # The poll loop's claim: nothing unless the worker is still polling, so the loop learns of
-    # an interrupt from the claim itself instead of a status read per iteration.
-    MSG_CLAIM_IF_POLLING = MSG_CLAIM.replace(NOT_SUSPENDED, POLLING)
+    MSG_CLAIM = _claim_sqlite(NOT_SUSPENDED)
     MSG_ARCHIVE = (
-        "UPDATE {s}pgqrs_messages SET archived_at = :archived_at WHERE id IN_LIST(:ids) "
-        "AND consumer_worker_id = :worker_id AND archived_at IS NULL RETURNING id"
+        "UPDATE {s}pgqrs_messages SET archived_at = :wall_now WHERE id IN_LIST(:ids) "
+        f"AND {OWNED} RETURNING id"
     )
     # One poll-loop iteration, as one transaction: archive what the last handler finished
-    # (:ids), then claim the next batch. The last statement's rows are the claimed messages.
-    LOOP_STEP: tuple[str, ...] = (MSG_ARCHIVE, MSG_CLAIM_IF_POLLING)
-    MSG_DELETE = (
-        "DELETE FROM {s}pgqrs_messages WHERE id IN_LIST(:ids) "
-        "AND consumer_worker_id = :worker_id RETURNING id"
-    )
+    # (:ids), then claim the next batch, unless the worker stopped polling. The last
+    # statement's rows are the claimed messages.
+    LOOP_STEP: tuple[str, ...] = (MSG_ARCHIVE, _claim_sqlite(POLLING))
+    MSG_DELETE = f"DELETE FROM {{s}}pgqrs_messages WHERE id IN_LIST(:ids) AND {OWNED} RETURNING id"
     MSG_REFERENCED_BY_RUN = (
         "SELECT message_id FROM {s}pgqrs_workflow_runs WHERE message_id IN_LIST(:ids)"
     )
     # max(vt, now) + seconds: the lease never ends earlier than it would have (semantics §7.4).
     MSG_EXTEND = (
-        "UPDATE {s}pgqrs_messages SET vt = pgqrs_add_seconds("
-        "CASE WHEN vt IS NULL OR vt < :now THEN :now ELSE vt END, :seconds) "
-        "WHERE id = :id AND consumer_worker_id = :worker_id AND archived_at IS NULL"
+        "UPDATE {s}pgqrs_messages SET vt = {s}pgqrs_add_seconds("
+        "CASE WHEN vt IS NULL OR TS(vt) < :now THEN :now ELSE vt END, :seconds) "
+        f"WHERE id = :id AND {OWNED}"
     )
+    # Heartbeats keep the leases of messages a handler holds alive.
     MSG_SET_LEASE = (
-        "UPDATE {s}pgqrs_messages SET vt = :vt WHERE id IN_LIST(:ids) "
-        "AND consumer_worker_id = :worker_id AND archived_at IS NULL"
+        "UPDATE {s}pgqrs_messages SET vt = {s}pgqrs_add_seconds(:now, :lease) "
+        f"WHERE id IN_LIST(:ids) AND {OWNED}"
     )
+    # Visible again :delay seconds after :now (an absolute time is :now with no delay).
     MSG_RELEASE = (
-        "UPDATE {s}pgqrs_messages SET vt = :vt, consumer_worker_id = NULL WHERE id IN_LIST(:ids) "
-        "AND consumer_worker_id = :worker_id AND archived_at IS NULL RETURNING id"
+        "UPDATE {s}pgqrs_messages SET vt = {s}pgqrs_add_seconds(:now, :delay), "
+        f"consumer_worker_id = NULL WHERE id IN_LIST(:ids) AND {OWNED} RETURNING id"
     )
+    # Give claims back: released and the claim's read count returned, so it never counts
+    # towards max_read_ct. For a claim cancelled before its messages reached a handler, and a
+    # workflow's planned wait ("release for scheduling", semantics §11.2).
+    MSG_GIVE_BACK = (
+        "UPDATE {s}pgqrs_messages SET vt = {s}pgqrs_add_seconds(:now, :delay), "
+        "consumer_worker_id = NULL, "
+        "read_ct = CASE WHEN COALESCE(read_ct, 0) > 0 THEN read_ct - 1 ELSE 0 END "
+        f"WHERE id IN_LIST(:ids) AND {OWNED} RETURNING id"
+    )
+    # Everything a worker holds, without fencing (its own shutdown, an ephemeral worker's end).
     MSG_RELEASE_WORKER = (
-        "UPDATE {s}pgqrs_messages SET vt = :vt, consumer_worker_id = NULL "
+        "UPDATE {s}pgqrs_messages SET vt = :now, consumer_worker_id = NULL "
         "WHERE consumer_worker_id = :worker_id AND archived_at IS NULL"
+    )
+    # What a stale worker held under a lease that is over: the owner is cleared, the message is
+    # visible from when its lease ended. A lease still running is never taken (recovery).
+    MSG_RELEASE_EXPIRED = (
+        "UPDATE {s}pgqrs_messages SET consumer_worker_id = NULL "
+        "WHERE consumer_worker_id = :worker_id AND archived_at IS NULL "
+        "AND (vt IS NULL OR TS(vt) <= :now)"
     )
     MSG_BY_ID = f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE id = :id"
     MSG_COUNT = "SELECT COUNT(*) FROM {s}pgqrs_messages WHERE archived_at IS NULL"
@@ -93,7 +154,7 @@ class MessageSql:
     )
     MSG_LIST_LEASED = (
         f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
-        "AND archived_at IS NULL AND consumer_worker_id IS NOT NULL AND vt > :now "
+        "AND archived_at IS NULL AND consumer_worker_id IS NOT NULL AND TS(vt) > :now "
         "ORDER BY id LIMIT :limit"
     )
     MSG_LIST_ARCHIVED_RECENT = (
@@ -107,42 +168,23 @@ class MessagePostgres(MessageSql):
     # per row), so idle consumers in other processes wake at once (Config.listen_notify).
     MSG_INSERT = (
         "WITH ins AS (INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, "
-        "read_ct, producer_worker_id) VALUES (:queue_id, :payload, :vt, :now, 0, :worker_id) "
+        "read_ct, producer_worker_id) VALUES (:queue_id, :payload, "
+        "{s}pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id) "
         "RETURNING id) SELECT ins.id FROM ins{notify}"
     )
     # :payloads arrives as one JSON array (built from the stored texts): the server splits it,
     # which costs far less than sending a text[] whose elements the driver escapes one by one.
     MSG_INSERT_BATCH = (
         "WITH ins AS (INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, "
-        "read_ct, producer_worker_id) SELECT :queue_id, e.value, :vt, :now, 0, :worker_id "
+        "read_ct, producer_worker_id) SELECT :queue_id, e.value, "
+        "{s}pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id "
         "FROM jsonb_array_elements(CAST(:payloads AS jsonb)) WITH ORDINALITY AS e(value, ord) "
         "ORDER BY e.ord RETURNING id) SELECT ins.id FROM ins{notify}"
     )
-    # SKIP LOCKED lets any number of consumers claim side by side without waiting on each other.
-    MSG_CLAIM = (
-        "WITH picked AS (SELECT id FROM {s}pgqrs_messages WHERE queue_id = :queue_id AND "
-        f"{VISIBLE} AND {NOT_SUSPENDED} ORDER BY enqueued_at, id LIMIT :limit "
-        "FOR UPDATE SKIP LOCKED) "
-        "UPDATE {s}pgqrs_messages m SET consumer_worker_id = :worker_id, vt = :vt, "
-        "read_ct = COALESCE(m.read_ct, 0) + 1, dequeued_at = COALESCE(m.dequeued_at, :now) "
-        "FROM picked WHERE m.id = picked.id RETURNING "
-        + ", ".join(f"m.{col.strip()}" for col in MSG_COLS.split(","))
-    )
+    MSG_CLAIM = _claim_postgres(NOT_SUSPENDED)
     # One statement and one commit per poll-loop iteration: a data-modifying CTE always runs to
-    # completion, so the archive happens even when nothing is claimed.
-    LOOP_STEP = (
-        "WITH archived AS (UPDATE {s}pgqrs_messages SET archived_at = :archived_at "
-        "WHERE id = ANY(:ids) AND consumer_worker_id = :worker_id AND archived_at IS NULL "
-        "RETURNING id), "
-        "picked AS (SELECT id FROM {s}pgqrs_messages WHERE queue_id = :queue_id AND "
-        f"{VISIBLE} AND {POLLING} ORDER BY enqueued_at, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
-        "UPDATE {s}pgqrs_messages m SET consumer_worker_id = :worker_id, vt = :vt, "
-        "read_ct = COALESCE(m.read_ct, 0) + 1, dequeued_at = COALESCE(m.dequeued_at, :now) "
-        "FROM picked WHERE m.id = picked.id RETURNING "
-        + ", ".join(f"m.{col.strip()}" for col in MSG_COLS.split(",")),
-    )
-    MSG_EXTEND = (
-        "UPDATE {s}pgqrs_messages SET vt = GREATEST(COALESCE(vt, :now), :now) "
-        "+ make_interval(secs => :seconds) "
-        "WHERE id = :id AND consumer_worker_id = :worker_id AND archived_at IS NULL"
-    )
+    # completion, so the archive happens even when nothing is claimed. All CTEs see one
+    # snapshot, in which a finished message whose lease lapsed is visible again: the claim
+    # excludes :ids, or it would take the row back and PostgreSQL would keep only one of the
+    # two updates of that row (the archive would be lost and the handler would run again).
+    LOOP_STEP = (_claim_postgres(POLLING, archive_first=True),)

@@ -8,14 +8,23 @@ rows through the partial archived index, so a queue's history never costs a tabl
 
 from __future__ import annotations
 
-from .messages import MSG_COLS
+from .messages import MSG_COLS, QUEUE_LIMIT
 
 # -- message states (semantics §7.1); each assumes `archived_at IS NULL` ----------------------
-_LEASED = "consumer_worker_id IS NOT NULL AND vt > :now"
-_NOT_LEASED = "(consumer_worker_id IS NULL OR vt IS NULL OR vt <= :now)"
-_PENDING = "COALESCE(read_ct, 0) < :max_read_ct AND (vt IS NULL OR vt <= :now)"
-_DELAYED = "COALESCE(read_ct, 0) < :max_read_ct AND vt > :now AND consumer_worker_id IS NULL"
-_POISON = f"COALESCE(read_ct, 0) >= :max_read_ct AND {_NOT_LEASED}"
+# `{limit}` is the row's poison threshold: the queue's own `max_read_ct`, else :max_read_ct.
+_LEASED = "consumer_worker_id IS NOT NULL AND TS(vt) > :now"
+_NOT_LEASED = "(consumer_worker_id IS NULL OR vt IS NULL OR TS(vt) <= :now)"
+_PENDING = "COALESCE(read_ct, 0) < {limit} AND (vt IS NULL OR TS(vt) <= :now)"
+_DELAYED = "COALESCE(read_ct, 0) < {limit} AND TS(vt) > :now AND consumer_worker_id IS NULL"
+_POISON = "COALESCE(read_ct, 0) >= {limit} AND " + _NOT_LEASED
+
+# The threshold of queue :queue_id (one queue), of the joined queue `lq` (every queue), and of
+# the message row's own queue (`queue_id` is the outer row's: pgqrs_queues has no such column).
+_ONE_QUEUE = QUEUE_LIMIT
+_JOINED = "COALESCE(lq.max_read_ct, :max_read_ct)"
+_ROW_QUEUE = (
+    "COALESCE((SELECT mq.max_read_ct FROM {s}pgqrs_queues mq WHERE mq.id = queue_id), :max_read_ct)"
+)
 
 
 def _count(condition: str) -> str:
@@ -24,13 +33,17 @@ def _count(condition: str) -> str:
 
 # Aggregates over unarchived rows: total, pending, delayed, leased, poison, oldest pending
 # enqueue, newest enqueue.
-_LIVE_AGGREGATES = (
-    "COUNT(*) AS live_total, "
-    f"{_count(_PENDING)} AS pending, {_count(_DELAYED)} AS delayed, "
-    f"{_count(_LEASED)} AS locked, {_count(_POISON)} AS poison, "
-    f"MIN(CASE WHEN {_PENDING} THEN enqueued_at END) AS oldest_pending, "
-    "MAX(enqueued_at) AS live_newest"
-)
+def _live_aggregates(limit: str) -> str:
+    pending = _PENDING.format(limit=limit)
+    return (
+        "COUNT(*) AS live_total, "
+        f"{_count(pending)} AS pending, {_count(_DELAYED.format(limit=limit))} AS delayed, "
+        f"{_count(_LEASED)} AS locked, {_count(_POISON.format(limit=limit))} AS poison, "
+        f"MIN(CASE WHEN {pending} THEN enqueued_at END) AS oldest_pending, "
+        "MAX(enqueued_at) AS live_newest"
+    )
+
+
 _DONE_AGGREGATES = "COUNT(*) AS archived, MAX(enqueued_at) AS done_newest"
 
 # The row shape every queue-metrics statement returns.
@@ -43,8 +56,8 @@ _METRICS_SELECT = (
 # A message was a dead letter when it reached the poison threshold and was not leased: now for
 # an unarchived row, at its archive time for an archived one (what `dlq()` archives).
 _DEAD_LETTER = (
-    "COALESCE(read_ct, 0) >= :max_read_ct AND (consumer_worker_id IS NULL OR vt IS NULL "
-    "OR vt <= COALESCE(archived_at, :now))"
+    "COALESCE(read_ct, 0) >= {limit} AND (consumer_worker_id IS NULL OR vt IS NULL "
+    "OR TS(vt) <= COALESCE(TS(archived_at), :now))"
 )
 
 # Nothing may still point at a worker that is deleted.
@@ -57,8 +70,21 @@ _WORKER_UNREFERENCED = (
     "{s}pgqrs_workers.id)"
 )
 
+# How long a worker may stay silent: :window when the caller names one (an admin sweep), else
+# :factor heartbeats of the interval the worker's own loop promised (:interval for workers that
+# never said). A sweeping poll loop also passes :healthy_for, how long its own database calls
+# have succeeded without a gap: a worker is judged only on a silence the sweeper saw in full,
+# so after an outage that stalled everyone nobody is stopped for the outage itself.
+_SILENCE = (
+    "COALESCE(CAST(:window AS DOUBLE PRECISION), "
+    ":factor * COALESCE(heartbeat_interval_seconds, :interval))"
+)
 # `:statuses` are the statuses a sweep may stop (every one but `stopped` for an admin call).
-_STALE = "status IN_LIST(:statuses) AND heartbeat_at < :cutoff AND id <> :exclude"
+_STALE = (
+    "status IN_LIST(:statuses) AND id <> :exclude "
+    f"AND TS(heartbeat_at) < {{s}}pgqrs_add_seconds(:now, -{_SILENCE}) "
+    f"AND (CAST(:healthy_for AS DOUBLE PRECISION) IS NULL OR :healthy_for >= {_SILENCE})"
+)
 
 _HEALTH_COLUMNS = (
     "COUNT(w.id), "
@@ -67,7 +93,7 @@ _HEALTH_COLUMNS = (
         for status in ("ready", "polling", "interrupted", "suspended", "stopped")
     )
     + ", "
-    + _count("w.status IN ('ready', 'polling') AND w.heartbeat_at < :cutoff")
+    + _count("w.status IN ('ready', 'polling') AND TS(w.heartbeat_at) < :cutoff")
 )
 
 
@@ -76,14 +102,15 @@ class OperationsSql:
     # The queue id is a bound value, not a subquery, so PostgreSQL plans for that queue's own
     # row counts: a small queue inside a big table gets a plain index scan, no parallel workers.
     QUEUE_METRICS = (
-        f"WITH live AS (SELECT {_LIVE_AGGREGATES} FROM {{s}}pgqrs_messages "
+        f"WITH live AS (SELECT {_live_aggregates(_ONE_QUEUE)} FROM {{s}}pgqrs_messages "
         "WHERE queue_id = :queue_id AND archived_at IS NULL), "
         f"done AS (SELECT {_DONE_AGGREGATES} FROM {{s}}pgqrs_messages "
         "WHERE queue_id = :queue_id AND archived_at IS NOT NULL) "
         f"{_METRICS_SELECT} FROM {{s}}pgqrs_queues q, live, done WHERE q.id = :queue_id"
     )
     QUEUE_METRICS_ALL = (
-        f"WITH live AS (SELECT queue_id, {_LIVE_AGGREGATES} FROM {{s}}pgqrs_messages "
+        f"WITH live AS (SELECT queue_id, {_live_aggregates(_JOINED)} FROM {{s}}pgqrs_messages "
+        "JOIN {s}pgqrs_queues lq ON lq.id = queue_id "
         "WHERE archived_at IS NULL GROUP BY queue_id), "
         f"done AS (SELECT queue_id, {_DONE_AGGREGATES} FROM {{s}}pgqrs_messages "
         "WHERE archived_at IS NOT NULL GROUP BY queue_id) "
@@ -92,8 +119,8 @@ class OperationsSql:
         "ORDER BY q.queue_name"
     )
     SYSTEM_STATS = (
-        f"WITH live AS (SELECT {_LIVE_AGGREGATES} FROM {{s}}pgqrs_messages "
-        "WHERE archived_at IS NULL), "
+        f"WITH live AS (SELECT {_live_aggregates(_JOINED)} FROM {{s}}pgqrs_messages "
+        "JOIN {s}pgqrs_queues lq ON lq.id = queue_id WHERE archived_at IS NULL), "
         "done AS (SELECT COUNT(*) AS archived FROM {s}pgqrs_messages "
         "WHERE archived_at IS NOT NULL) "
         "SELECT (SELECT COUNT(*) FROM {s}pgqrs_queues), (SELECT COUNT(*) FROM {s}pgqrs_workers), "
@@ -107,11 +134,11 @@ class OperationsSql:
     QUEUE_THROUGHPUT = (
         "SELECT q.queue_name, "
         "(SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE m.queue_id = q.id "
-        "AND m.archived_at IS NOT NULL AND m.archived_at >= :since), "
+        "AND m.archived_at IS NOT NULL AND TS(m.archived_at) >= :since), "
         "(SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE m.queue_id = q.id "
-        "AND m.archived_at IS NOT NULL AND m.enqueued_at >= :since) + "
+        "AND m.archived_at IS NOT NULL AND TS(m.enqueued_at) >= :since) + "
         "(SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE m.queue_id = q.id "
-        "AND m.archived_at IS NULL AND m.enqueued_at >= :since) "
+        "AND m.archived_at IS NULL AND TS(m.enqueued_at) >= :since) "
         "FROM {s}pgqrs_queues q ORDER BY q.queue_name"
     )
     WORKER_HEALTH_GLOBAL = f"SELECT {_HEALTH_COLUMNS} FROM {{s}}pgqrs_workers w"
@@ -136,21 +163,25 @@ class OperationsSql:
     # -- dead letters ------------------------------------------------------------------------
     DLQ_ARCHIVE = (
         "UPDATE {s}pgqrs_messages SET archived_at = :now "
-        f"WHERE archived_at IS NULL AND {_POISON} RETURNING id"
+        f"WHERE archived_at IS NULL AND {_POISON.format(limit=_ROW_QUEUE)} RETURNING id"
     )
     DLQ_ARCHIVE_QUEUE = (
         "UPDATE {s}pgqrs_messages SET archived_at = :now WHERE queue_id = :queue_id "
-        f"AND archived_at IS NULL AND {_POISON} RETURNING id"
+        f"AND archived_at IS NULL AND {_POISON.format(limit=_ONE_QUEUE)} RETURNING id"
     )
-    DLQ_LIST = f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE {_DEAD_LETTER} ORDER BY id"
+    DLQ_LIST = (
+        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages "
+        f"WHERE {_DEAD_LETTER.format(limit=_ROW_QUEUE)} ORDER BY id"
+    )
     DLQ_LIST_QUEUE = (
         f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
-        f"AND {_DEAD_LETTER} ORDER BY id"
+        f"AND {_DEAD_LETTER.format(limit=_ONE_QUEUE)} ORDER BY id"
     )
     DLQ_REPLAY = (
         "UPDATE {s}pgqrs_messages SET read_ct = 0, vt = :now, enqueued_at = :now, "
         "archived_at = NULL, consumer_worker_id = NULL, dequeued_at = NULL "
-        f"WHERE id = :id AND (archived_at IS NOT NULL OR ({_POISON})) RETURNING {MSG_COLS}"
+        f"WHERE id = :id AND (archived_at IS NOT NULL OR ({_POISON.format(limit=_ROW_QUEUE)})) "
+        f"RETURNING {MSG_COLS}"
     )
 
     # -- cleanup -----------------------------------------------------------------------------
@@ -165,7 +196,7 @@ class OperationsSql:
     )
     WORKERS_PURGE_OLD = (
         "DELETE FROM {s}pgqrs_workers WHERE status = 'stopped' "
-        "AND COALESCE(shutdown_at, heartbeat_at) < :cutoff "
+        "AND (TS(shutdown_at) < :cutoff OR (shutdown_at IS NULL AND TS(heartbeat_at) < :cutoff)) "
         f"AND {_WORKER_UNREFERENCED}"
     )
     WORKER_MESSAGES = (
@@ -175,7 +206,8 @@ class OperationsSql:
     # One bounded chunk, oldest archive first; a message a workflow run points at is kept.
     PURGE_ARCHIVED_CHUNK = (
         "DELETE FROM {s}pgqrs_messages WHERE id IN (SELECT m.id FROM {s}pgqrs_messages m "
-        "WHERE m.queue_id = :queue_id AND m.archived_at IS NOT NULL AND m.archived_at < :cutoff "
+        "WHERE m.queue_id = :queue_id AND m.archived_at IS NOT NULL "
+        "AND TS(m.archived_at) < :cutoff "
         "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_workflow_runs r WHERE r.message_id = m.id) "
         "ORDER BY m.archived_at LIMIT :limit)"
     )
@@ -185,7 +217,8 @@ class OperationsPostgres(OperationsSql):
     # Concurrent purgers skip each other's chunks instead of queueing on row locks.
     PURGE_ARCHIVED_CHUNK = (
         "DELETE FROM {s}pgqrs_messages WHERE id IN (SELECT m.id FROM {s}pgqrs_messages m "
-        "WHERE m.queue_id = :queue_id AND m.archived_at IS NOT NULL AND m.archived_at < :cutoff "
+        "WHERE m.queue_id = :queue_id AND m.archived_at IS NOT NULL "
+        "AND TS(m.archived_at) < :cutoff "
         "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_workflow_runs r WHERE r.message_id = m.id) "
         "ORDER BY m.archived_at LIMIT :limit FOR UPDATE OF m SKIP LOCKED)"
     )

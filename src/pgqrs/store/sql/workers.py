@@ -1,38 +1,57 @@
-"""Statements on `pgqrs_workers`: registration and guarded status changes."""
+"""Statements on `pgqrs_workers`: registration and guarded status changes.
+
+`fence` is drawn anew each time a name registers (a fresh row or a stopped one brought back);
+statements given a `:fence` act only while the row is still that registration, so a handle left
+over from an earlier one (a process that was cut off, then replaced) changes nothing. Admin
+handles pass NULL and act on whatever registration the row has.
+"""
 
 from __future__ import annotations
 
 WORKER_COLS = "id, name, status, queue_id, heartbeat_at, started_at, shutdown_at"
 
+_THIS_REGISTRATION = "(CAST(:fence AS BIGINT) IS NULL OR fence = :fence)"
+
 
 class WorkerSql:
     WORKER_INSERT = (
-        "INSERT INTO {s}pgqrs_workers (name, queue_id, started_at, heartbeat_at, status) "
-        f"VALUES (:name, :queue_id, :now, :now, 'ready') RETURNING {WORKER_COLS}"
+        "INSERT INTO {s}pgqrs_workers (name, queue_id, started_at, heartbeat_at, status, fence) "
+        f"VALUES (:name, :queue_id, :now, :now, 'ready', :fence) RETURNING {WORKER_COLS}"
     )
     WORKER_REREGISTER = (
         "UPDATE {s}pgqrs_workers SET status = 'ready', queue_id = :queue_id, started_at = :now, "
-        "heartbeat_at = :now, shutdown_at = NULL WHERE id = :id AND status = 'stopped' "
+        "heartbeat_at = :now, shutdown_at = NULL, fence = :fence, "
+        "heartbeat_interval_seconds = NULL WHERE id = :id AND status = 'stopped' "
         f"RETURNING {WORKER_COLS}"
     )
     WORKER_BY_NAME = f"SELECT {WORKER_COLS} FROM {{s}}pgqrs_workers WHERE name = :name"
     WORKER_BY_ID = f"SELECT {WORKER_COLS} FROM {{s}}pgqrs_workers WHERE id = :id"
     WORKER_LIST = f"SELECT {WORKER_COLS} FROM {{s}}pgqrs_workers ORDER BY started_at DESC, id DESC"
     WORKER_COUNT = "SELECT COUNT(*) FROM {s}pgqrs_workers"
-    WORKER_STATUS = "SELECT status FROM {s}pgqrs_workers WHERE id = :id"
+    WORKER_STATUS = "SELECT status, fence FROM {s}pgqrs_workers WHERE id = :id"
     WORKER_SET_STATUS = (
         "UPDATE {s}pgqrs_workers SET status = :to WHERE id = :id AND status IN_LIST(:allowed) "
-        "RETURNING status"
+        f"AND {_THIS_REGISTRATION} RETURNING status"
     )
     WORKER_SET_STATUS_BEAT = (
         "UPDATE {s}pgqrs_workers SET status = :to, heartbeat_at = :now "
-        "WHERE id = :id AND status IN_LIST(:allowed) RETURNING status"
+        f"WHERE id = :id AND status IN_LIST(:allowed) AND {_THIS_REGISTRATION} RETURNING status"
+    )
+    # A poll loop starts: `polling`, a fresh beat, and the interval it promises to beat at,
+    # by which every sweep judges it (docs/guarantees.md, "Worker lifecycle").
+    WORKER_START_POLLING = (
+        "UPDATE {s}pgqrs_workers SET status = 'polling', heartbeat_at = :now, "
+        "heartbeat_interval_seconds = :interval WHERE id = :id AND status IN ('ready', 'polling') "
+        f"AND {_THIS_REGISTRATION} RETURNING status"
     )
     WORKER_STOP = (
         "UPDATE {s}pgqrs_workers SET status = 'stopped', shutdown_at = :now "
-        "WHERE id = :id AND status IN_LIST(:allowed) RETURNING status"
+        f"WHERE id = :id AND status IN_LIST(:allowed) AND {_THIS_REGISTRATION} RETURNING status"
     )
-    WORKER_HEARTBEAT = "UPDATE {s}pgqrs_workers SET heartbeat_at = :now WHERE id = :id"
+    WORKER_HEARTBEAT = (
+        "UPDATE {s}pgqrs_workers SET heartbeat_at = :now "
+        f"WHERE id = :id AND {_THIS_REGISTRATION} RETURNING status"
+    )
     WORKER_HELD_COUNT = (
         "SELECT COUNT(*) FROM {s}pgqrs_messages "
         "WHERE consumer_worker_id = :id AND archived_at IS NULL"

@@ -91,14 +91,6 @@ class WorkflowSql:
     RUN_ERROR_STEP_RETRIES = (
         "SELECT retry_at FROM {s}pgqrs_workflow_steps WHERE run_id = :id AND status = 'ERROR'"
     )
-    # "Release for scheduling" (semantics §11.2): a planned retry or pause gives the claim back
-    # to the message's budget, so waiting never turns a healthy run into poison.
-    MSG_RELEASE_FOR_SCHEDULING = (
-        "UPDATE {s}pgqrs_messages SET vt = :vt, consumer_worker_id = NULL, "
-        "read_ct = CASE WHEN COALESCE(read_ct, 0) > 0 THEN read_ct - 1 ELSE 0 END "
-        "WHERE id = :id AND consumer_worker_id = :worker_id AND archived_at IS NULL RETURNING id"
-    )
-
     # -- steps ---------------------------------------------------------------------------------
     # One statement, so one transaction: only a run that is not being cancelled gets a step.
     # Absent: a new RUNNING row. SUCCESS or ERROR: unchanged (the caller decides what follows).
@@ -148,6 +140,9 @@ class WorkflowSql:
 
 
 class WorkflowPostgres(WorkflowSql):
+    # The failure being recorded holds the step's row until it commits: two failures recorded
+    # at once then count two attempts, never the same one twice (SQLite's writers take turns).
+    STEP_RETRY_COUNT = WorkflowSql.STEP_RETRY_COUNT + " FOR UPDATE"
     # One statement: the insert's own row, or the run that was there before it. (A run
     # inserted by a concurrent creator after this statement began is re-read by the caller.)
     RUN_OPEN_FOR_MESSAGE = (
