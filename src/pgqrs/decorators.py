@@ -20,6 +20,7 @@ from .errors import (
     TransientStepError,
     ValidationError,
     WorkflowCancelledError,
+    is_transient,
 )
 from .policy import StepRetryPolicy
 from .step_guard import retry_after_of
@@ -140,7 +141,8 @@ async def _run_workflow(
     except (TransientStepError, StepNotReadyError, PausedError, WorkflowCancelledError):
         raise
     except Exception as exc:  # RetriesExhaustedError included: the run has failed
-        await _fail_unless_finished(run, exc)
+        if not is_transient(exc):  # a database outage is not the run's failure: it resumes
+            await _fail_unless_finished(run, exc)
         raise
 
 
@@ -212,7 +214,9 @@ def _make_step(
         except _PASS_THROUGH:
             raise
         except Exception as exc:
-            if not getattr(exc, _RECORDED, False):
+            # A database outage (while the body ran, or while its result was saved) is not
+            # the step's failure: nothing is recorded, and the step runs again on resumption.
+            if not getattr(exc, _RECORDED, False) and not is_transient(exc):
                 await guard.fail(str(exc))
                 _mark_recorded(exc)
             raise

@@ -46,7 +46,21 @@ class PgqrsError(Exception):
 
 
 class PgqrsConnectionError(PgqrsError):
-    """The database could not be reached, or a query failed."""
+    """The database could not be reached, or a query failed.
+
+    `transient` says whether the same call may succeed later unchanged (a lost connection, a
+    restart, a lock, a full disk); a query the database refuses as such is not.
+    """
+
+    transient = True
+
+
+def is_transient(err: BaseException) -> bool:
+    """A failure of the database or the network, not of the work: it says nothing about what
+    was being done, so it is never recorded as the outcome of a step or a run."""
+    if isinstance(err, TimeoutError):
+        return True
+    return isinstance(err, PgqrsConnectionError) and bool(err.transient)
 
 
 class NotFoundError(PgqrsError):

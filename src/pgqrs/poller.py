@@ -346,8 +346,12 @@ class Runner:
             yield
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Not `await task` inside suppress(CancelledError): that would also swallow a
+            # cancellation of the loop itself arriving now (the loop would end suspended
+            # instead of cancelled).
+            await asyncio.wait((task,))
+            if not task.cancelled():
+                task.exception()  # retrieved; the beat logs its own failures
 
     async def _beat(self) -> None:
         """Heartbeat every H seconds; while a handler holds messages, keep their lease alive."""

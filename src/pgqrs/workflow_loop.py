@@ -21,6 +21,7 @@ from .errors import (
     StepNotReadyError,
     TransientStepError,
     WorkflowCancelledError,
+    is_transient,
 )
 from .policy import message_backoff_seconds
 from .poller import Handler, call_handler
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from .poller import Runner
 
 log = logging.getLogger("pgqrs")
+
+# How soon a run the database failed under is tried again.
+OUTAGE_RETRY_SECONDS = 1.0
 
 
 class WorkflowSettler:
@@ -95,6 +99,9 @@ class _Delivery:
             await self.fail_if_open(record.id, str(exc))
             await self.archive()
         except Exception as exc:
+            if is_transient(exc):
+                await self.retry_after_outage(record.id, exc)
+                return None
             log.warning(
                 "workflow handler failed for run %s (message %s)",
                 record.id,
@@ -118,6 +125,20 @@ class _Delivery:
         released = await messages.give_back(self.store.db, [self.message.id], consumer.owner, vt)
         if released and vt <= self.t:  # visible at once: wake idle loops (later ones poll)
             self.store.wakeups.notify(queue_key(self.message.queue_id))
+
+    async def retry_after_outage(self, run_id: int, err: Exception) -> None:
+        """The database failed under the run (a restart, a lost connection): nothing about
+        the run was decided, so its message is given back, without counting the delivery,
+        and the run resumes shortly. If the database is still away, giving back fails too and
+        the loop's own failure handling (and the lease) take over."""
+        log.warning(
+            "workflow run %s (message %s) met a database error; it resumes in %ss: %s",
+            run_id,
+            self.message.id,
+            OUTAGE_RETRY_SECONDS,
+            err,
+        )
+        await self.release_for_scheduling(self.t + seconds(OUTAGE_RETRY_SECONDS))
 
     async def after_failure(self, run_id: int) -> None:
         """An unexpected exception: a run that is over is archived (a pending cancellation is

@@ -7,14 +7,17 @@ gives up (semantics §10.1); connecting through a cut link fails with PgqrsConne
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 import pgqrs
+from pgqrs.decorators import step, workflow
 from tests.conftest import Target
 from tests.support.proxy import Proxy
+from tests.support.workflows import WF, new_run
 
 pytestmark = pytest.mark.backends("postgres")
 
@@ -105,3 +108,45 @@ def _fields(config: pgqrs.Config) -> dict[str, object]:
         "connection_timeout_seconds": config.connection_timeout_seconds,
         "max_connections": config.max_connections,
     }
+
+
+async def test_an_outage_as_a_step_result_is_saved_never_fails_the_run(
+    store: pgqrs.Store, target: Target, proxy: Proxy
+) -> None:
+    """Issue 10, defect 12: the database went away while a step's result was being saved; the
+    connection error was recorded as the step's permanent failure and the run ended ERROR (its
+    trigger archived: it never resumed). A database failure is never the work's outcome: the
+    step is recorded as nothing, its message comes back, and the run resumes and succeeds."""
+    config = target.config(connection_timeout_seconds=10, max_connections=2)
+    remote = await pgqrs.connect_with(pgqrs.Config(through(target, proxy), **_fields(config)))
+    calls: Counter[str] = Counter()
+
+    @step
+    async def charge(run: pgqrs.Run, amount: int) -> int:
+        calls["charge"] += 1
+        if calls["charge"] == 1:
+            proxy.cut()  # the link drops as the body returns: saving the result fails
+            asyncio.get_running_loop().call_later(0.3, proxy.restore)
+        return amount * 2
+
+    @workflow(name=WF)
+    async def flow(run: pgqrs.Run, amount: int) -> dict[str, int]:
+        return {"charged": await charge(run, amount)}
+
+    run = await new_run(store, 21)
+    try:
+        consumer = await remote.consumer(WF)
+        builder = pgqrs.dequeue().worker(consumer).poll_interval(20).lease(2)
+        task = asyncio.create_task(builder.handle_workflow(flow).poll(remote))
+        trigger = await (await store.get_messages()).get(run.message_id)
+        result = await pgqrs.run().message(trigger).store(store).result(timeout=30)
+        assert result == {"charged": 42}
+        assert calls["charge"] == 2  # the first result was never saved: the body ran again
+        [record] = await (await store.get_workflow_steps()).list_by_run(run.id())
+        assert (record.status, record.error, record.retry_count) == ("SUCCESS", None, 0)
+        await consumer.interrupt()
+        with pytest.raises(pgqrs.SuspendedError):
+            await asyncio.wait_for(task, 15)
+    finally:
+        proxy.restore()
+        await remote.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 
 import pgqrs
+from tests.conftest import Target
 
 WAIT = 10.0  # upper bound for anything a test waits on; reaching it is a failure
 
@@ -422,3 +425,98 @@ def test_builder_setters_and_read_back() -> None:
         builder.until(-1)
     with pytest.raises(ValueError, match="Invalid ISO 8601 timestamp"):
         builder.at("2026-01-01T00:00:00")  # naive
+
+
+async def test_a_message_finished_after_its_lease_lapsed_is_archived_not_rerun(
+    store: pgqrs.Store, queue: str
+) -> None:
+    """Issue 10, defect 2: on PostgreSQL the statement that archives what a handler finished
+    and claims the next batch saw one snapshot, in which a finished message whose lease had
+    lapsed was visible again: it was claimed back, the archive was lost, and the handler ran
+    again. A message whose handler returned is archived, never claimed again by that step."""
+    consumer = await store.consumer(queue)
+    mid = await (await store.producer(queue)).enqueue("slow")
+    calls: list[int] = []
+
+    async def handler(message: pgqrs.QueueMessage) -> None:
+        calls.append(message.id)
+        time.sleep(1.5)  # blocks the event loop: no heartbeat renews the 1 s lease meanwhile
+
+    task = asyncio.create_task(loop(consumer).lease(1).handle(handler).poll(store))
+    messages = await store.get_messages()
+
+    async def archived() -> bool:
+        return (await messages.get(mid)).archived_at is not None
+
+    await eventually(archived)
+    await stop(consumer, task)
+    assert calls == [mid]
+    assert (await messages.get(mid)).read_ct == 1
+
+
+# Not on S3: the rival's store is a second writer of one object (semantics §16).
+@pytest.mark.backends("sqlite", "postgres", "turso")
+async def test_a_blocking_plain_handler_keeps_its_lease(
+    store: pgqrs.Store, make_store: Callable[..., Awaitable[pgqrs.Store]], target: Target
+) -> None:
+    """Issue 10, defect 3: plain-function handlers ran on the event loop, so heartbeats could
+    not extend their leases and another consumer took the message while the first still worked
+    on it. They run on a thread now; the loop (and its heartbeats) go on meanwhile. The rival
+    claims from a thread of its own, so a blocked loop cannot hold it back."""
+    await store.queue("jobs")
+    fast = await make_store(heartbeat_interval_seconds=1)
+    consumer = await fast.consumer("jobs")
+    mid = await (await store.producer("jobs")).enqueue("blocking")
+    calls: list[int] = []
+    started, finished = threading.Event(), threading.Event()
+
+    def handler(message: pgqrs.QueueMessage) -> None:
+        calls.append(message.id)
+        started.set()
+        time.sleep(2.5)  # the work itself, blocking, longer than the 1 s lease
+        finished.set()
+
+    stolen: list[int] = []
+
+    async def rival() -> None:
+        async with await target.connect() as other:
+            claimer = await other.consumer("jobs")
+            assert started.wait(WAIT)
+            while not finished.is_set():
+                stolen.extend(m.id for m in await claimer.dequeue())
+                await asyncio.sleep(0.05)
+
+    rival_thread = threading.Thread(target=asyncio.run, args=(rival(),))
+    rival_thread.start()
+    task = asyncio.create_task(loop(consumer).lease(1).handle(handler).poll(fast))
+    await asyncio.to_thread(rival_thread.join, WAIT)
+    messages = await store.get_messages()
+
+    async def archived() -> bool:
+        return (await messages.get(mid)).archived_at is not None
+
+    await eventually(archived)
+    await stop(consumer, task)
+    assert (calls, stolen) == ([mid], [])
+
+
+async def test_plain_handlers_of_several_loops_run_at_once(store: pgqrs.Store, queue: str) -> None:
+    """Issue 10, defect 3: `pgqrs run --concurrency 4` with a blocking handler ran one handler
+    at a time (every one blocked the event loop). Each loop runs its plain handlers on a thread
+    of its own, so four loops run four at once."""
+    await (await store.producer(queue)).enqueue_batch(list(range(4)))
+    together = threading.Barrier(4, timeout=WAIT)
+    done: list[int] = []
+
+    def handler(message: pgqrs.QueueMessage) -> None:
+        together.wait()  # passes only when four handlers are inside at the same time
+        done.append(message.id)
+
+    consumers = [await store.consumer(queue) for _ in range(4)]
+    builders = [loop(c).handle(handler) for c in consumers]
+    task = asyncio.create_task(pgqrs.run_workers(store, builders, signals=()))
+    await eventually(lambda: len(done) == 4)
+    await consumers[0].interrupt()  # the others follow it (run_workers); its ending is raised
+    with pytest.raises(pgqrs.SuspendedError):
+        await asyncio.wait_for(task, WAIT)
+    assert not together.broken

@@ -285,6 +285,36 @@ async def test_network_failure_then_retry(
 
 
 @pytest.mark.slow
+async def test_an_upload_that_lands_after_its_timeout_is_no_conflict(
+    backend: str, own_server: tuple[S3Server, str], tmp_path: Path
+) -> None:
+    """Issue 10, defect 5: an upload that went through while its caller had stopped waiting
+    (a timeout, or a cancellation) left the store's recorded ETag behind; the next operation
+    took the store's own upload for another writer's and reported a sync conflict (a poll
+    loop on that store then stopped). A single writer never conflicts with itself."""
+    server, dsn = own_server
+    config = pgqrs.Config(dsn, s3_cache_dir=str(tmp_path / "c"), connection_timeout_seconds=1)
+    store = await pgqrs.connect_with(config)
+    try:
+        await pgqrs.admin(store).install()
+        await store.queue("jobs")
+        producer = await store.producer("jobs")
+        await producer.enqueue("before")
+        server.late_put_replies = 1.5
+        with pytest.raises(pgqrs.TimeoutError):
+            await producer.enqueue("slow")  # committed and uploaded; the reply came too late
+        server.late_put_replies = 0.0
+        await producer.enqueue("after")
+        assert await pgqrs.as_s3(store).state() == SyncState.InSync
+        consumer = await store.consumer("jobs")
+        got = [m.payload for m in await consumer.dequeue_many_with_delay(10, 30)]
+        assert got == ["before", "slow", "after"]
+    finally:
+        server.late_put_replies = 0.0
+        await store.close()
+
+
+@pytest.mark.slow
 async def test_a_silent_endpoint_times_out(
     backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

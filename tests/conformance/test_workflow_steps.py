@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 import pgqrs
+from tests.conftest import StoreFactory
 
-from ..support.workflows import at, new_run, parse, step_row
+from ..support.workflows import at, message_of, new_run, parse, step_row
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 EXECUTE, SKIPPED = pgqrs.StepResultStatus.Execute, pgqrs.StepResultStatus.Skipped
@@ -271,3 +272,24 @@ async def test_step_builder(store: pgqrs.Store) -> None:
     assert done.guard is not None
     await done.guard.success("ok")
     assert (await pgqrs.step().run(run).name("t").execute()).value == "ok"
+
+
+# Not on S3: two writing stores on one object conflict by design (semantics §16).
+@pytest.mark.backends("sqlite", "postgres", "turso")
+async def test_concurrent_failures_of_a_step_are_each_counted(
+    store: pgqrs.Store, make_store: StoreFactory
+) -> None:
+    """Issue 10, defect 6: on PostgreSQL two failures of one step recorded at the same time
+    both read the same retry_count and wrote the same increment (29 of 30 trials), so a step
+    could run more often than its policy allows. Every failure is now counted."""
+    other = await make_store()
+    policy = pgqrs.StepRetryPolicy(max_attempts=100)
+    for _ in range(15):
+        run = await new_run(store)
+        twin = await pgqrs.run().message(await message_of(store, run)).store(other).execute()
+        guards = [
+            await guard_of(run, "charge", T0, retry=policy),
+            await guard_of(twin, "charge", T0, retry=policy),
+        ]
+        await asyncio.gather(*(g.fail_transient("BUSY", "try later", 0) for g in guards))
+        assert (await step_row(store, run, "charge")).retry_count == 2

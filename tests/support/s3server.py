@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +35,9 @@ class S3Server(ThreadedMotoServer):
 
     def __init__(self, port: int = 0) -> None:
         super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
+        # Seconds the server waits before answering a PUT it has already carried out: the
+        # client's request lands, its reply comes too late (a timeout after the fact).
+        self.late_put_replies = 0.0
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
 
     def _server_entry(self) -> None:
@@ -42,7 +46,10 @@ class S3Server(ThreadedMotoServer):
 
         def one_at_a_time(environ: Any, start_response: Any) -> Iterable[bytes]:
             with lock:
-                return list(app(environ, start_response))
+                body = list(app(environ, start_response))
+                if environ.get("REQUEST_METHOD") == "PUT" and self.late_put_replies:
+                    time.sleep(self.late_put_replies)  # the fault: a reply that comes late
+                return body
 
         self._server = make_server(
             self._ip_address, self._port, one_at_a_time, True, request_handler=MotoRequestHandler

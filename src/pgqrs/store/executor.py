@@ -83,11 +83,14 @@ class JsonTexts(list[str]):
 class UniqueViolation(PgqrsConnectionError):
     """A unique constraint refused a write; callers expecting races make it a domain error."""
 
+    transient = False
+
 
 class NotInstalledError(PgqrsConnectionError):
     """A pgqrs table is missing: the schema was never installed (or is in another schema)."""
 
     not_installed = True
+    transient = False
 
 
 def not_installed(detail: str) -> NotInstalledError:

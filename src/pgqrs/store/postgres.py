@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
@@ -25,6 +26,7 @@ from ..config import Config, parse_dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
 from .executor import JsonTexts, Params, Queryable, Row, UniqueViolation, not_installed
 from .migrate import LIBRARY_VERSION, adopted_from_sqlx, bookkeeping, migrations, plan
+from .pg_connections import Connections
 from .sql import PostgresSql, Sql, render
 from .wakeup import Wakeups, queue_key
 
@@ -45,7 +47,8 @@ def translate(err: Exception) -> PgqrsConnectionError:
         return not_installed(str(err).splitlines()[0])
     if isinstance(err, (psycopg.OperationalError, psycopg_pool.PoolTimeout)):
         return PgqrsConnectionError(f"Database connection failed: {err}")
-    return PgqrsConnectionError(f"Database query failed: {err}")
+    # (Deadlocks and serialization failures are OperationalErrors: transient, above.)
+    return PgqrsConnectionError(f"Database query failed: {err}", transient=False)
 
 
 @contextlib.contextmanager
@@ -122,26 +125,24 @@ class PostgresExecutor:
         self._conninfo = parse_dsn(config.dsn).conninfo
         self.scope: Hashable | None = ("postgres", self._conninfo, config.schema)
         self._closed = False
-        self._pool = psycopg_pool.AsyncConnectionPool(
-            self._conninfo,
-            min_size=1,
-            max_size=config.max_connections,
-            open=False,
-            timeout=config.connection_timeout_seconds,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": config.connection_timeout_seconds,
-            },
-            configure=_configurer(self.quoted_schema, self.clock),
-            name="pgqrs",
+        # (The factory must not reference the executor: see the finalizer below.)
+        make_pool = functools.partial(
+            _new_pool, self._conninfo, config, _configurer(self.quoted_schema, self.clock)
+        )
+        self._connections = Connections(
+            make_pool, self._conninfo, config.connection_timeout_seconds
         )
         # The LISTEN task, started by the first idle consumer (one connection per store).
         self._listener: list[asyncio.Task[None]] = []
-        # A store dropped without close() still gives its connections back: the pool and the
+        # A store dropped without close() still gives its connections back: the pools and the
         # listener (which must not reference the executor) are closed on the store's loop once
         # it is collected.
         self._finalizer = weakref.finalize(
-            self, _close_abandoned, self._pool, self._listener, asyncio.get_running_loop()
+            self,
+            _close_abandoned,
+            self._connections.pools,
+            self._listener,
+            asyncio.get_running_loop(),
         )
 
     async def start(self) -> None:
@@ -153,9 +154,9 @@ class PostgresExecutor:
                     self._conninfo, connect_timeout=timeout
                 )
             await probe.close()
-            await self._pool.open(wait=True, timeout=timeout)
+            await self._connections.open()
         except (TimeoutError, psycopg.Error, psycopg_pool.PoolTimeout, OSError) as err:
-            await self._pool.close()
+            await self._connections.close()
             if isinstance(
                 err, TimeoutError | pg_errors.ConnectionTimeout | psycopg_pool.PoolTimeout
             ):
@@ -177,7 +178,7 @@ class PostgresExecutor:
         """A pooled connection outside any transaction (install uses it for its advisory lock)."""
         self._check_open()
         with _translated():
-            async with self._pool.connection() as conn:
+            async with self._connections.connection() as conn:
                 yield conn
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
@@ -273,7 +274,24 @@ class PostgresExecutor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._pool.close()
+        await self._connections.close()
+
+
+def _new_pool(
+    conninfo: str,
+    config: Config,
+    configure: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]],
+) -> psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+    return psycopg_pool.AsyncConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=config.max_connections,
+        open=False,
+        timeout=config.connection_timeout_seconds,
+        kwargs={"autocommit": True, "connect_timeout": config.connection_timeout_seconds},
+        configure=configure,
+        name="pgqrs",
+    )
 
 
 def _configurer(
@@ -311,7 +329,7 @@ async def _listen(conninfo: str, channel: str, wakeups: Wakeups) -> None:
     while True:
         try:
             conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-        except psycopg.Error as err:
+        except (psycopg.Error, OSError) as err:
             log.warning("LISTEN connection failed, retrying: %s", err)
             await asyncio.sleep(LISTEN_RETRY_SECONDS)
             continue
@@ -322,7 +340,7 @@ async def _listen(conninfo: str, channel: str, wakeups: Wakeups) -> None:
             async for note in conn.notifies():
                 if note.payload.isdigit():
                     wakeups.notify(queue_key(int(note.payload)))
-        except psycopg.Error as err:
+        except (psycopg.Error, OSError) as err:
             log.warning("LISTEN connection lost, reconnecting: %s", err)
             await asyncio.sleep(LISTEN_RETRY_SECONDS)
         finally:
@@ -333,16 +351,17 @@ _closing: set[asyncio.Task[None]] = set()
 
 
 def _close_abandoned(
-    pool: psycopg_pool.AsyncConnectionPool,
+    pools: list[psycopg_pool.AsyncConnectionPool[Any]],
     listener: list[asyncio.Task[None]],
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     def close() -> None:
         for running in listener:
             running.cancel()
-        task = loop.create_task(pool.close())
-        _closing.add(task)  # keep it alive until it finishes
-        task.add_done_callback(_closing.discard)
+        for pool in pools:
+            task = loop.create_task(pool.close())
+            _closing.add(task)  # keep it alive until it finishes
+            task.add_done_callback(_closing.discard)
 
     if not loop.is_closed():
         with contextlib.suppress(RuntimeError):

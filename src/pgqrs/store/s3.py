@@ -25,6 +25,7 @@ import logging
 import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("pgqrs")
 
 T = TypeVar("T")
+
+# Object metadata of each upload: which store wrote it, and how many of its commits it holds.
+_WRITER = "pgqrs-writer"
+_COVERS = "pgqrs-commits"
 
 SYNC_CONFLICT = "Conflict: sync conflict: the remote object was replaced by another writer"
 SNAPSHOT_REFUSED = "Conflict: snapshot refused: the local cache has unsynced writes"
@@ -95,6 +100,10 @@ class S3Executor(SqliteExecutor):
         self._committed = 0  # write transactions that changed the database
         self._synced = 0  # how many of them the remote object holds
         self._stale = False  # a conflict: the next call starts from the remote again
+        # Each upload names its writer and what it covers, so an upload of ours that landed
+        # unseen (its caller was cancelled, or timed out while the request went through) is
+        # recognised as ours, never taken for another writer's (issue 10, defect 5).
+        self._writer_id = uuid.uuid4().hex
         self._installing = False
         self._sync_lock = asyncio.Lock()
 
@@ -193,7 +202,8 @@ class S3Executor(SqliteExecutor):
             if self._stale:
                 await self._refresh()
                 return
-            etag = await self.remote.etag()
+            etag, metadata = await self.remote.head()
+            self._adopt_own_upload(etag, metadata)
             if etag == self.last_etag:
                 if self.dirty:  # an earlier upload failed; this one carries that write too
                     await self._upload()
@@ -251,16 +261,28 @@ class S3Executor(SqliteExecutor):
                     await self._upload()
 
     # -- upload ----------------------------------------------------------------------------
+    def _adopt_own_upload(self, etag: str | None, metadata: dict[str, str]) -> None:
+        """The object changed since the last upload we saw; if it is one of our own (which
+        landed after its caller stopped waiting), it is what we uploaded, not a conflict."""
+        if etag is None or etag == self.last_etag:
+            return
+        if metadata.get(_WRITER) != self._writer_id:
+            return
+        covered = int(metadata.get(_COVERS, "0"))
+        self.last_etag = etag
+        self._synced = max(self._synced, covered)
+
     async def _upload(self) -> None:
         """Upload the cache file conditionally on `last_etag` (caller holds the sync lock)."""
         async with self._lock:
             covered = self._committed
             data = await self.on_writer(_serialized)
+        metadata = {_WRITER: self._writer_id, _COVERS: str(covered)}
         try:
             try:
-                etag = await self.remote.upload(data, if_match=self.last_etag)
+                etag = await self.remote.upload(data, if_match=self.last_etag, metadata=metadata)
             except ObjectMissing:  # deleted remotely: recreated from this cache (§15 sync)
-                etag = await self.remote.upload(data, if_match=None)
+                etag = await self.remote.upload(data, if_match=None, metadata=metadata)
         except PgqrsError as err:
             if "Conflict" in str(err) and self.durable:
                 self._stale = True
@@ -272,7 +294,8 @@ class S3Executor(SqliteExecutor):
     async def sync(self) -> None:
         self._check_open()
         async with self._sync_lock:
-            etag = await self.remote.etag()
+            etag, metadata = await self.remote.head()
+            self._adopt_own_upload(etag, metadata)
             if etag is None:
                 self.last_etag = None
                 await self._upload()
@@ -295,7 +318,8 @@ class S3Executor(SqliteExecutor):
         self._check_open()
         if self._file_missing():
             return SyncState.LocalMissing
-        etag = await self.remote.etag()
+        etag, metadata = await self.remote.head()
+        self._adopt_own_upload(etag, metadata)
         if etag is None:
             return SyncState.RemoteMissingDirty if self.dirty else SyncState.RemoteMissingClean
         if etag == self.last_etag:

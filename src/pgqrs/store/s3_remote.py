@@ -114,14 +114,19 @@ class Remote:
 
     async def etag(self) -> str | None:
         """The object's current ETag, or None when it does not exist."""
+        return (await self.head())[0]
 
-        def head(client: Any) -> str | None:
+    async def head(self) -> tuple[str | None, dict[str, str]]:
+        """The object's current ETag (None when it does not exist) and its metadata."""
+
+        def head(client: Any) -> tuple[str | None, dict[str, str]]:
             try:
-                return str(client.head_object(Bucket=self.bucket, Key=self.key)["ETag"])
+                found = client.head_object(Bucket=self.bucket, Key=self.key)
             except ClientError as err:
                 if str(err.response.get("Error", {}).get("Code", "")) in _MISSING:
-                    return None
+                    return None, {}
                 raise
+            return str(found["ETag"]), dict(found.get("Metadata") or {})
 
         return await self._call("head", head)
 
@@ -139,13 +144,18 @@ class Remote:
 
         return await self._call("download", get)
 
-    async def upload(self, data: bytes, *, if_match: str | None) -> str:
+    async def upload(
+        self, data: bytes, *, if_match: str | None, metadata: dict[str, str] | None = None
+    ) -> str:
         """Replace the object only if its ETag is `if_match`, or create it only if absent
         (`if_match` None); the new ETag. The conflict error when the condition fails."""
         condition = {"IfMatch": if_match} if if_match is not None else {"IfNoneMatch": "*"}
+        extra = {"Metadata": metadata} if metadata else {}
 
         def put(client: Any) -> str:
-            response = client.put_object(Bucket=self.bucket, Key=self.key, Body=data, **condition)
+            response = client.put_object(
+                Bucket=self.bucket, Key=self.key, Body=data, **condition, **extra
+            )
             return str(response["ETag"])
 
         return await self._call("upload", put)

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from .._cancel import cleanup
+from .._cancel import cleanup, complete
 from .._clock import DatabaseClock, from_db, seconds, to_sqlite_text
 from ..config import Dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
@@ -81,7 +81,8 @@ def translate(err: BaseException) -> PgqrsConnectionError:
         return not_installed(text)
     if "database is locked" in text or "unable to open" in text:
         return PgqrsConnectionError(f"Database connection failed: {text}")
-    return PgqrsConnectionError(f"Database query failed: {text}")
+    # A full disk may have room again later; other refusals will not change.
+    return PgqrsConnectionError(f"Database query failed: {text}", transient="is full" in text)
 
 
 def _run(conn: Any, sql: str, params: dict[str, Any]) -> list[Row]:
@@ -333,7 +334,8 @@ class SqliteExecutor:
             except BaseException:
                 await cleanup(self._rollback())
                 raise
-        await self._after_commit(changed)
+        # Committed: what follows it (S3's upload) finishes even if the caller is cancelled.
+        await complete(self._after_commit(changed))
 
     async def _rollback(self) -> None:
         await self.on_writer(_rollback_open)
