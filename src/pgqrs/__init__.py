@@ -57,7 +57,8 @@ from .helpers import (
     produce_batch,
 )
 from .iterator import ConsumerIterator
-from .shutdown import run_worker, run_workers
+from .records import DeadLetter, MessageError, QueueSettings
+from .shutdown import catch_signals_early, run_worker, run_workers
 from .step_guard import StepGuard, StepResult
 from .store.connect import connect, connect_with
 from .store.facade import Store
@@ -167,6 +168,10 @@ __all__ = [
     "run",
     "step",
     "workflow",
+    "catch_signals_early",
+    "DeadLetter",
+    "MessageError",
+    "QueueSettings",
     "run_worker",
     "run_workers",
 ]

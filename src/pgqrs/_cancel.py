@@ -67,22 +67,24 @@ async def _settle_after_cancel(task: asyncio.Future[T], undo: Undo[T] | None) ->
     if undoing.done():
         _log_failure(undoing)
     else:
-        _keep(undoing)
+        keep(undoing)
 
 
 def _undo_when_done(task: asyncio.Future[T], undo: Undo[T] | None) -> None:
     """Leave slow work to finish by itself; undo it then."""
-    _keep(task)
+    keep(task)
 
     def finished(done: asyncio.Future[T]) -> None:
         if done.cancelled() or done.exception() is not None or undo is None:
             return
-        _keep(asyncio.ensure_future(undo(done.result())))
+        keep(asyncio.ensure_future(undo(done.result())))
 
     task.add_done_callback(finished)
 
 
-def _keep(future: asyncio.Future[Any]) -> None:
+def keep(future: asyncio.Future[Any]) -> None:
+    """Keep `future` alive until it is done, then retrieve its outcome (a failure is logged in
+    one line): no "Task exception was never retrieved" from work nobody awaits."""
     _orphans.add(future)
 
     def forget(done: asyncio.Future[Any]) -> None:
@@ -113,7 +115,7 @@ async def cleanup(work: Awaitable[Any]) -> None:
         remaining = deadline - loop.time()
         if remaining <= 0:
             log.warning("cleanup still running after %ss; left to finish", CLEANUP_SECONDS)
-            _keep(task)
+            keep(task)
             break
         try:
             await asyncio.wait((task,), timeout=remaining)

@@ -23,11 +23,16 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+def local_now() -> datetime:
+    """This machine's clock, in UTC: the one place the library reads it."""
+    return datetime.now(UTC)
+
+
 class SystemClock:
     """The real clock, in UTC."""
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return local_now()
 
 
 class FixedClock:
@@ -55,7 +60,7 @@ class DatabaseClock:
         self.offset = timedelta(0)
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        return local_now() + self.offset
 
 
 def sql_now(clock: Clock) -> datetime | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .operations import AdminOperations
+from .records import QueueSettings
 from .store import migrate
 from .tables import messages, queues
 from .tables import workers as worker_rows
 from .types import QueueInfo, WorkerInfo
-from .validation import validate_queue_name
+from .validation import require_int, validate_queue_name
 from .workflow_admin import create_workflow
 
 if TYPE_CHECKING:
@@ -39,9 +40,30 @@ class Admin(AdminOperations):
     async def verify(self) -> None:
         await migrate.verify(self._store.db)
 
-    async def create_queue(self, name: str, exist_ok: bool = False) -> QueueInfo:
+    async def create_queue(
+        self, name: str, exist_ok: bool = False, *, max_read_ct: int | None = None
+    ) -> QueueInfo:
+        """Create a queue. `max_read_ct` (default: this store's Config.max_read_ct) is stored
+        with it: every process that touches the queue makes dead letters at the same count."""
         validate_queue_name(name)
-        return await queues.create(self._store.db, name, self._store.clock.now(), exist_ok=exist_ok)
+        limit = self._store.settings.max_read_ct
+        if max_read_ct is not None:
+            limit = require_int("max_read_ct", max_read_ct, 1)
+        store = self._store
+        return await queues.create(
+            store.db, name, store.clock.now(), exist_ok=exist_ok, max_read_ct=limit
+        )
+
+    async def queue_settings(self, name: str) -> QueueSettings:
+        """What the queue decides for every process: its poison threshold."""
+        info = await self.get_queue(name)
+        return await queues.settings(self._store.db, info.id)
+
+    async def update_queue(self, name: str, *, max_read_ct: int) -> QueueSettings:
+        """Change the queue's poison threshold for every process, from their next claim on."""
+        limit = require_int("max_read_ct", max_read_ct, 1)
+        info = await self.get_queue(name)
+        return await queues.set_max_read_ct(self._store.db, info.id, limit)
 
     async def get_queue(self, name: str) -> QueueInfo:
         validate_queue_name(name)
@@ -60,7 +82,7 @@ class Admin(AdminOperations):
 
     async def release_worker_messages(self, worker_id: int) -> int:
         store = self._store
-        return await messages.release_worker(store.db, worker_id, store.clock.now())
+        return await messages.release_worker(store.db, worker_id, store.sql_now())
 
     async def create_workflow(self, name: str, arg: Any = None) -> Run:
         """Create the definition if missing, enqueue one trigger and create its QUEUED run."""

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, overload
 
 from .errors import ConfigError
 from .types import DurabilityMode
-from .validation import validate_schema_name
+from .validation import MAX_DURATION_SECONDS, validate_schema_name
 
 __all__ = ["Config", "Dsn", "parse_dsn", "redact_dsn"]
 
@@ -209,7 +209,9 @@ def _out_of_range(name: str, reason: str) -> ConfigError:
     return ConfigError(f"Invalid configuration value for {name}: {reason}")
 
 
-def _int_check(minimum: int, nullable: bool) -> Callable[[str, object], Any]:
+def _int_check(
+    minimum: int, nullable: bool, maximum: int | None = None
+) -> Callable[[str, object], Any]:
     def check(name: str, value: object) -> int | None:
         if value is None and nullable:
             return None
@@ -218,13 +220,15 @@ def _int_check(minimum: int, nullable: bool) -> Callable[[str, object], Any]:
             raise TypeError(f"{name} must be {expected}, not {type(value).__name__}")
         if value < minimum:
             raise _out_of_range(name, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise _out_of_range(name, f"must be at most {maximum}, got {value}")
         return int(value)
 
     return check
 
 
-def _int(default: int, minimum: int) -> _Field[int, int]:
-    return _Field(default, _int_check(minimum, nullable=False))
+def _int(default: int, minimum: int, maximum: int | None = None) -> _Field[int, int]:
+    return _Field(default, _int_check(minimum, nullable=False, maximum=maximum))
 
 
 def _optional_int(minimum: int) -> _Field[int | None, int | None]:
@@ -288,12 +292,12 @@ class Config:
     # The field table: name, type (via the check), default and accepted range, in repr order.
     schema: _Field[str, str] = _Field("public", _check_schema)
     max_connections = _int(16, minimum=1)
-    connection_timeout_seconds = _int(30, minimum=1)
-    default_lock_time_seconds = _int(30, minimum=1)
+    connection_timeout_seconds = _int(30, minimum=1, maximum=MAX_DURATION_SECONDS)
+    default_lock_time_seconds = _int(30, minimum=1, maximum=MAX_DURATION_SECONDS)
     default_max_batch_size = _int(100, minimum=1)
     max_read_ct = _int(5, minimum=1)
-    heartbeat_interval_seconds = _int(5, minimum=1)
-    poll_interval_ms = _int(250, minimum=1)
+    heartbeat_interval_seconds = _int(5, minimum=1, maximum=MAX_DURATION_SECONDS)
+    poll_interval_ms = _int(250, minimum=1, maximum=MAX_DURATION_SECONDS)
     max_payload_size_bytes = _int(1048576, minimum=1)
     max_string_length = _int(1024, minimum=1)
     max_object_depth = _int(5, minimum=0)

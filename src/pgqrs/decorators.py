@@ -78,8 +78,10 @@ class WorkflowDef:
         self.retry = retry
         self._func = func
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        return self.run(*args, **kwargs)
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # `async def`, so it is seen as the coroutine function it is (handlers that are not
+        # coroutine functions run on a thread: poller.call_handler).
+        return await self.run(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<pgqrs.WorkflowDef name={self.name!r}>"

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._clock import seconds
-from .store.wakeup import queue_key
-from .tables import cleanup, metrics, queues, recovery
+from .records import DeadLetter, MessageError
+from .store.wakeup import queue_key, run_key
+from .tables import cleanup, failures, metrics, queues, recovery, runs
 from .types import QueueMessage, QueueMetrics, SystemStats, WorkerHealthStats, WorkerStatus
 from .validation import require_duration, require_int, validate_queue_name
 from .workers import Consumer
@@ -142,12 +143,19 @@ class AdminOperations:
 
     # -- dead letters ------------------------------------------------------------------------
     async def dlq(self, queue: str | None = None) -> list[int]:
-        """Archive every poison message; their ids, ascending."""
+        """Archive every poison message; their ids, ascending. Workflow runs those messages
+        triggered, still open, end ERROR first (no delivery will come to finish them)."""
         store = self._store
         queue_id = await self._queue_id(queue)
-        return await recovery.dead_letter(
-            store.db, store.sql_now(), store.settings.max_read_ct, queue_id
-        )
+        default = store.settings.max_read_ct
+        for qid in await _queue_ids(store, queue_id):
+            limit = await queues.max_read_ct(store.db, qid, default)
+            reason = f"Workflow trigger message became a dead letter after {limit} deliveries"
+            for message_id in await runs.fail_dead_lettered(
+                store.db, qid, limit, reason, store.sql_now()
+            ):
+                store.wakeups.notify(run_key(message_id))
+        return await recovery.dead_letter(store.db, store.sql_now(), default, queue_id)
 
     async def dlq_list(self, queue: str | None = None) -> list[QueueMessage]:
         """Dead letters by id: poison messages, and those `dlq()` archived, with read counts."""
@@ -157,6 +165,18 @@ class AdminOperations:
             store.db, store.sql_now(), store.settings.max_read_ct, queue_id
         )
         return await store.messages.read(store.db, rows)
+
+    async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        """`dlq_list()`, each with the last error its handler raised (None when it failed
+        without its handler saying: a worker that crashed on every delivery)."""
+        found = await self.dlq_list(queue)
+        errors = await failures.of(self._store.db, [m.id for m in found])
+        return [DeadLetter(message=m, last_error=errors.get(m.id)) for m in found]
+
+    async def last_error(self, message_id: int) -> MessageError | None:
+        """The last error a handler raised for this message, if any."""
+        mid = require_int("message_id", message_id)
+        return (await failures.of(self._store.db, [mid])).get(mid)
 
     async def replay_dlq(self, message_id: int) -> QueueMessage:
         """Put an archived or poison message back as a fresh pending message (read count 0)."""

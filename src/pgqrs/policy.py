@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from .validation import require_int
+from .validation import require_duration, require_int
 
 __all__ = ["BackoffStrategy", "StepRetryPolicy", "message_backoff_seconds"]
 
@@ -62,6 +62,10 @@ class BackoffStrategy:
             raise ValueError(f"unknown backoff kind {self.kind!r}")
         if any(value is not None for value in unused):
             raise ValueError(f"a {self.kind} backoff takes no other parameters")
+        for name in ("delay_seconds", "base_seconds", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None:
+                require_duration(name, value)
 
     @staticmethod
     def fixed(delay_seconds: int) -> BackoffStrategy:

@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import inspect
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
@@ -25,12 +23,14 @@ from .errors import (
     StateTransitionError,
     SuspendedError,
     WorkerNotFoundError,
+    is_transient,
 )
 from .operations import sweep_queue
 from .policy import message_backoff_seconds
 from .store.executor import NotInstalledError
-from .store.wakeup import Mark, queue_key, worker_key
-from .tables import messages
+from .store.threads import DbThread
+from .store.wakeup import Mark, queue_key, run_key, worker_key
+from .tables import failures, messages, queues, runs
 from .tables import workers as rows
 from .tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
 from .types import QueueMessage
@@ -51,20 +51,27 @@ def is_async(fn: Any) -> bool:
     )
 
 
-async def call_handler(fn: Handler, arg: Any, threads: ThreadPoolExecutor | None = None) -> Any:
-    """Call a handler. An `async def` one runs on the loop; any other runs on `threads` (a
-    thread of the runner's own), so a blocking handler never stops the loop: heartbeats keep
-    its leases alive, and other loops of the process go on. A returned awaitable is awaited
-    on the loop."""
+async def call_handler(fn: Handler, arg: Any, thread: DbThread | None = None) -> Any:
+    """Call a handler. An `async def` one runs on the loop; any other runs on `thread` (the
+    runner's own), so a blocking handler never stops the loop: heartbeats keep its leases
+    alive, and other loops of the process go on. A returned awaitable is awaited on the loop.
+    The thread is a daemon: a handler still running at a cold shutdown does not hold the
+    process (docs/guarantees.md, "Handlers")."""
     if is_async(fn):
         result = fn(arg)
     else:
         context = contextvars.copy_context()
-        call = functools.partial(context.run, fn, arg)
-        result = await asyncio.get_running_loop().run_in_executor(threads, call)
+        if thread is None:
+            result = await asyncio.to_thread(context.run, fn, arg)
+        else:
+            result = await thread.call(lambda _: context.run(fn, arg))
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def _nothing() -> None:
+    """The handler thread's "connection": it has none."""
 
 
 def suspended(reason: str) -> SuspendedError:
@@ -111,20 +118,19 @@ class Runner:
             store.settings.connection_timeout_seconds,
             gap=2 * max(settings.heartbeat, settings.poll_interval),
         )
-        self._threads: ThreadPoolExecutor | None = None  # for handlers that are not async
+        self._thread: DbThread | None = None  # for handlers that are not async
 
-    def threads(self) -> ThreadPoolExecutor:
+    def thread(self) -> DbThread:
         """The thread this runner's plain-function handlers run on, one at a time."""
-        if self._threads is None:
-            name = f"pgqrs-handler-{self.consumer.worker_id}"
-            self._threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        return self._threads
+        if self._thread is None:
+            self._thread = DbThread(_nothing, f"pgqrs-handler-{self.consumer.worker_id}")
+        return self._thread
 
-    def close_threads(self) -> None:
+    def close_thread(self) -> None:
         # A handler still running there (its caller was cancelled) finishes on its own.
-        if self._threads is not None:
-            self._threads.shutdown(wait=False)
-            self._threads = None
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
 
     # -- time --------------------------------------------------------------------------------
     def message_time(self) -> datetime | None:
@@ -156,6 +162,32 @@ class Runner:
 
     async def release_now(self, ids: list[int]) -> None:
         await self.consumer.release_at(ids, self.message_time())
+
+    async def fail(self, claimed: list[QueueMessage], err: BaseException) -> list[QueueMessage]:
+        """A handler failed on `claimed`: remember why (dead letters say why), release them
+        with backoff; the ones this failure made dead letters, each logged once."""
+        store = self.store
+        for message in claimed:
+            await failures.record(store.db, message.id, message.read_ct, err, self.wall_time())
+        await self.release_with_backoff(claimed)
+        limit = await self.max_read_ct()
+        dead = [m for m in claimed if m.read_ct >= limit]
+        for message in dead:
+            log.warning(
+                "message %s is a dead letter after %d deliveries; last error: %s: %s",
+                message.id,
+                message.read_ct,
+                type(err).__name__,
+                err,
+            )
+        return dead
+
+    async def max_read_ct(self) -> int:
+        """The poison threshold of this runner's queue (stored with it, shared by all)."""
+        queue_id = self.consumer.queue_id
+        assert queue_id is not None
+        store = self.store
+        return await queues.max_read_ct(store.db, queue_id, store.settings.max_read_ct)
 
     # -- status ------------------------------------------------------------------------------
     async def start_polling(self) -> None:
@@ -238,13 +270,16 @@ class Runner:
             raise
         except BaseException as err:
             # The loop's own error, or a BaseException from the handler: back to `ready`
-            # (an interrupt that arrived meanwhile still ends `suspended`).
-            await cleanup(self.on_error(err))
+            # (an interrupt that arrived meanwhile still ends `suspended`). Not when the loop
+            # gives up on an unreachable database: each attempt would wait the connection
+            # timeout again; the row stays `polling`, and sweeps judge it by its silence.
+            if not is_transient(err):
+                await cleanup(self.on_error(err))
             raise
         finally:
             await cleanup(self.flush_finished())
             await cleanup(self.finish())
-            self.close_threads()
+            self.close_thread()
 
     async def step(self) -> list[QueueMessage]:
         """Archive what the last handler finished and claim the next batch, as one
@@ -289,6 +324,7 @@ class Runner:
         if time.monotonic() < self.next_reclaim:
             return
         self.next_reclaim = time.monotonic() + 3 * self.settings.heartbeat
+        await self.end_dead_lettered_runs()
         done = await sweep_queue(self.store, self.consumer, self.health.healthy_for())
         if done.workers:
             log.info(
@@ -297,6 +333,24 @@ class Runner:
                 done.workers,
                 done.messages,
             )
+
+    async def end_dead_lettered_runs(self) -> None:
+        """Workflow runs whose trigger became a dead letter without any handler seeing its last
+        delivery (its worker crashed on every one) end ERROR, so nobody waits for them."""
+        queue_id = self.consumer.queue_id
+        assert queue_id is not None
+        limit = await self.max_read_ct()
+        reason = (
+            f"Workflow trigger message became a dead letter: delivered {limit} times without "
+            "the run finishing (its worker crashed or was cut off each time)"
+        )
+        store = self.store
+        # At the loop's message time, as its claims see the messages.
+        for message_id in await runs.fail_dead_lettered(
+            store.db, queue_id, limit, reason, self.message_time()
+        ):
+            log.warning("workflow run of message %s ended ERROR: %s", message_id, reason)
+            store.wakeups.notify(run_key(message_id))
 
     async def claim(self) -> list[QueueMessage]:
         s = self.settings
@@ -449,9 +503,9 @@ class MessageSettler:
 
     async def process(self, runner: Runner, claimed: list[QueueMessage]) -> None:
         try:
-            await call_handler(self.fn, claimed if self.batch else claimed[0], runner.threads())
-        except Exception:
-            await runner.release_with_backoff(claimed)
+            await call_handler(self.fn, claimed if self.batch else claimed[0], runner.thread())
+        except Exception as err:
+            await runner.fail(claimed, err)
             runner.in_flight = []
             if self.reraise:
                 raise

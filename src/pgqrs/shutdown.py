@@ -29,6 +29,18 @@ log = logging.getLogger("pgqrs")
 
 DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+# Signals that arrived before `run_worker` installed its handlers (see `catch_signals_early`).
+_early: list[int] = []
+
+
+def catch_signals_early(signals: Sequence[signal.Signals] = DEFAULT_SIGNALS) -> None:
+    """Record SIGINT/SIGTERM from now on instead of dying of them: a process manager may stop
+    a worker while it is still connecting or registering. `run_worker` then acts on what was
+    recorded as soon as its loops start (a clean stop, exit status 0). `pgqrs run` calls this
+    first thing; call it at the top of your own worker program for the same."""
+    for sig in signals:
+        signal.signal(sig, lambda signum, _frame: _early.append(signum))
+
 
 class _Stop:
     """What the signals asked for so far, for every loop of the process."""
@@ -120,6 +132,9 @@ async def run_workers(
     with _handlers(signals, stop.on_signal):
         stop.tasks = [asyncio.ensure_future(runner.poll()) for runner in runners]
         pending: set[asyncio.Future[Any]] = set(stop.tasks)
+        if signals:
+            while _early:  # arrived before the handlers: acted on now, in order
+                stop.on_signal(_early.pop(0))
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)

@@ -12,7 +12,7 @@ from ._clock import format_time
 from .policy import StepRetryPolicy
 from .tables import steps
 from .types import StepResultStatus
-from .validation import encode_json
+from .validation import MAX_DURATION_SECONDS, encode_json, require_duration
 
 if TYPE_CHECKING:
     from .store.facade import Store
@@ -31,7 +31,9 @@ def retry_after_of(value: Any) -> float | None:
             value = secs + nanos / 1e9
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return min(float(value), MAX_DURATION_SECONDS)  # longer waits wait the longest allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,8 @@ class StepGuard:
             or retry_after < 0
         ):
             raise ValueError("Invalid retry_after")
+        if retry_after is not None:
+            require_duration("retry_after", retry_after)
         error: dict[str, Any] = {"is_transient": True, "code": code, "message": message}
         if retry_after is not None:
             whole = int(retry_after)

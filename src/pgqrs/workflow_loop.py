@@ -26,12 +26,12 @@ from .errors import (
 from .policy import message_backoff_seconds
 from .poller import Handler, call_handler
 from .step_guard import retry_after_of
-from .store.wakeup import queue_key
+from .store.wakeup import queue_key, run_key
 from .tables import messages, runs
 from .tables.runs import CANCELLING, OPEN, PAUSED
 from .types import QueueMessage, RunRecord
 from .validation import encode_json
-from .workflow_run import Run, run_key
+from .workflow_run import Run
 
 if TYPE_CHECKING:
     from .poller import Runner
@@ -87,7 +87,7 @@ class _Delivery:
             return None
         run = Run._wrap(store, record, current_time=self.runner.settings.at)
         try:
-            await call_handler(fn, run)
+            await call_handler(fn, run, self.runner.thread())
         except (TransientStepError, StepNotReadyError) as exc:
             await self.release_for_scheduling(await self.retry_time(record.id, exc))
         except PausedError as exc:
@@ -108,7 +108,7 @@ class _Delivery:
                 message.id,
                 exc_info=True,
             )
-            await self.after_failure(record.id)
+            await self.after_failure(record.id, exc)
             return exc
         else:
             if not run._ended_here:  # a finished run cannot be CANCELLING: nothing to look at
@@ -140,15 +140,21 @@ class _Delivery:
         )
         await self.release_for_scheduling(self.t + seconds(OUTAGE_RETRY_SECONDS))
 
-    async def after_failure(self, run_id: int) -> None:
+    async def after_failure(self, run_id: int, err: Exception) -> None:
         """An unexpected exception: a run that is over is archived (a pending cancellation is
         finalised first); an open run is retried with the message backoff, which counts towards
-        `max_read_ct` like any failed message."""
+        `max_read_ct` like any failed message. When that makes the trigger a dead letter, no
+        delivery will come: the run ends ERROR, saying so (and `result()` reports it)."""
         current = await runs.status(self.store.db, run_id)
         if await self.finalise_if_cancelling(run_id, current) or current.is_terminal:
             await self.archive()
-        else:
-            await self.runner.release_with_backoff([self.message])
+            return
+        if await self.runner.fail([self.message], err):
+            reason = (
+                f"Workflow trigger message {self.message.id} became a dead letter after "
+                f"{self.message.read_ct} deliveries; last error: {type(err).__name__}: {err}"
+            )
+            await self.fail_if_open(run_id, reason)
 
     async def finalise_if_cancelling(self, run_id: int, current: Any = None) -> bool:
         """CANCELLING → CANCELLED (semantics §12.9); whether the run is now CANCELLED by us."""

@@ -14,6 +14,7 @@ from ._clock import seconds as timedelta_of
 from .errors import PausedError, ValidationError
 from .policy import StepRetryPolicy
 from .step_guard import StepGuard, StepResult, permanent_error, retry_after_of
+from .store.wakeup import run_key
 from .tables import runs, steps
 from .types import RunRecord, StepResultStatus, WorkflowStatus
 from .validation import encode_json, require_duration
@@ -22,11 +23,6 @@ if TYPE_CHECKING:
     from .store.facade import Store
 
 SLEEP_STEP_PREFIX = "__pgqrs_sleep__#"
-
-
-def run_key(message_id: int) -> tuple[str, int]:
-    """The wake-up key of a run: `RunBuilder.result()` waits on it for a terminal status."""
-    return ("run", message_id)
 
 
 def _check_policy(policy: Any) -> StepRetryPolicy | None:

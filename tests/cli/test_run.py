@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -228,4 +229,34 @@ async def test_workflow_worker(store: pgqrs.Store, target: Target, tmp_path: Pat
     tally = json.loads(out)
     assert (tally["handled"], tally["failed"], tally["released"]) == (1, 0, 0)
     assert f"(message {trigger.id}) handled in " in err
+    assert await statuses(store) == ["STOPPED"]
+
+
+@pytest.mark.slow
+@pytest.mark.backends("sqlite")  # the worker is held up by the file's write lock
+async def test_a_sigterm_while_starting_stops_the_worker_cleanly(
+    store: pgqrs.Store, target: Target, tmp_path: Path
+) -> None:
+    """Issue 10, defect 16: a SIGTERM that arrived before `run_worker` had installed its
+    handlers (while connecting or registering) killed the process with status -15 and left
+    its worker behind. `pgqrs run` catches the signals first thing; the worker then starts
+    and stops at once, cleanly, exit status 0."""
+    await store.queue("jobs")
+    path = target.dsn.split("://", 1)[1]
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # registration waits for it: the worker is still starting
+    try:
+        worker = await start(target, tmp_path, "tests.cli.handlers:record", "-q", "jobs")
+
+        async def opened_the_file() -> bool:
+            fds = Path(f"/proc/{worker.pid}/fd")
+            return any(str(link.resolve()) == path for link in fds.iterdir() if link.exists())
+
+        await eventually(opened_the_file, within=15)  # past the start: signals are caught
+        worker.send_signal(signal.SIGTERM)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    out, _ = await ended(worker)
+    assert summary(out) == (0, 0, 0)
     assert await statuses(store) == ["STOPPED"]

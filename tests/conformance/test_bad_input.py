@@ -592,3 +592,43 @@ async def test_operations_on_a_database_never_installed(
         assert not raw.schema_exists()
     else:
         assert raw.tables() == set()
+
+
+# -- durations past what any backend can store (issue 10, defect 11) --------------------------
+
+HUGE = 1e12  # seconds: about 31,700 years
+
+
+@pytest.mark.usefixtures("unchanged")
+async def test_huge_durations_are_refused_before_any_write(setup: Setup) -> None:
+    """Issue 10, defect 11: `enqueue_delayed(x, 1e12)` raised a bare OverflowError, and on
+    PostgreSQL `extend_vt(id, 1e12)` stored a year-33715 time that no later read could load.
+    Every duration is bounded by MAX_DURATION_SECONDS (pgqrs's u32 seconds) and refused with
+    a ValueError naming the limit, before anything is written."""
+    limit = str(pgqrs.validation.MAX_DURATION_SECONDS)
+    calls: list[Callable[[], Awaitable[Any]]] = [
+        lambda: setup.producer.enqueue_delayed({"n": 3}, HUGE),
+        lambda: pgqrs.enqueue_delayed(setup.producer, {"n": 3}, HUGE),
+        lambda: setup.consumer.extend_vt(setup.message_id, HUGE),
+        lambda: setup.consumer.dequeue_many_with_delay(1, int(HUGE)),
+        lambda: pgqrs.admin(setup.store).reclaim_messages(older_than_seconds=int(HUGE)),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=limit):
+            await call()
+    with pytest.raises(ValueError, match=limit):
+        pgqrs.dequeue().lease(HUGE)
+    with pytest.raises(pgqrs.ConfigError, match=limit):
+        pgqrs.Config("sqlite://x.db", default_lock_time_seconds=int(HUGE))
+    with pytest.raises(ValueError, match=limit):
+        pgqrs.BackoffStrategy.fixed(int(HUGE))
+
+
+async def test_the_longest_duration_stores_a_time_every_backend_reads(setup: Setup) -> None:
+    longest = pgqrs.validation.MAX_DURATION_SECONDS
+    assert await setup.consumer.extend_vt(setup.message_id, longest)
+    message = await (await setup.store.get_messages()).get(setup.message_id)
+    assert message.vt is not None and message.vt.startswith("21")  # year 21xx
+    await setup.consumer.release_messages([setup.message_id])
+    [again] = await setup.consumer.dequeue()
+    assert again.id == setup.message_id

@@ -5,11 +5,14 @@ Time is injected with `dequeue_at`, so a lease "expires" without anyone waiting 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import pgqrs
+from tests.conftest import StoreFactory
+from tests.support.clocks import OffsetClock
 
 
 def at(message: pgqrs.QueueMessage, seconds: float = 0) -> datetime:
@@ -186,21 +189,50 @@ async def test_release_with_visibility_delays_the_message(store: pgqrs.Store, qu
     assert message.id == mid
 
 
-async def test_poison_messages_stop_being_delivered(
-    make_store, queue: str, store: pgqrs.Store
-) -> None:  # type: ignore[no-untyped-def]
-    limited = await make_store(max_read_ct=3)
-    [mid] = await fill(store, queue, 1)
-    consumer = await limited.consumer(queue)
+async def test_poison_messages_stop_being_delivered(store: pgqrs.Store) -> None:
+    await pgqrs.admin(store).create_queue("limited", max_read_ct=3)
+    [mid] = await fill(store, "limited", 1)
+    consumer = await store.consumer("limited")
     now = datetime.now(timezone.utc)
     for attempt in range(3):
         [message] = await consumer.dequeue_at(1, 5, now + timedelta(seconds=10 * attempt))
         assert message.read_ct == attempt + 1
     # Third lease over: read_ct reached max_read_ct, so it is poison and never claimed again.
     assert await consumer.dequeue_at(1, 5, now + timedelta(hours=1)) == []
-    poison = await (await limited.get_messages()).get(mid)
+    poison = await (await store.get_messages()).get(mid)
     assert poison.read_ct == 3
     assert poison.archived_at is None
+
+
+async def test_the_queue_decides_when_a_message_is_poison_for_every_process(
+    make_store: StoreFactory, store: pgqrs.Store
+) -> None:
+    """Issue 10 ("per-queue retry limits are shared"): each process decided what a dead letter
+    was from its own Config.max_read_ct, so a worker configured for 10 attempts was still
+    retrying while the CLI (5) listed the message as dead and archived it. The limit is
+    stored with the queue (the creating config's by default) and every process uses it."""
+    patient = await make_store(max_read_ct=10)
+    await pgqrs.admin(patient).create_queue("shared")  # stores 10
+    assert (await pgqrs.admin(store).queue_settings("shared")).max_read_ct == 10
+    [mid] = await fill(patient, "shared", 1)
+    consumer = await patient.consumer("shared")
+    now = datetime.now(timezone.utc)
+    for attempt in range(6):
+        await consumer.dequeue_at(1, 5, now + timedelta(seconds=10 * attempt))
+    # Six deliveries: past this store's default of 5, but not the queue's 10. (The admin
+    # stores look an hour ahead, when the last lease is over.)
+    later = await make_store()  # Config.max_read_ct 5
+    later.clock = OffsetClock(3600)
+    hasty = pgqrs.admin(later)
+    assert await hasty.dlq_list("shared") == []
+    assert await hasty.dlq("shared") == []
+    assert (await hasty.queue_metrics("shared")).poison_messages == 0
+    # Lowered for everyone: now it is a dead letter for every process.
+    updated = await hasty.update_queue("shared", max_read_ct=6)
+    assert updated == pgqrs.QueueSettings(queue_name="shared", max_read_ct=6)
+    patient.clock = OffsetClock(3600)
+    assert [m.id for m in await pgqrs.admin(patient).dlq_list("shared")] == [mid]
+    assert await consumer.dequeue_at(1, 5, now + timedelta(hours=1)) == []
 
 
 async def test_consumer_on_missing_queue(store: pgqrs.Store) -> None:
@@ -295,3 +327,37 @@ async def test_consume_with_a_base_exception_releases_at_once(
     consumer = await store.consumer(queue)
     [message] = await consumer.dequeue()
     assert message.id == mid
+
+
+# Not on S3: the second store is a second writer of one object (semantics §16).
+@pytest.mark.backends("sqlite", "postgres", "turso")
+async def test_a_claim_that_waited_still_gets_its_whole_lease(
+    store: pgqrs.Store, make_store: StoreFactory, queue: str
+) -> None:
+    """Issue 10, defect 14: the lease end was computed when the request was built; a claim held
+    up (by a pool wait here, a partition or a lock elsewhere) arrived with a lease already over
+    and another consumer took the same message while the first handled it. The database
+    computes the lease end as the claim runs."""
+    mid = (await fill(store, queue, 1))[0]
+    narrow = await make_store(max_connections=1)
+    consumer = await narrow.consumer(queue)
+    rival = await (await make_store()).consumer(queue)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_only_way_in() -> None:
+        # A transaction of the same store: its one connection (PostgreSQL) or its write lock
+        # (SQLite, Turso) is taken until the test lets go.
+        async with narrow.db.transaction() as db:
+            await db.fetch(db.sql.QUEUE_COUNT)
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_only_way_in())
+    await held.wait()
+    claim = asyncio.create_task(consumer.dequeue_many_with_delay(1, 1))  # waits behind it
+    await asyncio.sleep(1.5)  # the fault itself: longer than the 1 s lease
+    release.set()
+    await holder
+    [message] = await claim
+    assert message.id == mid
+    assert await rival.dequeue() == []  # its lease runs for a second from the claim itself

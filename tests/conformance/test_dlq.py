@@ -132,3 +132,51 @@ async def test_queue_filter(store: pgqrs.Store) -> None:
             await call("c")
         with pytest.raises(pgqrs.ValidationError):
             await call("bad name")
+
+
+# -- dead letters say why (issue 10) -----------------------------------------------------------
+
+
+async def test_dead_letters_say_why(
+    store: pgqrs.Store, queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed handler's last error (type, message, traceback, attempt) is kept with the
+    message, shown by `dead_letters()` / `last_error()` and `pgqrs dlq list`, and the moment
+    a message becomes a dead letter is logged."""
+    [mid] = await (await store.producer(queue)).enqueue_batch([{"card": "4242"}])
+    consumer = await store.consumer(queue)
+    with caplog.at_level("WARNING", logger="pgqrs"):
+        await poison(store, consumer, at(10))
+    [dead] = await pgqrs.admin(store).dead_letters(queue)
+    assert dead.message.id == mid
+    error = dead.last_error
+    assert error is not None
+    assert (error.message_id, error.attempt, error.error_type) == (mid, MAX_READ_CT, "RuntimeError")
+    assert error.error_message == f"cannot handle {mid}"
+    assert error.traceback is not None
+    assert "raise RuntimeError" in error.traceback
+    assert "RuntimeError: cannot handle" in error.traceback
+    assert error.failed_at
+    assert await pgqrs.admin(store).last_error(mid) == error
+    dead_lines = [r.getMessage() for r in caplog.records if "is a dead letter" in r.getMessage()]
+    assert dead_lines == [
+        f"message {mid} is a dead letter after {MAX_READ_CT} deliveries; "
+        f"last error: RuntimeError: cannot handle {mid}"
+    ]
+
+
+async def test_an_error_is_bounded_in_size(store: pgqrs.Store, queue: str) -> None:
+    [mid] = await (await store.producer(queue)).enqueue_batch(["huge"])
+    consumer = await store.consumer(queue)
+
+    def huge(message: pgqrs.QueueMessage) -> None:
+        raise ValueError("x" * 100_000)
+
+    builder = pgqrs.dequeue().worker(consumer).handle(huge).at(at(10))
+    with pytest.raises(ValueError):
+        await builder.execute(store)
+    error = await pgqrs.admin(store).last_error(mid)
+    assert error is not None
+    assert len(error.error_message) == 2000
+    assert error.traceback is not None
+    assert len(error.traceback) <= 8000

@@ -14,6 +14,7 @@ import pytest
 
 import pgqrs
 from tests.conftest import Target
+from tests.faults.cancel import CancelAt
 
 WAIT = 10.0  # upper bound for anything a test waits on; reaching it is a failure
 
@@ -520,3 +521,32 @@ async def test_plain_handlers_of_several_loops_run_at_once(store: pgqrs.Store, q
     with pytest.raises(pgqrs.SuspendedError):
         await asyncio.wait_for(task, WAIT)
     assert not together.broken
+
+
+async def test_a_poll_task_cancelled_at_its_first_await_ends_suspended(
+    store: pgqrs.Store, queue: str
+) -> None:
+    """Issue 10, defect 9: a poll task cancelled before its first step left the worker `ready`.
+    Once the loop's coroutine has started, a cancellation anywhere ends it `suspended`, even
+    at its very first await (before the worker was moved to `polling`)."""
+    consumer = await store.consumer(queue)
+
+    async def cancelled_at_first_await() -> None:
+        await CancelAt(loop(consumer).handle(lambda m: None).poll(store), 1)
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(cancelled_at_first_await())
+    assert await consumer.status() == pgqrs.WorkerStatus.Suspended
+
+
+async def test_a_poll_task_cancelled_before_it_ran_leaves_the_worker_as_it_was(
+    store: pgqrs.Store, queue: str
+) -> None:
+    """The exact rule's other half: a task cancelled before its coroutine ever ran executed no
+    code at all (asyncio never starts it), so the worker is as it was (docs/guarantees.md)."""
+    consumer = await store.consumer(queue)
+    task = asyncio.create_task(loop(consumer).handle(lambda m: None).poll(store))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await consumer.status() == pgqrs.WorkerStatus.Ready

@@ -11,6 +11,8 @@ import pytest
 
 import pgqrs
 from pgqrs.decorators import step, workflow
+from tests.conftest import StoreFactory
+from tests.support.clocks import OffsetClock
 
 from ..support.workflows import WF, at, new_run, parse, run_in
 
@@ -337,3 +339,58 @@ async def test_a_base_exception_propagates_unchanged(store: pgqrs.Store, t: date
     assert (m.consumer_worker_id, parse(m.vt), m.archived_at) == (None, t, None)
     assert await run.status() == "RUNNING"
     assert await consumer.status() == pgqrs.WorkerStatus.Ready
+
+
+# -- a run whose trigger becomes a dead letter (issue 10) ---------------------------------------
+
+
+async def test_a_run_whose_trigger_is_dead_lettered_ends_in_error(
+    store: pgqrs.Store, t: datetime
+) -> None:
+    """Its trigger failed max_read_ct times: no delivery will come, so the run ends ERROR with
+    the reason and the last error, and `result()` reports it (it used to stay RUNNING)."""
+    run = await new_run(store)
+    await pgqrs.admin(store).update_queue(WF, max_read_ct=2)
+
+    async def boom(r: pgqrs.Run) -> None:
+        await r.start()
+        raise RuntimeError("card declined")
+
+    for attempt in range(2):
+        with pytest.raises(RuntimeError, match="card declined"):
+            await execute(store, boom, t + timedelta(seconds=100 * attempt))
+    assert await run.status() == "ERROR"
+    trigger = await message(store, run)
+    with pytest.raises(pgqrs.WorkflowFailedError) as failed:
+        await pgqrs.run().message(trigger).store(store).result(timeout=5)
+    assert "became a dead letter after 2 deliveries" in str(failed.value)
+    assert "last error: RuntimeError: card declined" in str(failed.value)
+    [dead] = await pgqrs.admin(store).dead_letters(WF)
+    assert dead.message.id == run.message_id
+
+
+async def test_a_run_whose_worker_crashed_on_every_delivery_ends_in_error(
+    store: pgqrs.Store, make_store: StoreFactory, t: datetime
+) -> None:
+    """No handler saw the last delivery (its worker died each time): the sweep of the next
+    poll loop on the queue ends the run ERROR, and so does `dlq()`."""
+    crashed, archived = await new_run(store), await new_run(store)
+    await pgqrs.admin(store).update_queue(WF, max_read_ct=2)
+    victim = await store.consumer(WF)
+    for attempt in range(2):  # two deliveries whose leases ran out: the "crashes"
+        await victim.dequeue_at(2, 1, t + timedelta(seconds=100 * attempt))
+    loop_consumer = await store.consumer(WF)
+    builder = pgqrs.dequeue().worker(loop_consumer).handle_workflow(lambda r: None)
+    task = asyncio.create_task(builder.at(t + timedelta(seconds=1000)).poll(store))
+    trigger = await message(store, crashed)
+    with pytest.raises(pgqrs.WorkflowFailedError, match="became a dead letter"):
+        await pgqrs.run().message(trigger).store(store).result(timeout=10)
+    await loop_consumer.interrupt()
+    with pytest.raises(pgqrs.SuspendedError):
+        await asyncio.wait_for(task, 10)
+    assert await archived.status() == "ERROR"  # both triggers were dead letters
+    later = await make_store()
+    later.clock = OffsetClock(2000)  # past the loop's time: the last leases are over
+    assert sorted(await pgqrs.admin(later).dlq(WF)) == sorted(
+        [crashed.message_id, archived.message_id]
+    )

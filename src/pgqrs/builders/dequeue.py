@@ -13,6 +13,7 @@ from ..store.wakeup import queue_key, worker_key
 from ..tables import workers as rows
 from ..tables.workers import STOPPED
 from ..types import QueueMessage
+from ..validation import require_duration
 from ..workers import Consumer, check_batch_size
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def _positive_seconds(name: str, value: Any, *, allow_zero: bool) -> float:
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         bound = "0 or more" if allow_zero else "more than 0"
         raise ValueError(f"{name} must be {bound} seconds, got {value}")
-    return float(value)
+    return require_duration(name, value)
 
 
 class DequeueBuilder:

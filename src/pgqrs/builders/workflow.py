@@ -13,11 +13,12 @@ from .._clock import Time, parse_time
 from ..errors import PgqrsError, TimeoutError, ValidationError, WorkflowFailedError
 from ..policy import StepRetryPolicy
 from ..step_guard import StepResult
+from ..store.wakeup import run_key
 from ..tables import messages, runs, workflows
 from ..types import QueueMessage, WorkflowRecord, WorkflowStatus
 from ..validation import PayloadRules, encode_json, encode_payloads, validate_queue_name
 from ..workers import ephemeral_producer
-from ..workflow_run import Run, check_step_name, run_key
+from ..workflow_run import Run, check_step_name
 
 if TYPE_CHECKING:
     from ..store.facade import Store
@@ -49,7 +50,9 @@ async def lookup_definition(store: Store, name: str) -> WorkflowRecord:
 
 async def create_definition(store: Store, name: str) -> WorkflowRecord:
     async with store.db.transaction() as db:
-        record = await workflows.get_or_create(db, name, store.clock.now())
+        record = await workflows.get_or_create(
+            db, name, store.clock.now(), store.settings.max_read_ct
+        )
     store.messages.remember_workflow_queue(record.queue_id)
     return record
 

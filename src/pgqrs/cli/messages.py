@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
@@ -21,7 +22,9 @@ from rich.progress import (
 
 from ..admin import Admin
 from ..errors import PgqrsError
+from ..records import MessageError
 from ..store.facade import Store
+from ..tables import failures
 from ..tables import messages as message_rows
 from ..tables import queues as queue_rows
 from ..types import QueueMessage
@@ -164,8 +167,39 @@ def _message_json(message: QueueMessage, queue: str, state: str) -> dict[str, An
     return data
 
 
-async def _queue_names(store: Store) -> dict[int, str]:
-    return {q.id: q.queue_name for q in await queue_rows.list_all(store.db)}
+@dataclass(frozen=True)
+class View:
+    """What showing messages needs besides the messages: queue names, each queue's poison
+    threshold (stored with the queue, else the store's default), the time, last errors."""
+
+    names: dict[int, str]
+    limits: dict[int, int]
+    default_limit: int
+    now: datetime
+    errors: dict[int, MessageError] = field(default_factory=dict)
+
+    def queue(self, m: QueueMessage) -> str:
+        return self.names.get(m.queue_id, "")
+
+    def state(self, m: QueueMessage) -> str:
+        return message_state(m, self.now, self.limits.get(m.queue_id, self.default_limit))
+
+
+async def view_of(
+    store: Store, found: Sequence[QueueMessage] = (), *, errors: bool = False
+) -> View:
+    settings = [
+        (q.id, q.queue_name, await queue_rows.settings(store.db, q.id))
+        for q in await queue_rows.list_all(store.db)
+    ]
+    default = store.settings.max_read_ct
+    return View(
+        names={qid: name for qid, name, _ in settings},
+        limits={qid: s.max_read_ct for qid, _, s in settings if s.max_read_ct is not None},
+        default_limit=default,
+        now=store.clock.now(),
+        errors=await failures.of(store.db, [m.id for m in found]) if errors else {},
+    )
 
 
 def _when(message: QueueMessage, state: str, now: datetime) -> str:
@@ -174,52 +208,55 @@ def _when(message: QueueMessage, state: str, now: datetime) -> str:
         return ago(message.archived_at, now)
     if state in ("leased", "delayed"):
         return until(message.vt, now)
-    return "-"
+    return ago(message.enqueued_at, now)
 
 
-def _message_table(
-    found: list[QueueMessage], names: dict[int, str], now: datetime, max_read_ct: int
-) -> None:
+def _error_text(error: MessageError | None) -> str:
+    if error is None:
+        return "-"
+    first = error.error_message.splitlines()[0] if error.error_message else ""
+    return f"{error.error_type.rsplit('.', 1)[-1]}: {first}"
+
+
+def _message_table(found: list[QueueMessage], view: View, *, errors: bool = False) -> None:
+    columns = ["ID", "Queue", "State", "Since", "Reads", "Enqueued", "Worker", "Payload"]
+    if errors:
+        columns.append("Last error")
     out = table(
-        "ID",
-        "Queue",
-        "State",
-        "Since",
-        "Reads",
-        "Enqueued",
-        "Worker",
-        "Payload",
+        *columns,
         right=("ID", "Reads", "Worker"),
-        flex=("Queue", "Payload"),
+        flex=("Queue", "Payload", "Last error") if errors else ("Queue", "Payload"),
     )
     for m in found:
-        state = message_state(m, now, max_read_ct)
-        add_row(
-            out,
+        state = view.state(m)
+        cells: list[Any] = [
             m.id,
-            names.get(m.queue_id, m.queue_id),
+            view.names.get(m.queue_id, m.queue_id),
             state,
-            _when(m, state, now),
+            _when(m, state, view.now),
             m.read_ct,
-            ago(m.enqueued_at, now),
+            ago(m.enqueued_at, view.now),
             m.consumer_worker_id,
             compact(m.payload),
-        )
+        ]
+        if errors:
+            cells.append(_error_text(view.errors.get(m.id)))
+        add_row(out, *cells)
     print_table(out, "No messages.")
 
 
-def _emit_messages(
-    found: list[QueueMessage], names: dict[int, str], now: datetime, max_read_ct: int
-) -> None:
+def _emit_messages(found: list[QueueMessage], view: View, *, errors: bool = False) -> None:
     if wants_json():
-        emit_json(
-            [
-                _message_json(m, names.get(m.queue_id, ""), message_state(m, now, max_read_ct))
-                for m in found
-            ]
-        )
+        out = []
+        for m in found:
+            data = _message_json(m, view.queue(m), view.state(m))
+            if errors:
+                error = view.errors.get(m.id)
+                data["last_error"] = None if error is None else plain(error)
+            out.append(data)
+        emit_json(out)
     else:
-        _message_table(found, names, now, max_read_ct)
+        _message_table(found, view, errors=errors)
 
 
 @click.group()
@@ -239,15 +276,15 @@ def list_messages(queue: str, archived: bool, leased: bool, limit: int) -> None:
         raise click.UsageError("--archived and --leased exclude each other")
     which = "archived" if archived else "leased" if leased else "live"
 
-    async def work(store: Store) -> tuple[list[QueueMessage], datetime, int]:
+    async def work(store: Store) -> tuple[list[QueueMessage], View]:
         info = await queue_rows.get_by_name(store.db, queue)
         now = store.clock.now()
         rows = await message_rows.browse_rows(store.db, info.id, which=which, now=now, limit=limit)
-        return await store.messages.read(store.db, rows), now, store.settings.max_read_ct
+        found = await store.messages.read(store.db, rows)
+        return found, await view_of(store)
 
-    found, now, max_read_ct = with_store(work)
-    names = {m.queue_id: queue for m in found}
-    _emit_messages(found, names, now, max_read_ct)
+    found, view = with_store(work)
+    _emit_messages(found, view)
 
 
 @messages.command("show")
@@ -256,16 +293,15 @@ def list_messages(queue: str, archived: bool, leased: bool, limit: int) -> None:
 def show(message_id: int) -> None:
     """Every field of the message ID and its payload."""
 
-    async def work(store: Store) -> tuple[QueueMessage, str, datetime, int]:
+    async def work(store: Store) -> tuple[QueueMessage, View]:
         message = await (await store.get_messages()).get(message_id)
-        names = await _queue_names(store)
-        now = store.clock.now()
-        return message, names.get(message.queue_id, ""), now, store.settings.max_read_ct
+        return message, await view_of(store, [message], errors=True)
 
-    m, queue, now, max_read_ct = with_store(work)
-    state = message_state(m, now, max_read_ct)
+    m, view = with_store(work)
+    queue, state, now = view.queue(m), view.state(m), view.now
+    error = view.errors.get(m.id)
     if wants_json():
-        emit_json(_message_json(m, queue, state))
+        emit_json({**_message_json(m, queue, state), "last_error": plain(error) if error else None})
         return
     rows = [
         ("queue", f"{queue} (id {m.queue_id})"),
@@ -277,6 +313,7 @@ def show(message_id: int) -> None:
         ("archived", m.archived_at),
         ("producer worker", m.producer_worker_id),
         ("consumer worker", m.consumer_worker_id),
+        ("last error", None if error is None else _error_text(error)),
     ]
     console().print(fields_table(rows, title=f"Message {m.id}"))
     console().print(pretty(m.payload), markup=False)
@@ -292,16 +329,16 @@ def dlq() -> None:
 @click.argument("queue", required=False)
 @json_option
 def dlq_list(queue: str | None) -> None:
-    """Dead letters of QUEUE (or of every queue), including those already archived."""
+    """Dead letters of QUEUE (or of every queue), including those already archived, with the
+    last error their handler raised."""
 
-    async def work(store: Store) -> tuple[list[QueueMessage], dict[int, str], datetime, int]:
+    async def work(store: Store) -> tuple[list[QueueMessage], View]:
         found = await Admin(store).dlq_list(queue)
-        names = await _queue_names(store)
-        return found, names, store.clock.now(), store.settings.max_read_ct
+        return found, await view_of(store, found, errors=True)
 
-    found, names, now, max_read_ct = with_store(work)
+    found, view = with_store(work)
     if wants_json() or found:
-        _emit_messages(found, names, now, max_read_ct)
+        _emit_messages(found, view, errors=True)
     else:
         note("No dead letters.")
 

@@ -71,17 +71,39 @@ def queue() -> None:
     """Create, list, inspect, purge and delete queues."""
 
 
+_MAX_READ_CT_HELP = (
+    "Deliveries after which an unfinished message is a dead letter; stored with the queue, "
+    "so every worker agrees (default: the max_read_ct of this command's config)."
+)
+
+
 @queue.command("create")
 @click.argument("name")
 @click.option("--exist-ok", is_flag=True, help="Succeed if the queue exists already.")
+@click.option("--max-read-ct", type=click.IntRange(min=1), help=_MAX_READ_CT_HELP)
 @json_option
-def create(name: str, exist_ok: bool) -> None:
+def create(name: str, exist_ok: bool, max_read_ct: int | None) -> None:
     """Create the queue NAME."""
-    info = with_store(lambda store: Admin(store).create_queue(name, exist_ok=exist_ok))
+    info = with_store(
+        lambda store: Admin(store).create_queue(name, exist_ok=exist_ok, max_read_ct=max_read_ct)
+    )
     if wants_json():
         emit_json(info)
     else:
         note(f"Queue '{info.queue_name}' ready (id {info.id})")
+
+
+@queue.command("update")
+@click.argument("name")
+@click.option("--max-read-ct", type=click.IntRange(min=1), required=True, help=_MAX_READ_CT_HELP)
+@json_option
+def update(name: str, max_read_ct: int) -> None:
+    """Change the settings of the queue NAME for every process that uses it."""
+    found = with_store(lambda store: Admin(store).update_queue(name, max_read_ct=max_read_ct))
+    if wants_json():
+        emit_json(found)
+    else:
+        note(f"Queue '{found.queue_name}': dead letters after {found.max_read_ct} deliveries")
 
 
 def metrics_json(m: QueueMetrics, now: datetime) -> dict[str, Any]:

@@ -14,9 +14,10 @@ import importlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -25,8 +26,8 @@ from ..builders.dequeue import DequeueBuilder
 from ..builders.workflow import WorkflowBuilder
 from ..decorators import WorkflowDef
 from ..errors import PausedError, StepNotReadyError, TransientStepError
-from ..poller import Handler, call_handler
-from ..shutdown import run_workers
+from ..poller import Handler, is_async
+from ..shutdown import catch_signals_early, run_workers
 from ..store.facade import Store
 from ..tables import queues as queue_rows
 from ..types import QueueMessage
@@ -74,6 +75,8 @@ class Tally:
     handled: int = 0
     failed: int = 0
     released: int = 0
+    # Plain-function handlers of several loops count from their threads.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _what(arg: Any) -> tuple[str, int]:
@@ -94,27 +97,52 @@ def _ms(started: float) -> str:
 
 
 def counted(fn: Callable[..., Any], tally: Tally) -> Handler:
-    """`fn`, logging each call with its duration and counting its outcome."""
+    """`fn`, logging each call with its duration and counting its outcome. A plain function
+    stays a plain function, so its loop runs it on the loop's own thread (poller.call_handler)."""
 
-    async def handler(arg: Any) -> Any:
+    def start(arg: Any) -> tuple[str, int, float]:
         what, count = _what(arg)
-        started = time.perf_counter()
+        return what, count, time.perf_counter()
+
+    def outcome(what: str, count: int, started: float, err: BaseException | None) -> None:
+        with tally.lock:
+            if err is None:
+                tally.handled += count
+                log.info("%s handled in %s", what, _ms(started))
+            elif isinstance(err, asyncio.CancelledError):
+                tally.released += count
+                log.warning("%s released unfinished after %s (shutdown)", what, _ms(started))
+            elif isinstance(err, _RESCHEDULED):
+                tally.handled += count
+                log.info("%s rescheduled after %s: %s", what, _ms(started), err)
+            elif isinstance(err, Exception):
+                tally.failed += count
+                log.warning(
+                    "%s failed after %s: %s: %s", what, _ms(started), type(err).__name__, err
+                )
+
+    if is_async(fn):
+
+        async def async_handler(arg: Any) -> Any:
+            what, count, started = start(arg)
+            try:
+                result = await fn(arg)
+            except BaseException as err:
+                outcome(what, count, started, err)
+                raise
+            outcome(what, count, started, None)
+            return result
+
+        return async_handler
+
+    def handler(arg: Any) -> Any:
+        what, count, started = start(arg)
         try:
-            result = await call_handler(fn, arg)
-        except asyncio.CancelledError:
-            tally.released += count
-            log.warning("%s released unfinished after %s (shutdown)", what, _ms(started))
+            result = fn(arg)
+        except BaseException as err:
+            outcome(what, count, started, err)
             raise
-        except _RESCHEDULED as err:
-            tally.handled += count
-            log.info("%s rescheduled after %s: %s", what, _ms(started), err)
-            raise
-        except Exception as err:
-            tally.failed += count
-            log.warning("%s failed after %s: %s: %s", what, _ms(started), type(err).__name__, err)
-            raise
-        tally.handled += count
-        log.info("%s handled in %s", what, _ms(started))
+        outcome(what, count, started, None)
         return result
 
     return handler
@@ -196,6 +224,7 @@ def run_command(
     workflow run with --workflow). The working directory is importable, so
     `pgqrs run tasks:handle` finds ./tasks.py.
     """
+    catch_signals_early()  # a SIGTERM while connecting stops the worker cleanly, not abruptly
     fn = load_handler(target)
     if isinstance(fn, WorkflowDef):
         is_workflow = True
@@ -251,7 +280,8 @@ def run_command(
 
 def _summary(tally: Tally, seconds: float) -> None:
     if wants_json():
-        emit_json({**tally.__dict__, "seconds": round(seconds, 3)})
+        counts = {"handled": tally.handled, "failed": tally.failed, "released": tally.released}
+        emit_json({**counts, "seconds": round(seconds, 3)})
         return
     rate = tally.handled / seconds if seconds > 0 else 0.0
     click.echo(

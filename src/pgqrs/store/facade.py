@@ -88,7 +88,11 @@ class Store:
     async def queue(self, name: str) -> QueueInfo:
 
         validate_queue_name(name)
-        return await queues.create(self.db, name, self.clock.now())
+        # The queue keeps the poison threshold of the config that created it: every process
+        # that touches it agrees on when a message is a dead letter.
+        return await queues.create(
+            self.db, name, self.clock.now(), max_read_ct=self._config.max_read_ct
+        )
 
     async def get_queue(self, name: str) -> QueueInfo:
 

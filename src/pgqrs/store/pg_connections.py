@@ -23,6 +23,8 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
+from .._cancel import keep
+
 log = logging.getLogger("pgqrs")
 
 # How often a caller waiting on a pool that cannot connect checks whether the server is back.
@@ -123,6 +125,7 @@ class Connections:
             retiring = asyncio.create_task(failing.close())
             self._retiring.add(retiring)
             retiring.add_done_callback(self._retiring.discard)
+            keep(retiring)
 
     async def close(self) -> None:
         for pool in list(self.pools):

@@ -13,7 +13,6 @@ import functools
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -21,6 +20,8 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 from psycopg.types.string import TextLoader
 
+from .. import _clock
+from .._cancel import keep
 from .._clock import SYSTEM_CLOCK, DatabaseClock
 from ..config import Config, parse_dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
@@ -312,10 +313,10 @@ def _configurer(
 async def measure_offset(conn: psycopg.AsyncConnection[Any], clock: DatabaseClock) -> None:
     """Set `clock.offset` to server time minus local time, to within half a round trip. Only
     Python-side decisions use it; statements read the server's clock themselves."""
-    before = datetime.now(UTC)
+    before = _clock.local_now()
     cursor = await conn.execute("SELECT clock_timestamp()")
     row = await cursor.fetchone()
-    after = datetime.now(UTC)
+    after = _clock.local_now()
     if row is not None:
         clock.offset = row[0] - (before + (after - before) / 2)
 
@@ -347,9 +348,6 @@ async def _listen(conninfo: str, channel: str, wakeups: Wakeups) -> None:
             await conn.close()
 
 
-_closing: set[asyncio.Task[None]] = set()
-
-
 def _close_abandoned(
     pools: list[psycopg_pool.AsyncConnectionPool[Any]],
     listener: list[asyncio.Task[None]],
@@ -359,9 +357,7 @@ def _close_abandoned(
         for running in listener:
             running.cancel()
         for pool in pools:
-            task = loop.create_task(pool.close())
-            _closing.add(task)  # keep it alive until it finishes
-            task.add_done_callback(_closing.discard)
+            keep(loop.create_task(pool.close()))
 
     if not loop.is_closed():
         with contextlib.suppress(RuntimeError):

@@ -18,9 +18,10 @@ import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
+from .. import _clock
 from .._cancel import cleanup, complete
 from .._clock import DatabaseClock, from_db, seconds, to_sqlite_text
 from ..config import Dsn
@@ -67,7 +68,7 @@ def _adapt(params: Params | None) -> dict[str, Any]:
 def _bind(args: dict[str, Any]) -> dict[str, Any]:
     """`args` with the time of execution for `now` parameters left to the clock."""
     if args.get("now") is _AT_EXECUTION or args.get("wall_now") is _AT_EXECUTION:
-        stamp = to_sqlite_text(datetime.now(UTC))
+        stamp = to_sqlite_text(_clock.local_now())
         return {k: stamp if v is _AT_EXECUTION else v for k, v in args.items()}
     return args
 
@@ -391,7 +392,7 @@ class SqliteExecutor:
             {
                 "version": migration.version,
                 "name": migration.name,
-                "now": to_sqlite_text(datetime.now(UTC)),
+                "now": to_sqlite_text(_clock.local_now()),
                 "method": method,
                 "library_version": LIBRARY_VERSION,
             },

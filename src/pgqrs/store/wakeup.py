@@ -21,26 +21,45 @@ def queue_key(queue_id: int) -> tuple[str, int]:
     return ("queue", queue_id)
 
 
+def run_key(message_id: int) -> tuple[str, int]:
+    """The wake-up key of a workflow run (by its trigger message): `result()` waits on it for
+    a terminal status."""
+    return ("run", message_id)
+
+
 Mark = tuple[int, ...]
 
 
+# Keys remembered at most: a long-lived worker notifies a key per workflow run it finishes.
+MAX_KEYS = 1024
+
+
 class Wakeups:
-    """Waiters by key, and a count of notifications per key.
+    """Waiters by key, and when each key was last notified.
 
     A loop takes a `mark` before it looks for work and waits `since` that mark, so a
     notification that arrives after the look but before the wait still ends the wait at once.
+    Notifications are numbered; a key's value only ever grows. Memory stays flat: past
+    `MAX_KEYS` keys everything is forgotten and every key counts as notified just now, which
+    can end a wait early (one extra look) but never lets one miss a notification.
     """
 
     def __init__(self) -> None:
         self._waiters: dict[Hashable, set[asyncio.Future[None]]] = {}
-        self._counts: dict[Hashable, int] = {}
+        self._last: dict[Hashable, int] = {}  # key -> number of its last notification
+        self._seq = 0  # notifications so far
+        self._floor = 0  # the value of every key not in `_last`
         self._epoch = 0  # bumped by notify_all
 
     def mark(self, keys: tuple[Hashable, ...]) -> Mark:
-        return (self._epoch, *(self._counts.get(key, 0) for key in keys))
+        return (self._epoch, *(self._last.get(key, self._floor) for key in keys))
 
     def notify(self, key: Hashable) -> None:
-        self._counts[key] = self._counts.get(key, 0) + 1
+        self._seq += 1
+        if len(self._last) >= MAX_KEYS and key not in self._last:
+            self._last.clear()
+            self._floor = self._seq
+        self._last[key] = self._seq
         for future in self._waiters.pop(key, ()):
             if not future.done():
                 future.set_result(None)
@@ -50,6 +69,10 @@ class Wakeups:
         self._epoch += 1
         for key in list(self._waiters):
             self.notify(key)
+
+    def remembered(self) -> int:
+        """How many keys are remembered (flat however many were ever notified)."""
+        return len(self._last)
 
     async def wait(
         self, keys: tuple[Hashable, ...], seconds: float, since: Mark | None = None

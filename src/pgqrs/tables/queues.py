@@ -8,6 +8,7 @@ from typing import Any
 
 from .._clock import db_to_api
 from ..errors import QueueAlreadyExistsError, QueueNotFoundError, ValidationError
+from ..records import QueueSettings
 from ..store.executor import Queryable, UniqueViolation, scalar_int
 from ..types import QueueInfo
 
@@ -16,16 +17,47 @@ def queue_info(row: Sequence[Any]) -> QueueInfo:
     return QueueInfo(id=int(row[0]), queue_name=row[1], created_at=db_to_api(row[2]) or "")
 
 
-async def create(db: Queryable, name: str, now: datetime, *, exist_ok: bool = False) -> QueueInfo:
+async def create(
+    db: Queryable,
+    name: str,
+    now: datetime | None,
+    *,
+    exist_ok: bool = False,
+    max_read_ct: int | None = None,
+) -> QueueInfo:
+    """Create a queue; `max_read_ct` is its poison threshold, shared by every process."""
+    params = {"name": name, "now": now, "max_read_ct": max_read_ct}
     if exist_ok:
-        row = await db.fetchone(db.sql.QUEUE_INSERT_IF_ABSENT, {"name": name, "now": now})
+        row = await db.fetchone(db.sql.QUEUE_INSERT_IF_ABSENT, params)
         return queue_info(row) if row else await get_by_name(db, name)
     try:
-        row = await db.fetchone(db.sql.QUEUE_INSERT, {"name": name, "now": now})
+        row = await db.fetchone(db.sql.QUEUE_INSERT, params)
     except UniqueViolation as err:
         raise QueueAlreadyExistsError(f"Queue '{name}' already exists") from err
     assert row is not None
     return queue_info(row)
+
+
+async def settings(db: Queryable, queue_id: int) -> QueueSettings:
+    row = await db.fetchone(db.sql.QUEUE_SETTINGS, {"id": queue_id})
+    if row is None:
+        raise QueueNotFoundError(f"Queue with id '{queue_id}' not found")
+    return QueueSettings(queue_name=row[0], max_read_ct=None if row[1] is None else int(row[1]))
+
+
+async def set_max_read_ct(db: Queryable, queue_id: int, max_read_ct: int) -> QueueSettings:
+    row = await db.fetchone(
+        db.sql.QUEUE_SET_MAX_READ_CT, {"id": queue_id, "max_read_ct": max_read_ct}
+    )
+    if row is None:
+        raise QueueNotFoundError(f"Queue with id '{queue_id}' not found")
+    return QueueSettings(queue_name=row[0], max_read_ct=int(row[1]))
+
+
+async def max_read_ct(db: Queryable, queue_id: int, default: int) -> int:
+    """The poison threshold of a queue: its own, else `default` (Config.max_read_ct)."""
+    own = (await settings(db, queue_id)).max_read_ct
+    return default if own is None else own
 
 
 async def find_by_name(db: Queryable, name: str) -> QueueInfo | None:

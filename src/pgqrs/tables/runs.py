@@ -190,3 +190,17 @@ async def error_step_retries(db: Queryable, run_id: int) -> list[datetime | None
     """`retry_at` of each failed step of the run; None marks a step whose retries are spent."""
     rows = await db.fetch(db.sql.RUN_ERROR_STEP_RETRIES, {"id": run_id})
     return [from_db(row[0]) for row in rows]
+
+
+async def fail_dead_lettered(
+    db: Queryable, queue_id: int, max_read_ct: int, reason: str, now: datetime | None
+) -> list[int]:
+    """End ERROR (with `reason`) every open run of the queue whose trigger message is a dead
+    letter: no delivery will come to finish it. The trigger messages of the runs ended."""
+    params = {
+        "queue_id": queue_id,
+        "max_read_ct": max_read_ct,
+        "error": encode_json(reason),
+        "now": now,
+    }
+    return [int(row[0]) for row in await db.fetch(db.sql.RUN_FAIL_DEAD_LETTERED, params)]

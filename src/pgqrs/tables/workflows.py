@@ -19,13 +19,15 @@ def workflow_record(row: Sequence[Any]) -> WorkflowRecord:
     )
 
 
-async def get_or_create(db: Queryable, name: str, now: datetime) -> WorkflowRecord:
+async def get_or_create(
+    db: Queryable, name: str, now: datetime, max_read_ct: int | None = None
+) -> WorkflowRecord:
     """The definition named `name` and its queue, created when missing; call in a transaction.
 
     An existing ordinary queue of that name becomes the workflow's queue. Concurrent callers
     get the same record: inserts that lose a race do nothing and the row is read back.
     """
-    queue = await queues.create(db, name, now, exist_ok=True)
+    queue = await queues.create(db, name, now, exist_ok=True, max_read_ct=max_read_ct)
     params = {"name": name, "queue_id": queue.id, "now": now}
     row = await db.fetchone(db.sql.WF_INSERT_IF_ABSENT, params)
     if row is None:

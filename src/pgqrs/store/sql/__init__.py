@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from .bookkeeping import BookkeepingPostgres, BookkeepingSql
+from .failures import FailureSql
 from .messages import MessagePostgres, MessageSql
 from .operations import OperationsPostgres, OperationsSql
 from .queues import QueueSql
@@ -20,7 +21,7 @@ from .workers import WorkerSql
 from .workflows import WorkflowPostgres, WorkflowSql
 
 
-class Sql(QueueSql, WorkerSql, MessageSql, WorkflowSql, BookkeepingSql, OperationsSql):
+class Sql(QueueSql, WorkerSql, MessageSql, FailureSql, WorkflowSql, BookkeepingSql, OperationsSql):
     """All statements, SQLite spelling. Attributes in upper case are statements."""
 
 

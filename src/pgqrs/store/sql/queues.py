@@ -7,12 +7,18 @@ QUEUE_COLS = "id, queue_name, created_at"
 
 class QueueSql:
     QUEUE_INSERT = (
-        f"INSERT INTO {{s}}pgqrs_queues (queue_name, created_at) VALUES (:name, :now) "
-        f"RETURNING {QUEUE_COLS}"
+        "INSERT INTO {s}pgqrs_queues (queue_name, created_at, max_read_ct) "
+        f"VALUES (:name, :now, :max_read_ct) RETURNING {QUEUE_COLS}"
     )
     QUEUE_INSERT_IF_ABSENT = (
-        f"INSERT INTO {{s}}pgqrs_queues (queue_name, created_at) VALUES (:name, :now) "
+        "INSERT INTO {s}pgqrs_queues (queue_name, created_at, max_read_ct) "
+        "VALUES (:name, :now, :max_read_ct) "
         f"ON CONFLICT (queue_name) DO NOTHING RETURNING {QUEUE_COLS}"
+    )
+    QUEUE_SETTINGS = "SELECT queue_name, max_read_ct FROM {s}pgqrs_queues WHERE id = :id"
+    QUEUE_SET_MAX_READ_CT = (
+        "UPDATE {s}pgqrs_queues SET max_read_ct = :max_read_ct WHERE id = :id "
+        "RETURNING queue_name, max_read_ct"
     )
     QUEUE_BY_NAME = f"SELECT {QUEUE_COLS} FROM {{s}}pgqrs_queues WHERE queue_name = :name"
     QUEUE_BY_ID = f"SELECT {QUEUE_COLS} FROM {{s}}pgqrs_queues WHERE id = :id"

@@ -7,6 +7,8 @@ written as literals so Postgres coerces them to its enum type without casts.
 
 from __future__ import annotations
 
+from .messages import QUEUE_LIMIT
+
 WORKFLOW_COLS = "id, name, queue_id, created_at"
 RUN_COLS = (
     "id, workflow_id, message_id, status, input, output, error, created_at, updated_at, "
@@ -86,6 +88,16 @@ class WorkflowSql:
     RUN_FINALISE_CANCEL = (
         "UPDATE {s}pgqrs_workflow_runs SET status = 'CANCELLED', completed_at = :now, "
         "updated_at = :now WHERE id = :id AND status = 'CANCELLING' RETURNING id"
+    )
+    # Open runs whose trigger message became a dead letter (it reached its queue's poison
+    # threshold and is not leased): no delivery will come, so they end ERROR with :error.
+    RUN_FAIL_DEAD_LETTERED = (
+        "UPDATE {s}pgqrs_workflow_runs SET status = 'ERROR', error = :error, "
+        f"completed_at = :now, updated_at = :now WHERE {_OPEN} AND message_id IN ("
+        "SELECT m.id FROM {s}pgqrs_messages m WHERE m.queue_id = :queue_id "
+        f"AND m.archived_at IS NULL AND COALESCE(m.read_ct, 0) >= {QUEUE_LIMIT} "
+        "AND (m.consumer_worker_id IS NULL OR m.vt IS NULL OR TS(m.vt) <= :now)) "
+        "RETURNING message_id"
     )
     # When the failed steps of a run may be tried again (NULL: retries exhausted).
     RUN_ERROR_STEP_RETRIES = (
