@@ -20,11 +20,13 @@ SCENARIOS = (
     "workflow",
     "backlog_scaling",
     "memory",
+    "workflow_memory",
 )
 RAW_SCENARIOS = ("enqueue_single", "enqueue_batch", "drain", "backlog_scaling")
 # Turso and S3 run the throughput scenarios only: the others measure the engine, not the
 # backend (e2e_latency, workflow) or need a bulk loader behind the library's back
-# (backlog_scaling, memory), which a pyturso file or an S3 object does not offer.
+# (backlog_scaling, memory, workflow_memory), which a pyturso file or an S3 object does not
+# offer.
 QUEUE_SCENARIOS = ("enqueue_single", "enqueue_batch", "drain")
 BACKEND_SCENARIOS: dict[str, tuple[str, ...] | None] = {  # None: every scenario
     "postgres": None,
@@ -52,6 +54,7 @@ FULL: dict[str, Any] = {
     "backlog_budget_s": 20.0,
     "memory_messages": 100_000,
     "memory_batch": 10,
+    "workflow_memory_runs": 20_000,
 }
 QUICK: dict[str, Any] = {
     "enqueue_single": 40,
@@ -71,6 +74,7 @@ QUICK: dict[str, Any] = {
     "backlog_budget_s": 2.0,
     "memory_messages": 400,
     "memory_batch": 10,
+    "workflow_memory_runs": 60,
 }
 # What differs per backend. S3 (Durable mode) uploads the whole database file after every
 # write, so each enqueue and each claim or archive is one upload: 2,000 messages, no B=1 (two

@@ -146,7 +146,8 @@ def plan(
                     cases.append(Case(scenario, backend, ("--sizes", str(n)), raw=True))
             else:
                 raw = scenario in RAW_SCENARIOS
-                cases.append(Case(scenario, backend, (), raw=raw, once=scenario == "memory"))
+                once = scenario in ("memory", "workflow_memory")
+                cases.append(Case(scenario, backend, (), raw=raw, once=once))
     return cases
 
 
@@ -327,6 +328,12 @@ METRICS = {
         False,
         (("", field_of("rss_slope_mib_per_100k")),),
     ),
+    "workflow_memory": Metric(
+        "peak RSS MiB / slope MiB per 100k runs",
+        field_of("rss_peak_mib"),
+        False,
+        (("", field_of("rss_slope_mib_per_100k")),),
+    ),
 }
 
 
@@ -364,6 +371,8 @@ def _show_params(scenario: str, params: dict[str, Any]) -> str:
         return f"batches of {params['batch']}"
     if scenario == "memory":
         return f"poll loop, B={params['batch']}"
+    if scenario == "workflow_memory":
+        return "handle_workflow, 3 steps"
     return ""
 
 

@@ -459,6 +459,52 @@ async def memory(target: Target, s: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+async def workflow_memory(target: Target, s: dict[str, Any]) -> dict[str, Any]:
+    """RSS of this process while one workflow worker (handle_workflow, the 3-step workflow)
+    finishes `workflow_memory_runs` runs whose triggers were enqueued in bulk (not timed):
+    memory must stay flat in the number of runs finished (issue 10, defect 8)."""
+    runs = s["workflow_memory_runs"]
+    async with installed(target) as store:
+        await pgqrs.workflow().name("bench_flow").store(store).create()
+        producer = await store.producer("bench_flow")
+        for first in range(0, runs, 500):
+            last = min(first + 500, runs)
+            await producer.enqueue_batch([{"input": {"order": n}} for n in range(first, last)])
+        executed: Counter[tuple[int, str]] = Counter()
+        flow = three_step_workflow(executed)
+        progress = [0]
+        finished = asyncio.Event()
+
+        async def handler(run: Any) -> None:
+            await flow(run)
+            progress[0] += 1
+            if progress[0] >= runs:
+                finished.set()
+
+        consumer = await store.consumer("bench_flow")
+        with support.RssSampler(progress) as sampler:
+            started = time.perf_counter()
+            task = asyncio.create_task(
+                pgqrs.dequeue().worker(consumer).handle_workflow(handler).poll(store)
+            )
+            try:
+                await asyncio.wait_for(finished.wait(), 1800)
+            finally:
+                elapsed = time.perf_counter() - started
+                await stop_loops([consumer], [task])
+        if len(executed) != 3 * runs:
+            raise RuntimeError(f"{len(executed) // 3} of {runs} runs finished their steps")
+    return support.result(
+        "workflow_memory",
+        IMPL,
+        target.backend,
+        {"workers": 1, "steps": 3},
+        runs,
+        elapsed,
+        **sampler.summary(runs),
+    )
+
+
 SCENARIOS = bench_config.SCENARIOS
 
 
@@ -483,6 +529,8 @@ def cases(scenario: str, s: dict[str, Any]) -> list[Callable[[Target], Any]]:
         return [lambda t, n=n: backlog_scaling(t, s, n) for n in s["backlog_sizes"]]
     if scenario == "memory":
         return [lambda t: memory(t, s)]
+    if scenario == "workflow_memory":
+        return [lambda t: workflow_memory(t, s)]
     raise ValueError(f"unknown scenario {scenario!r}")
 
 

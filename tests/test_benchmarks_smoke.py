@@ -72,6 +72,7 @@ def test_every_scenario_runs_at_tiny_size(backend: str, tmp_path: Path, compare:
         assert len(by_scenario["backlog_scaling"]) == 2
         assert by_scenario["e2e_latency"][0]["latency_ms"]["p99"] > 0
         assert by_scenario["memory"][0]["rss_peak_mib"] > 0
+        assert by_scenario["workflow_memory"][0]["rss_peak_mib"] > 0
         assert {line["scenario"] for line in raw} == set(compare.RAW_SCENARIOS)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith("bench_")]
     assert leftovers == []  # every file, cache directory and bucket was deleted after its case

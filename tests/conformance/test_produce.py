@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
 
 import pgqrs
+from tests.conftest import StoreFactory
 
 
 async def test_enqueue_returns_ascending_ids_and_stores_payload(
@@ -163,3 +165,35 @@ async def test_helpers_refuse_bad_payloads_before_registering_a_worker(
         await pgqrs.produce(small, queue, {1, 2})
     assert await (await store.get_workers()).count() == 0
     assert await (await store.get_messages()).count() == 0
+
+
+# The other writer holds the file's write lock: SQLite and Turso (S3's cache file is the
+# store's own; its transactions are covered by tests/faults/test_cancel_points.py).
+@pytest.mark.backends("sqlite", "turso")
+async def test_a_produce_cancelled_while_another_writer_holds_the_lock_leaves_no_transaction(
+    store: pgqrs.Store, make_store: StoreFactory, queue: str
+) -> None:
+    """Issue 10, defect 1: `asyncio.timeout(0.1)` around `pgqrs.produce` while another writer
+    held the lock left the writer thread's BEGIN IMMEDIATE without a rollback: every later
+    write of the store failed ("cannot start a transaction within a transaction") and the file
+    stayed locked for everyone else. A cancelled call now rolls back whatever it left open."""
+    other = await make_store()
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_write_lock() -> None:
+        async with other.db.transaction() as db:
+            await db.execute(db.sql.WORKER_HEARTBEAT, {"id": 0, "now": None, "fence": None})
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_write_lock())
+    await held.wait()
+    asyncio.get_running_loop().call_later(0.5, release.set)  # the other writer finishes
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await pgqrs.produce(store, queue, {"n": 1})
+    await holder
+    mid = await pgqrs.produce(store, queue, {"n": 2})  # the store writes again
+    assert [m.payload for m in await (await store.consumer(queue)).dequeue(5)][-1] == {"n": 2}
+    assert mid > 0
+    await pgqrs.produce(other, queue, {"n": 3})  # and so does the other writer

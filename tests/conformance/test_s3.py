@@ -252,18 +252,28 @@ def own_server(
     server.stop()
 
 
+async def producing(
+    dsn: str, tmp_path: Path, connect_timeout: int
+) -> tuple[pgqrs.Store, pgqrs.Producer]:
+    """A Durable store on `dsn` (installed, queue "jobs") and a producer that sent "before"."""
+    config = pgqrs.Config(
+        dsn, s3_cache_dir=str(tmp_path / "c"), connection_timeout_seconds=connect_timeout
+    )
+    store = await pgqrs.connect_with(config)
+    await pgqrs.admin(store).install()
+    await store.queue("jobs")
+    producer = await store.producer("jobs")
+    await producer.enqueue("before")
+    return store, producer
+
+
 @pytest.mark.slow
 async def test_network_failure_then_retry(
     backend: str, own_server: tuple[S3Server, str], tmp_path: Path
 ) -> None:
     server, dsn = own_server
-    config = pgqrs.Config(dsn, s3_cache_dir=str(tmp_path / "c"), connection_timeout_seconds=5)
-    store = await pgqrs.connect_with(config)
+    store, producer = await producing(dsn, tmp_path, connect_timeout=5)
     try:
-        await pgqrs.admin(store).install()
-        await store.queue("jobs")
-        producer = await store.producer("jobs")
-        await producer.enqueue("before")
         port = server.get_host_and_port()[1]
         server.stop()
         with pytest.raises(pgqrs.PgqrsConnectionError):
@@ -293,13 +303,8 @@ async def test_an_upload_that_lands_after_its_timeout_is_no_conflict(
     took the store's own upload for another writer's and reported a sync conflict (a poll
     loop on that store then stopped). A single writer never conflicts with itself."""
     server, dsn = own_server
-    config = pgqrs.Config(dsn, s3_cache_dir=str(tmp_path / "c"), connection_timeout_seconds=1)
-    store = await pgqrs.connect_with(config)
+    store, producer = await producing(dsn, tmp_path, connect_timeout=1)
     try:
-        await pgqrs.admin(store).install()
-        await store.queue("jobs")
-        producer = await store.producer("jobs")
-        await producer.enqueue("before")
         server.late_put_replies = 1.5
         with pytest.raises(pgqrs.TimeoutError):
             await producer.enqueue("slow")  # committed and uploaded; the reply came too late

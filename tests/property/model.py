@@ -46,10 +46,9 @@ RULE_RECLAIM = (
     "messages whose lease has expired (vt <= t)"
 )
 
-# Issue 10 lists delete among the calls that need an unarchived message, and the model follows
-# it. Spec §7.4 says otherwise ("delete | — (archived rows too)"), and so did the library before
-# issue 10; set this to True to hold the library to the spec's reading instead.
-DELETE_ARCHIVED = False
+# An owner's delete acts on its archived rows too (semantics §7.4, and pgqrs); False would hold
+# the library to "unarchived messages only".
+DELETE_ARCHIVED = True
 RULE_DELETE = (
     "delete: owner's message -> row deleted (archived rows too, spec 7.4)"
     if DELETE_ARCHIVED
@@ -58,6 +57,7 @@ RULE_DELETE = (
 )
 
 BASE_TIME = datetime(2030, 1, 1, tzinfo=UTC)
+DELETED_ID = -1  # the `id` of a message's deleted form (see `Either`, `QueueModel.adopt`)
 
 
 class ManualClock:
@@ -243,7 +243,7 @@ class QueueModel:
         return self._apply(mid, outcome, dataclasses.replace(m, vt=vt, changed_by=RULE_EXTEND))
 
     def delete(self, reg: Registration, mid: int) -> Outcome:
-        """Deleting is modelled by `DELETED`, a message whose `id` is -1."""
+        """For an Either, the deleted form is the message with `id` DELETED_ID."""
         outcome = self.may_settle(reg, mid, archived_ok=DELETE_ARCHIVED)
         if outcome is True:
             del self.messages[mid]
@@ -307,6 +307,3 @@ class QueueModel:
                     released[m.id] = Either(kept, dataclasses.replace(kept, vt=self.now))
                     self.messages[m.id] = kept
         return stale, released
-
-
-DELETED_ID = -1

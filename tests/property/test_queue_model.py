@@ -276,7 +276,7 @@ class QueueMachine(RuleBasedStateMachine):
     # -- claiming ---------------------------------------------------------------------------
     @rule(slot=SLOTS, n=st.integers(1, 4))
     def dequeue(self, slot: int, n: int) -> None:
-        handle = self.current[slot]
+        handle = self._claimer(slot)
         self._claim(handle, n, LEASE, handle.consumer.dequeue(n))
 
     @rule(
@@ -285,8 +285,16 @@ class QueueMachine(RuleBasedStateMachine):
         lease=st.one_of(st.sampled_from([1, 2, 5]), st.integers(1, 30)),
     )
     def dequeue_many_with_delay(self, slot: int, n: int, lease: int) -> None:
-        handle = self.current[slot]
+        handle = self._claimer(slot)
         self._claim(handle, n, lease, handle.consumer.dequeue_many_with_delay(n, lease))
+
+    def _claimer(self, slot: int) -> Handle:
+        """The first consumer from slot `slot` on that is not suspended (else slot `slot`'s):
+        claims by suspended consumers are tried once per `suspend`, not at every draw."""
+        for handle in self.current[slot:] + self.current[:slot]:
+            if self.model.workers[handle.reg.worker_id].status != SUSPENDED:
+                return handle
+        return self.current[slot]
 
     def _claim(
         self,
@@ -590,6 +598,19 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(seconds=SECONDS)
     def advance_time(self, seconds: float) -> None:
         self._advance(seconds)
+
+    @rule(slot=SLOTS, past=st.sampled_from([0, 0.000001]))
+    def advance_to_lease_end(self, slot: int, past: float) -> None:
+        """Time moves to the end of the earliest running lease of consumer `slot`'s worker
+        (or of anyone's), exactly (`vt == t`: visible again) or a microsecond after."""
+        model = self.model
+        leases = [m for m in model.messages.values() if model.validly_leased(m)]
+        worker_id = self.current[slot].reg.worker_id
+        own = [m for m in leases if m.owner is not None and m.owner.worker_id == worker_id]
+        ends = sorted(m.vt for m in own or leases)
+        gap = (ends[0] - model.now).total_seconds() if ends else 1.0
+        self._advance(gap + past)
+        self.env.seen["time: moved to a lease's end" if ends else "time: no lease running"] += 1
 
     def _advance(self, seconds: float) -> None:
         self.clock.advance(seconds)

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,52 +100,46 @@ def counted(fn: Callable[..., Any], tally: Tally) -> Handler:
     """`fn`, logging each call with its duration and counting its outcome. A plain function
     stays a plain function, so its loop runs it on the loop's own thread (poller.call_handler)."""
 
-    def start(arg: Any) -> tuple[str, int, float]:
+    @contextlib.contextmanager
+    def observed(arg: Any) -> Iterator[None]:
         what, count = _what(arg)
-        return what, count, time.perf_counter()
-
-    def outcome(what: str, count: int, started: float, err: BaseException | None) -> None:
-        with tally.lock:
-            if err is None:
-                tally.handled += count
-                log.info("%s handled in %s", what, _ms(started))
-            elif isinstance(err, asyncio.CancelledError):
-                tally.released += count
-                log.warning("%s released unfinished after %s (shutdown)", what, _ms(started))
-            elif isinstance(err, _RESCHEDULED):
-                tally.handled += count
-                log.info("%s rescheduled after %s: %s", what, _ms(started), err)
-            elif isinstance(err, Exception):
-                tally.failed += count
-                log.warning(
-                    "%s failed after %s: %s: %s", what, _ms(started), type(err).__name__, err
-                )
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException as err:
+            _count(tally, what, count, started, err)
+            raise
+        _count(tally, what, count, started, None)
 
     if is_async(fn):
 
         async def async_handler(arg: Any) -> Any:
-            what, count, started = start(arg)
-            try:
-                result = await fn(arg)
-            except BaseException as err:
-                outcome(what, count, started, err)
-                raise
-            outcome(what, count, started, None)
-            return result
+            with observed(arg):
+                return await fn(arg)
 
         return async_handler
 
     def handler(arg: Any) -> Any:
-        what, count, started = start(arg)
-        try:
-            result = fn(arg)
-        except BaseException as err:
-            outcome(what, count, started, err)
-            raise
-        outcome(what, count, started, None)
-        return result
+        with observed(arg):
+            return fn(arg)
 
     return handler
+
+
+def _count(tally: Tally, what: str, count: int, started: float, err: BaseException | None) -> None:
+    with tally.lock:
+        if err is None:
+            tally.handled += count
+            log.info("%s handled in %s", what, _ms(started))
+        elif isinstance(err, asyncio.CancelledError):
+            tally.released += count
+            log.warning("%s released unfinished after %s (shutdown)", what, _ms(started))
+        elif isinstance(err, _RESCHEDULED):
+            tally.handled += count
+            log.info("%s rescheduled after %s: %s", what, _ms(started), err)
+        elif isinstance(err, Exception):
+            tally.failed += count
+            log.warning("%s failed after %s: %s: %s", what, _ms(started), type(err).__name__, err)
 
 
 def _builder(

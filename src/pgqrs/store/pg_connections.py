@@ -84,11 +84,10 @@ class Connections:
                 raise psycopg_pool.PoolTimeout(
                     f"couldn't get a connection after {self._timeout:.2f} sec"
                 )
+            # In slices: the pool may start failing to connect while this caller waits.
             failing = _errors(pool) > self._errors_when_ok
             try:
-                conn = await pool.getconn(
-                    timeout=min(remaining, PROBE_SECONDS) if failing else remaining
-                )
+                conn = await pool.getconn(timeout=min(remaining, PROBE_SECONDS))
             except psycopg_pool.PoolTimeout:
                 if _errors(pool) > self._errors_when_ok:
                     await self._renew_if_server_answers(pool)

@@ -229,8 +229,7 @@ async def release(
     delay_seconds: float = 0.0,
 ) -> set[int]:
     """Give owned messages back, visible again `delay_seconds` after `now`."""
-    params = {**_owner(owner), "ids": list(ids), "now": now, "delay": float(delay_seconds)}
-    return {int(i) for i in first_column(await db.fetch(db.sql.MSG_RELEASE, params))}
+    return await _released(db, db.sql.MSG_RELEASE, ids, owner, now, delay_seconds)
 
 
 async def give_back(
@@ -242,8 +241,19 @@ async def give_back(
 ) -> set[int]:
     """`release`, and the read count the claim used is returned: what was given back never
     counts towards max_read_ct (a cancelled claim, a workflow's planned wait)."""
+    return await _released(db, db.sql.MSG_GIVE_BACK, ids, owner, now, delay_seconds)
+
+
+async def _released(
+    db: Queryable,
+    sql: str,
+    ids: Sequence[int],
+    owner: Owner,
+    now: datetime | None,
+    delay_seconds: float,
+) -> set[int]:
     params = {**_owner(owner), "ids": list(ids), "now": now, "delay": float(delay_seconds)}
-    return {int(i) for i in first_column(await db.fetch(db.sql.MSG_GIVE_BACK, params))}
+    return {int(i) for i in first_column(await db.fetch(sql, params))}
 
 
 async def release_worker(db: Queryable, worker_id: int, now: datetime | None) -> int:

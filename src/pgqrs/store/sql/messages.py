@@ -100,7 +100,11 @@ class MessageSql:
     # (:ids), then claim the next batch, unless the worker stopped polling. The last
     # statement's rows are the claimed messages.
     LOOP_STEP: tuple[str, ...] = (MSG_ARCHIVE, _claim_sqlite(POLLING))
-    MSG_DELETE = f"DELETE FROM {{s}}pgqrs_messages WHERE id IN_LIST(:ids) AND {OWNED} RETURNING id"
+    # Archived rows too (semantics §7.4): an owner may drop its history.
+    MSG_DELETE = (
+        "DELETE FROM {s}pgqrs_messages WHERE id IN_LIST(:ids) AND consumer_worker_id = :worker_id "
+        f"AND {CURRENT}) RETURNING id"
+    )
     MSG_REFERENCED_BY_RUN = (
         "SELECT message_id FROM {s}pgqrs_workflow_runs WHERE message_id IN_LIST(:ids)"
     )
