@@ -51,7 +51,9 @@ def is_async(fn: Any) -> bool:
     )
 
 
-async def call_handler(fn: Handler, arg: Any, thread: DbThread | None = None) -> Any:
+async def call_handler(
+    fn: Handler, arg: Any, thread: Callable[[], DbThread] | None = None
+) -> Any:
     """Call a handler. An `async def` one runs on the loop; any other runs on `thread` (the
     runner's own), so a blocking handler never stops the loop: heartbeats keep its leases
     alive, and other loops of the process go on. A returned awaitable is awaited on the loop.
@@ -64,7 +66,7 @@ async def call_handler(fn: Handler, arg: Any, thread: DbThread | None = None) ->
         if thread is None:
             result = await asyncio.to_thread(context.run, fn, arg)
         else:
-            result = await thread.call(lambda _: context.run(fn, arg))
+            result = await thread().call(lambda _: context.run(fn, arg))
     if inspect.isawaitable(result):
         result = await result
     return result
@@ -283,13 +285,13 @@ class Runner:
 
     async def step(self) -> list[QueueMessage]:
         """Archive what the last handler finished and claim the next batch, as one
-        transaction. Cancelled, it runs to its end and gives back what it claimed."""
+        transaction. (Cancelled, the statement may still commit: `on_cancel` gives back
+        everything the loop holds, so no claim outlives a cancelled loop.)"""
         s, store, consumer = self.settings, self.store, self.consumer
         queue_id = consumer.queue_id
         assert queue_id is not None
         finished, self.finished = self.finished, []
-
-        async def take() -> list[QueueMessage]:
+        try:
             rows_ = await messages.loop_step(
                 store.db,
                 queue_id,
@@ -301,14 +303,11 @@ class Runner:
                 self.wall_time(),
                 store.settings.max_read_ct,
             )
-            return await store.messages.read(store.db, rows_) if rows_ else []
-
-        try:
-            return await complete(take(), consumer.give_back)
         except BaseException:
             # Not known to be archived: the next step (or the exit) archives them again.
             self.finished = finished + self.finished
             raise
+        return await store.messages.read(store.db, rows_) if rows_ else []
 
     async def flush_finished(self) -> None:
         """On the way out, archive what handlers finished since the last claim."""
@@ -377,9 +376,22 @@ class Runner:
             self.in_flight = []
 
     async def on_cancel(self) -> None:
-        """A cancelled loop ends `suspended`, wherever the cancellation landed once the loop
-        had started (even before its worker was moved to `polling`)."""
+        """A cancelled loop ends `suspended` and holding nothing, wherever the cancellation
+        landed once the loop had started (even before its worker was moved to `polling`). A
+        claim the cancellation cut off may still have committed (the SQLite writer thread
+        runs it to its end; PostgreSQL may commit a statement whose reply was never read):
+        what it took is given back here, after it (visible at once, the delivery not
+        counted). What a cancelled handler held was released already (`handle`)."""
+        await self.flush_finished()  # first: what handlers finished is archived, not given back
+        await self.finish_step()
         await self._move(SUSPENDED, (READY, POLLING, INTERRUPTED))
+
+    async def finish_step(self) -> None:
+        """Give back every message the loop's registration holds that no handler has."""
+        store, consumer = self.store, self.consumer
+        if await messages.give_back_all(store.db, consumer.owner, store.sql_now()):
+            assert consumer.queue_id is not None
+            store.wakeups.notify(queue_key(consumer.queue_id))
 
     async def on_error(self, err: BaseException) -> None:
         if isinstance(err, WorkerNotFoundError):
@@ -503,7 +515,7 @@ class MessageSettler:
 
     async def process(self, runner: Runner, claimed: list[QueueMessage]) -> None:
         try:
-            await call_handler(self.fn, claimed if self.batch else claimed[0], runner.thread())
+            await call_handler(self.fn, claimed if self.batch else claimed[0], runner.thread)
         except Exception as err:
             await runner.fail(claimed, err)
             runner.in_flight = []

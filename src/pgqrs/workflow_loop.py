@@ -87,7 +87,7 @@ class _Delivery:
             return None
         run = Run._wrap(store, record, current_time=self.runner.settings.at)
         try:
-            await call_handler(fn, run, self.runner.thread())
+            await call_handler(fn, run, self.runner.thread)
         except (TransientStepError, StepNotReadyError) as exc:
             await self.release_for_scheduling(await self.retry_time(record.id, exc))
         except PausedError as exc:

@@ -147,6 +147,7 @@ class DequeueBuilder:
                     await runner.handle(claimed)
             return len(claimed)
         finally:
+            runner.close_thread()
             if runner.ephemeral:
                 await finish_ephemeral(store, runner.consumer)
 

@@ -246,19 +246,15 @@ class S3Executor(SqliteExecutor):
         # cancelled still counts, and the next operation uploads it.
         self._committed += 1
 
-    async def write(self, fn: Callable[[Any], T]) -> T:
-        # A cancelled write still waits for its upload (within CLEANUP_SECONDS): Durable mode
-        # promises that a write which committed is in the object.
-        return await complete(super().write(fn))
-
     async def _after_commit(self, changed: bool) -> None:
-        if not changed:
-            return
-        if self.durable and not self._installing:
-            target = self._committed
-            async with self._sync_lock:
-                if self._synced < target:  # else an upload started after our commit is done
-                    await self._upload()
+        if changed and self.durable and not self._installing:
+            # Committed: its upload finishes even if the caller is cancelled meanwhile.
+            await complete(self._upload_through(self._committed))
+
+    async def _upload_through(self, target: int) -> None:
+        async with self._sync_lock:
+            if self._synced < target:  # else an upload started after our commit is done
+                await self._upload()
 
     # -- upload ----------------------------------------------------------------------------
     def _adopt_own_upload(self, etag: str | None, metadata: dict[str, str]) -> None:

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from .. import _clock
-from .._cancel import cleanup, complete
+from .._cancel import cleanup
 from .._clock import DatabaseClock, from_db, seconds, to_sqlite_text
 from ..config import Dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
@@ -335,8 +335,7 @@ class SqliteExecutor:
             except BaseException:
                 await cleanup(self._rollback())
                 raise
-        # Committed: what follows it (S3's upload) finishes even if the caller is cancelled.
-        await complete(self._after_commit(changed))
+        await self._after_commit(changed)
 
     async def _rollback(self) -> None:
         await self.on_writer(_rollback_open)

@@ -256,6 +256,11 @@ async def _released(
     return {int(i) for i in first_column(await db.fetch(sql, params))}
 
 
+async def give_back_all(db: Queryable, owner: Owner, now: datetime | None) -> int:
+    """`give_back` every message the registration holds (a cancelled poll loop)."""
+    return await db.execute(db.sql.MSG_GIVE_BACK_ALL, {**_owner(owner), "now": now})
+
+
 async def release_worker(db: Queryable, worker_id: int, now: datetime | None) -> int:
     """Release everything the worker holds, visible at `now`, without fencing (its own
     shutdown, the end of an ephemeral worker)."""

@@ -133,6 +133,12 @@ class MessageSql:
         "read_ct = CASE WHEN COALESCE(read_ct, 0) > 0 THEN read_ct - 1 ELSE 0 END "
         f"WHERE id IN_LIST(:ids) AND {OWNED} RETURNING id"
     )
+    # Everything a registration holds, given back (a cancelled poll loop's claim).
+    MSG_GIVE_BACK_ALL = (
+        "UPDATE {s}pgqrs_messages SET vt = :now, consumer_worker_id = NULL, "
+        "read_ct = CASE WHEN COALESCE(read_ct, 0) > 0 THEN read_ct - 1 ELSE 0 END "
+        f"WHERE {OWNED}"
+    )
     # Everything a worker holds, without fencing (its own shutdown, an ephemeral worker's end).
     MSG_RELEASE_WORKER = (
         "UPDATE {s}pgqrs_messages SET vt = :now, consumer_worker_id = NULL "
