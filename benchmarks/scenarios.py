@@ -311,6 +311,7 @@ async def e2e_latency(target: Target, s: dict[str, Any]) -> dict[str, Any]:
 def three_step_workflow(executed: Any) -> Any:
     """The benchmark workflow; `executed[run id, step] += 1` counts each step's executions
     (a Counter, or a `StepTally` where per-run keys would grow the memory being measured)."""
+
     @step
     async def reserve(run: Any, order: dict[str, int]) -> dict[str, int]:
         executed[run.id(), "reserve"] += 1

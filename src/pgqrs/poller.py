@@ -51,9 +51,7 @@ def is_async(fn: Any) -> bool:
     )
 
 
-async def call_handler(
-    fn: Handler, arg: Any, thread: Callable[[], DbThread] | None = None
-) -> Any:
+async def call_handler(fn: Handler, arg: Any, thread: Callable[[], DbThread] | None = None) -> Any:
     """Call a handler. An `async def` one runs on the loop; any other runs on `thread` (the
     runner's own), so a blocking handler never stops the loop: heartbeats keep its leases
     alive, and other loops of the process go on. A returned awaitable is awaited on the loop.
