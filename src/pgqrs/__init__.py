@@ -6,18 +6,8 @@ API-compatible with the Python bindings of pgqrs (the Rust library) 0.15.x.
 from . import decorators as decorators  # the submodule: pgqrs.decorators.workflow / step
 from ._version import __version__
 from .admin import Admin, admin
-from .builders.dequeue import DequeueBuilder
-from .builders.workflow import (
-    RunBuilder,
-    StepBuilder,
-    WorkflowBuilder,
-    WorkflowTriggerBuilder,
-    run,
-    step,
-    workflow,
-)
+from .client import Store, connect, connect_with
 from .config import Config
-from .decorators import WorkflowDef
 from .errors import (
     ConfigError,
     InternalError,
@@ -41,7 +31,12 @@ from .errors import (
     WorkflowCancelledError,
     WorkflowFailedError,
 )
-from .helpers import (
+from .handles import Messages, Queues, Workers, WorkflowRuns, Workflows, WorkflowSteps
+from .queue.iterator import ConsumerIterator
+from .queue.run_worker import catch_signals_early, run_worker, run_workers
+from .queue.workers import Consumer, Producer, WorkerHandle
+from .records import DeadLetter, MessageError, QueueSettings
+from .shortcuts import (
     archive,
     archive_batch,
     consume,
@@ -56,15 +51,7 @@ from .helpers import (
     produce,
     produce_batch,
 )
-from .iterator import ConsumerIterator
-from .records import DeadLetter, MessageError, QueueSettings
-from .shutdown import catch_signals_early, run_worker, run_workers
-from .step_guard import StepGuard, StepResult
-from .store.connect import connect, connect_with
-from .store.facade import Store
 from .store.s3 import S3StoreHandle, as_s3
-from .tables.handles import Messages, Queues, Workers
-from .tables.workflow_handles import WorkflowRuns, Workflows, WorkflowSteps
 from .types import (
     BackoffStrategy,
     DurabilityMode,
@@ -83,8 +70,19 @@ from .types import (
     WorkflowRecord,
     WorkflowStatus,
 )
-from .workers import Consumer, Producer, WorkerHandle
-from .workflow_run import Run
+from .workflows.builders import (
+    RunBuilder,
+    StepBuilder,
+    WorkflowBuilder,
+    WorkflowTriggerBuilder,
+    run,
+    step,
+    workflow,
+)
+from .workflows.decorators import WorkflowDef
+from .workflows.dequeue import DequeueBuilder
+from .workflows.run import Run
+from .workflows.steps import StepGuard, StepResult
 
 __all__ = [
     "Admin",

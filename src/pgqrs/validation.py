@@ -11,12 +11,9 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from .errors import ConfigError, SerializationError, ValidationError
-
-if TYPE_CHECKING:
-    from .config import Config
 
 __all__ = [
     "PayloadRules",
@@ -115,6 +112,21 @@ def decode_json(text: str) -> Any:
 # Payload rules (semantics §8.1-8.2)
 
 
+class PayloadSettings(Protocol):
+    """The fields of `pgqrs.Config` that payload rules come from."""
+
+    @property
+    def max_payload_size_bytes(self) -> int: ...
+    @property
+    def max_string_length(self) -> int: ...
+    @property
+    def max_object_depth(self) -> int: ...
+    @property
+    def forbidden_keys(self) -> Sequence[str]: ...
+    @property
+    def required_keys(self) -> Sequence[str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PayloadRules:
     """The payload limits of a store's Config, frozen so a producer sees one consistent set."""
@@ -133,7 +145,7 @@ class PayloadRules:
         object.__setattr__(self, "_forbidden", frozenset(self.forbidden_keys))
 
     @classmethod
-    def from_config(cls, config: Config) -> PayloadRules:
+    def from_config(cls, config: PayloadSettings) -> PayloadRules:
         return cls(
             max_payload_size_bytes=config.max_payload_size_bytes,
             max_string_length=config.max_string_length,

@@ -21,16 +21,16 @@ from rich.progress import (
 )
 
 from ..admin import Admin
+from ..client import Store
 from ..errors import PgqrsError
+from ..queue.workers import ephemeral_producer
 from ..records import MessageError
-from ..store.facade import Store
 from ..tables import failures
 from ..tables import messages as message_rows
 from ..tables import queues as queue_rows
 from ..types import QueueMessage
 from ..validation import PayloadRules, encode_payloads, require_duration
-from ..workers import ephemeral_producer
-from .main import CliError, json_option, wants_json, with_store
+from .context import CliError, json_option, wants_json, with_store
 from .output import (
     add_row,
     ago,

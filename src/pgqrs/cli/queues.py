@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from ..admin import Admin
+from ..client import Store
 from ..errors import ValidationError
-from ..store.facade import Store
 from ..types import QueueMetrics
-from .main import NotInstalled, json_option, settings, wants_json, with_store
+from .context import NotInstalled, json_option, settings, wants_json, with_store
 from .output import (
     add_row,
     age_seconds,

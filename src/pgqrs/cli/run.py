@@ -22,18 +22,18 @@ from typing import Any
 
 import click
 
-from ..builders.dequeue import DequeueBuilder
-from ..builders.workflow import WorkflowBuilder
-from ..decorators import WorkflowDef
+from ..client import Store
 from ..errors import PausedError, StepNotReadyError, TransientStepError
-from ..poller import Handler, is_async
-from ..shutdown import catch_signals_early, run_workers
-from ..store.facade import Store
+from ..queue.loop import Handler, is_async
+from ..queue.run_worker import catch_signals_early, run_workers
+from ..queue.workers import check_batch_size
 from ..tables import queues as queue_rows
 from ..types import QueueMessage
-from ..workers import check_batch_size
-from ..workflow_run import Run
-from .main import CliError, json_option, logging_to_stderr, settings, wants_json, with_store
+from ..workflows.builders import WorkflowBuilder
+from ..workflows.decorators import WorkflowDef
+from ..workflows.dequeue import DequeueBuilder
+from ..workflows.run import Run
+from .context import CliError, json_option, logging_to_stderr, settings, wants_json, with_store
 from .output import emit_json
 
 log = logging.getLogger("pgqrs.cli")

@@ -17,11 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from ..admin import Admin
-from ..store.facade import Store
+from ..client import Store
 from ..tables import metrics as metric_rows
 from ..tables import queues as queue_rows
 from ..types import QueueMetrics, WorkerInfo, WorkerStatus
-from .main import json_option, settings, wants_json, with_store
+from .context import json_option, settings, wants_json, with_store
 from .output import add_row, age_seconds, console, duration, emit_json, plain, table
 
 WINDOW = timedelta(minutes=1)  # throughput is counted over the last minute

@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from ..admin import Admin
-from ..store.facade import Store
+from ..client import Store
 from ..tables import queues as queue_rows
 from ..types import WorkerHealthStats, WorkerInfo, WorkerStatus
-from .main import json_option, wants_json, with_store
+from .context import json_option, wants_json, with_store
 from .output import add_row, ago, emit_json, note, plain, print_table, table
 
 STATUSES = [s.db for s in WorkerStatus]

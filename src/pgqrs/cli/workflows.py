@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from ..builders.workflow import RunBuilder, WorkflowBuilder
+from ..client import Store
 from ..errors import TimeoutError
-from ..store.facade import Store
 from ..tables import runs as run_rows
 from ..types import RunRecord, StepRecord, WorkflowRecord, WorkflowStatus
-from ..workflow_run import Run
-from .main import CliError, json_option, wants_json, with_store
+from ..workflows.builders import RunBuilder, WorkflowBuilder
+from ..workflows.run import Run
+from .context import CliError, json_option, wants_json, with_store
 from .messages import parse_json
 from .output import (
     add_row,

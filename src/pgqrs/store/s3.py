@@ -27,18 +27,16 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from .._cancel import complete
 from ..config import Config, Dsn
 from ..errors import ConfigError, NotFoundError, PgqrsError
 from ..types import DurabilityMode, SyncState
 from .s3_cache import CacheFiles, Claim
+from .s3_errors import SNAPSHOT_REFUSED, ObjectMissing, conflict
 from .sqlite import SqliteExecutor
 from .threads import DbThread
-
-if TYPE_CHECKING:
-    from .facade import Store
 
 log = logging.getLogger("pgqrs")
 
@@ -47,17 +45,6 @@ T = TypeVar("T")
 # Object metadata of each upload: which store wrote it, and how many of its commits it holds.
 _WRITER = "pgqrs-writer"
 _COVERS = "pgqrs-commits"
-
-SYNC_CONFLICT = "Conflict: sync conflict: the remote object was replaced by another writer"
-SNAPSHOT_REFUSED = "Conflict: snapshot refused: the local cache has unsynced writes"
-
-
-class ObjectMissing(PgqrsError):
-    """An `If-Match` upload found no object at all (it was deleted)."""
-
-
-def conflict() -> PgqrsError:
-    return PgqrsError(SYNC_CONFLICT)
 
 
 def _changes(conn: sqlite3.Connection) -> object:
@@ -350,7 +337,7 @@ class S3StoreHandle:
     """The S3 side of a store: `sync`, `snapshot` and `state` (api.md §17). Get it with
     `pgqrs.as_s3(store)`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Any) -> None:
         db = getattr(store, "db", None)
         if not isinstance(db, S3Executor):
             backend = getattr(store, "backend", type(store).__name__)
@@ -377,6 +364,6 @@ class S3StoreHandle:
         return f"<pgqrs.S3StoreHandle {self._db.remote.uri} mode={self.mode}>"
 
 
-def as_s3(store: Store) -> S3StoreHandle:
+def as_s3(store: Any) -> S3StoreHandle:
     """The S3 handle of `store`; TypeError for a store of another backend."""
     return S3StoreHandle(store)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigError, NotFoundError, PgqrsConnectionError
 from ..errors import TimeoutError as OperationTimeout
-from .s3 import ObjectMissing, conflict
+from .s3_errors import ObjectMissing, conflict
 from .threads import DbThread
 
 try:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import PgqrsError
-from .poller import finish_ephemeral
-from .store.wakeup import queue_key
-from .types import QueueMessage
+from ..errors import PgqrsError
+from ..store.wakeup import queue_key
+from ..types import QueueMessage
+from .loop import finish_ephemeral
 from .workers import Consumer
 
 if TYPE_CHECKING:
-    from .store.facade import Store
+    from ..tables.context import Context
 
 DEFAULT_POLL_INTERVAL_MS = 50
 
@@ -23,7 +23,7 @@ class ConsumerIterator:
     `async with`) releases whatever is still held and stops the worker.
     """
 
-    def __init__(self, store: Store, queue: str, poll_interval_ms: int | None = None) -> None:
+    def __init__(self, store: Context, queue: str, poll_interval_ms: int | None = None) -> None:
         if poll_interval_ms is not None and poll_interval_ms < 1:
             raise ValueError(f"poll_interval_ms must be at least 1, got {poll_interval_ms}")
         self._store = store

@@ -7,31 +7,27 @@ async and the only places that touch the store.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._clock import Time, parse_time
 from ..errors import PgqrsError, TimeoutError, ValidationError, WorkflowFailedError
 from ..policy import StepRetryPolicy
-from ..step_guard import StepResult
-from ..store.wakeup import run_key
+from ..queue.workers import ephemeral_producer
+from ..store.wakeup import queue_key, run_key
 from ..tables import messages, runs, workflows
+from ..tables.context import Context
 from ..types import QueueMessage, WorkflowRecord, WorkflowStatus
 from ..validation import PayloadRules, encode_json, encode_payloads, validate_queue_name
-from ..workers import ephemeral_producer
-from ..workflow_run import Run, check_step_name
-
-if TYPE_CHECKING:
-    from ..store.facade import Store
+from .run import Run, check_step_name
+from .steps import StepResult
 
 # `result()` re-reads the run at least this often (semantics §12.10); in-process changes wake it
 # sooner.
 RESULT_POLL_SECONDS = 0.5
 
 
-def _check_store(store: Any) -> Store:
-    from ..store.facade import Store
-
-    if not isinstance(store, Store):
+def _check_store(store: Any) -> Context:
+    if not isinstance(store, Context):
         raise TypeError(f"store() needs a pgqrs.Store, got {type(store).__name__}")
     return store
 
@@ -42,13 +38,13 @@ def _check_name(name: Any) -> str:
     return name
 
 
-async def lookup_definition(store: Store, name: str) -> WorkflowRecord:
+async def lookup_definition(store: Context, name: str) -> WorkflowRecord:
     record = await workflows.get_by_name(store.db, name)
     store.messages.remember_workflow_queue(record.queue_id)
     return record
 
 
-async def create_definition(store: Store, name: str) -> WorkflowRecord:
+async def create_definition(store: Context, name: str) -> WorkflowRecord:
     async with store.db.transaction() as db:
         record = await workflows.get_or_create(
             db, name, store.clock.now(), store.settings.max_read_ct
@@ -57,7 +53,7 @@ async def create_definition(store: Store, name: str) -> WorkflowRecord:
     return record
 
 
-def trigger_payload(store: Store, value: Any) -> str:
+def trigger_payload(store: Context, value: Any) -> str:
     """The stored text of a trigger, `{"input": X}`, checked like any payload (semantics §8.1)."""
     rules = PayloadRules.from_config(store.settings)
     return encode_payloads([{"input": value}], rules, batch=False)[0]
@@ -66,13 +62,13 @@ def trigger_payload(store: Store, value: Any) -> str:
 class WorkflowBuilder:
     def __init__(self) -> None:
         self._name: str | None = None
-        self._store: Store | None = None
+        self._store: Context | None = None
 
     def name(self, name: str) -> WorkflowBuilder:
         self._name = _check_name(name)
         return self
 
-    def store(self, store: Store) -> WorkflowBuilder:
+    def store(self, store: Context) -> WorkflowBuilder:
         self._store = _check_store(store)
         return self
 
@@ -83,7 +79,7 @@ class WorkflowBuilder:
     def __repr__(self) -> str:
         return f"<pgqrs.WorkflowBuilder name={self._name!r}>"
 
-    def _target(self) -> tuple[Store, str]:
+    def _target(self) -> tuple[Context, str]:
         if self._store is None:
             raise ValueError("store is required")
         if self._name is None:
@@ -101,7 +97,7 @@ class WorkflowBuilder:
 
 
 class WorkflowTriggerBuilder:
-    def __init__(self, store: Store | None, name: str | None, input: Any) -> None:
+    def __init__(self, store: Context | None, name: str | None, input: Any) -> None:
         self._store = store
         self._name = name
         self._input = input
@@ -127,7 +123,7 @@ class WorkflowTriggerBuilder:
 class RunBuilder:
     def __init__(self) -> None:
         self._message: QueueMessage | None = None
-        self._store: Store | None = None
+        self._store: Context | None = None
 
     def message(self, message: QueueMessage) -> RunBuilder:
         if not isinstance(message, QueueMessage):
@@ -135,7 +131,7 @@ class RunBuilder:
         self._message = message
         return self
 
-    def store(self, store: Store) -> RunBuilder:
+    def store(self, store: Context) -> RunBuilder:
         self._store = _check_store(store)
         return self
 
@@ -143,7 +139,7 @@ class RunBuilder:
         mid = None if self._message is None else self._message.id
         return f"<pgqrs.RunBuilder message_id={mid}>"
 
-    def _target(self) -> tuple[Store, QueueMessage]:
+    def _target(self) -> tuple[Context, QueueMessage]:
         if self._store is None:
             raise ValidationError("Validation failed: store is required")
         if self._message is None:
@@ -187,7 +183,7 @@ class RunBuilder:
             await store.wakeups.wait(keys, wait, since=mark)
 
 
-async def outcome(store: Store, message_id: int) -> Any:
+async def outcome(store: Context, message_id: int) -> Any:
     record = await runs.find_by_message(store.db, message_id)
     if record is None or not record.status.is_terminal:
         return None
@@ -275,3 +271,19 @@ __all__ = [
     "trigger_payload",
     "workflow",
 ]
+
+
+async def create_workflow(store: Context, name: str, arg: Any) -> Run:
+    """Semantics §12.3: the trigger is validated like any payload but not rate limited (no
+    producer), and the message stays pending for a `handle_workflow` loop to pick up."""
+    validate_queue_name(name, "workflow")
+    text = None if arg is None else trigger_payload(store, arg)
+    definition = await create_definition(store, name)
+    if text is None:
+        raise RuntimeError("create_workflow in Python must have an arg to trigger a run")
+    now = store.clock.now()
+    async with store.db.transaction() as db:
+        [message_id] = await messages.enqueue(db, definition.queue_id, None, [text], now)
+        record = await runs.get_or_create(db, message_id, definition.queue_id, {"input": arg}, now)
+    store.wakeups.notify(queue_key(definition.queue_id))
+    return Run._wrap(store, record)

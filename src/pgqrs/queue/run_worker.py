@@ -16,14 +16,14 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import PgqrsError, StateTransitionError, SuspendedError
-from .poller import Runner
-from .tables import workers as rows
-from .tables.workers import INTERRUPTED, POLLING, STOPPED, SUSPENDED
+from ..errors import PgqrsError, StateTransitionError, SuspendedError
+from ..tables import workers as rows
+from ..tables.workers import INTERRUPTED, POLLING, STOPPED, SUSPENDED
+from .loop import Runner
 
 if TYPE_CHECKING:
-    from .builders.dequeue import DequeueBuilder
-    from .store.facade import Store
+    from ..tables.context import Context
+    from .builder import BaseDequeueBuilder
 
 log = logging.getLogger("pgqrs")
 
@@ -85,8 +85,8 @@ class _Stop:
 
 
 async def run_worker(
-    store: Store,
-    builder: DequeueBuilder,
+    store: Context,
+    builder: BaseDequeueBuilder,
     *,
     signals: Sequence[signal.Signals] = DEFAULT_SIGNALS,
 ) -> None:
@@ -107,8 +107,8 @@ async def run_worker(
 
 
 async def run_workers(
-    store: Store,
-    builders: Sequence[DequeueBuilder],
+    store: Context,
+    builders: Sequence[BaseDequeueBuilder],
     *,
     signals: Sequence[signal.Signals] = DEFAULT_SIGNALS,
 ) -> None:

@@ -1,22 +1,23 @@
-"""`Store`: the connected database every public object hangs off."""
+"""The composition root: `connect()` / `connect_with()` pick the backend from the DSN and open
+it; `Store`, the connected database every public object hangs off, wires the rest."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from .._clock import Clock, sql_now
-from ..config import Config
-from ..iterator import ConsumerIterator
-from ..tables import queues
-from ..tables.handles import Messages, Queues, Workers
-from ..tables.messages import MessageReader
-from ..tables.workflow_handles import WorkflowRuns, Workflows, WorkflowSteps
-from ..types import QueueInfo
-from ..validation import validate_queue_name
-from ..workers import Consumer, Producer, WorkerHandle
-from .executor import Executor
-from .wakeup import Wakeups, shared_wakeups
+from ._clock import Clock, sql_now
+from .config import Config, parse_dsn
+from .errors import ConfigError
+from .handles import Messages, Queues, Workers, WorkflowRuns, Workflows, WorkflowSteps
+from .queue.iterator import ConsumerIterator
+from .queue.workers import Consumer, Producer, WorkerHandle
+from .store.executor import Executor
+from .store.wakeup import Wakeups, shared_wakeups
+from .tables import queues
+from .tables.messages import MessageReader
+from .types import QueueInfo
+from .validation import validate_queue_name, validate_schema_name
 
 
 class Store:
@@ -133,3 +134,40 @@ class Store:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def connect(dsn: str) -> Store:
+    """Connect with every setting at its default. Never installs or checks the schema."""
+    return await connect_with(Config.from_dsn(dsn))
+
+
+async def connect_with(config: Config) -> Store:
+    """Connect with `config` (copied: later changes to it do not affect the store)."""
+    if not isinstance(config, Config):
+        raise TypeError(f"connect_with() needs a pgqrs.Config, got {type(config).__name__}")
+    config = config.copy()
+    dsn = parse_dsn(config.dsn)
+    validate_schema_name(config.schema)
+    executor: Executor
+    if dsn.backend == "postgres":
+        from .store.postgres import PostgresExecutor
+
+        executor = PostgresExecutor(config)
+    elif dsn.backend == "sqlite":
+        from .store.sqlite import SqliteExecutor
+
+        executor = SqliteExecutor(dsn)
+    elif dsn.backend == "turso":
+        from .store.turso import TursoExecutor  # ConfigError when pyturso is not installed
+
+        executor = TursoExecutor(dsn)
+    elif dsn.backend == "s3":
+        from .store.s3 import S3Executor
+
+        executor = S3Executor(dsn, config)  # ConfigError without s3_cache_dir or boto3
+    else:
+        raise ConfigError(
+            f"Invalid configuration value for dsn: the {dsn.backend} backend is not available yet"
+        )
+    await executor.start()
+    return Store._open(executor, config)

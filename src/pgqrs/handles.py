@@ -1,4 +1,5 @@
-"""The table handles of `store.get_workers()`, `get_queues()`, `get_messages()` (api.md §10).
+"""The table handles of `store.get_workers()`, `get_queues()`, `get_messages()`,
+`get_workflows()`, `get_workflow_runs()` and `get_workflow_steps()` (api.md §10).
 
 A handle holds no data: every call reads live rows.
 """
@@ -8,18 +9,27 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING
 
-from .._clock import seconds
-from ..operations import reclaim_stale, stale_after
-from ..types import QueueInfo, QueueMessage, QueueMetrics, WorkerHealthStats, WorkerInfo
-from ..validation import require_duration, validate_queue_name
-from . import cleanup, messages, metrics, queues, workers
+from ._clock import seconds
+from .queue.recovery import reclaim_stale, stale_after
+from .tables import cleanup, messages, metrics, queues, runs, steps, workers, workflows
+from .types import (
+    QueueInfo,
+    QueueMessage,
+    QueueMetrics,
+    RunRecord,
+    StepRecord,
+    WorkerHealthStats,
+    WorkerInfo,
+    WorkflowRecord,
+)
+from .validation import require_duration, validate_queue_name
 
 if TYPE_CHECKING:
-    from ..store.facade import Store
+    from .tables.context import Context
 
 
 class _Handle:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Context) -> None:
         self._store = store
 
     def __repr__(self) -> str:
@@ -93,3 +103,33 @@ class Messages(_Handle):
     async def list_archived_by_queue(self, queue_id: int) -> list[QueueMessage]:
         db = self._store.db
         return await self._store.messages.read(db, await messages.archived_rows(db, queue_id))
+
+
+class Workflows(_Handle):
+    async def get_by_name(self, name: str) -> WorkflowRecord:
+        validate_queue_name(name, "workflow")
+        return await workflows.get_by_name(self._store.db, name)
+
+    async def list(self) -> list[WorkflowRecord]:
+        """By id."""
+        return await workflows.list_all(self._store.db)
+
+
+class WorkflowRuns(_Handle):
+    async def list(self) -> list[RunRecord]:
+        """Newest `created_at` first, ties by id descending."""
+        return await runs.list_all(self._store.db)
+
+    async def get(self, run_id: int) -> RunRecord:
+        return await runs.get(self._store.db, run_id)
+
+
+class WorkflowSteps(_Handle):
+    # Defined before `list`, whose name would otherwise shadow the builtin in the annotation.
+    async def list_by_run(self, run_id: int) -> list[StepRecord]:
+        """By id."""
+        return await steps.list_by_run(self._store.db, run_id)
+
+    async def list(self) -> list[StepRecord]:
+        """Newest `created_at` first, ties by id descending."""
+        return await steps.list_all(self._store.db)

@@ -9,18 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._clock import Time, format_time, parse_time
-from ._clock import seconds as timedelta_of
-from .errors import PausedError, ValidationError
-from .policy import StepRetryPolicy
-from .step_guard import StepGuard, StepResult, permanent_error, retry_after_of
-from .store.wakeup import run_key
-from .tables import runs, steps
-from .types import RunRecord, StepResultStatus, WorkflowStatus
-from .validation import encode_json, require_duration
+from .._clock import Time, format_time, parse_time
+from .._clock import seconds as timedelta_of
+from ..errors import PausedError, ValidationError
+from ..policy import StepRetryPolicy
+from ..store.wakeup import run_key
+from ..tables import runs, steps
+from ..types import RunRecord, StepResultStatus, WorkflowStatus
+from ..validation import encode_json, require_duration
+from .steps import StepGuard, StepResult, permanent_error, retry_after_of
 
 if TYPE_CHECKING:
-    from .store.facade import Store
+    from ..tables.context import Context
 
 SLEEP_STEP_PREFIX = "__pgqrs_sleep__#"
 
@@ -67,7 +67,7 @@ class Run:
 
     __slots__ = ("_current_time", "_outcome", "_record", "_replay", "_retry_policy", "_store")
 
-    _store: Store
+    _store: Context
     _record: RunRecord
     _current_time: datetime | None
     _retry_policy: StepRetryPolicy | None
@@ -82,7 +82,7 @@ class Run:
     @classmethod
     def _wrap(
         cls,
-        store: Store,
+        store: Context,
         record: RunRecord,
         *,
         current_time: datetime | None = None,

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._clock import format_time
-from .policy import StepRetryPolicy
-from .tables import steps
-from .types import StepResultStatus
-from .validation import MAX_DURATION_SECONDS, encode_json, require_duration
+from .._clock import format_time
+from ..policy import StepRetryPolicy
+from ..tables import steps
+from ..types import StepResultStatus
+from ..validation import MAX_DURATION_SECONDS, encode_json, require_duration
 
 if TYPE_CHECKING:
-    from .store.facade import Store
+    from ..tables.context import Context
 
 
 def permanent_error(error: Any) -> dict[str, Any]:
@@ -50,7 +50,7 @@ class StepGuard:
 
     __slots__ = ("_current_time", "_policy", "_run_id", "_step_name", "_store")
 
-    _store: Store
+    _store: Context
     _run_id: int
     _step_name: str
     _current_time: datetime | None
@@ -62,7 +62,7 @@ class StepGuard:
     @classmethod
     def _make(
         cls,
-        store: Store,
+        store: Context,
         run_id: int,
         step_name: str,
         current_time: datetime | None,

@@ -17,27 +17,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from ._cancel import cleanup, complete
-from .errors import (
+from .._cancel import cleanup, complete
+from ..errors import (
     PgqrsConnectionError,
     StateTransitionError,
     SuspendedError,
     WorkerNotFoundError,
     is_transient,
 )
-from .operations import sweep_queue
-from .policy import message_backoff_seconds
-from .store.executor import NotInstalledError
-from .store.threads import DbThread
-from .store.wakeup import Mark, queue_key, run_key, worker_key
-from .tables import failures, messages, queues, runs
-from .tables import workers as rows
-from .tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
-from .types import QueueMessage
+from ..policy import message_backoff_seconds
+from ..store.executor import NotInstalledError
+from ..store.threads import DbThread
+from ..store.wakeup import Mark, queue_key, run_key, worker_key
+from ..tables import failures, messages, queues, runs
+from ..tables import workers as rows
+from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
+from ..types import QueueMessage
+from .recovery import sweep_queue
 from .workers import Consumer
 
 if TYPE_CHECKING:
-    from .store.facade import Store
+    from ..tables.context import Context
 
 log = logging.getLogger("pgqrs")
 
@@ -98,7 +98,7 @@ class Runner:
 
     def __init__(
         self,
-        store: Store,
+        store: Context,
         consumer: Consumer,
         settings: LoopSettings,
         settler: Settler | None,
@@ -489,7 +489,7 @@ class Health:
         return time.monotonic() - self.ok_since
 
 
-async def finish_ephemeral(store: Store, consumer: Consumer) -> None:
+async def finish_ephemeral(store: Context, consumer: Consumer) -> None:
     """Release what an ephemeral worker still owns and mark it stopped (semantics §9.5)."""
     now = store.sql_now()
 

@@ -13,8 +13,8 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._clock import parse_time, seconds
-from .errors import (
+from .._clock import parse_time, seconds
+from ..errors import (
     PausedError,
     RetriesExhaustedError,
     StateTransitionError,
@@ -23,18 +23,18 @@ from .errors import (
     WorkflowCancelledError,
     is_transient,
 )
-from .policy import message_backoff_seconds
-from .poller import Handler, call_handler
-from .step_guard import retry_after_of
-from .store.wakeup import queue_key, run_key
-from .tables import messages, runs
-from .tables.runs import CANCELLING, OPEN, PAUSED
-from .types import QueueMessage, RunRecord
-from .validation import encode_json
-from .workflow_run import Run
+from ..policy import message_backoff_seconds
+from ..queue.loop import Handler, call_handler
+from ..store.wakeup import queue_key, run_key
+from ..tables import messages, runs
+from ..tables.runs import CANCELLING, OPEN, PAUSED
+from ..types import QueueMessage, RunRecord
+from ..validation import encode_json
+from .run import Run
+from .steps import retry_after_of
 
 if TYPE_CHECKING:
-    from .poller import Runner
+    from ..queue.loop import Runner
 
 log = logging.getLogger("pgqrs")
 

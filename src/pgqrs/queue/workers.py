@@ -16,16 +16,16 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from ._cancel import cleanup, complete
-from ._clock import Time, parse_time
-from .errors import StateTransitionError, SuspendedError, ValidationError
-from .rate_limit import TokenBucket
-from .store.wakeup import queue_key, worker_key
-from .tables import messages, queues
-from .tables import workers as rows
-from .tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
-from .types import QueueMessage, WorkerInfo, WorkerStatus
-from .validation import (
+from .._cancel import cleanup, complete
+from .._clock import Time, parse_time
+from ..errors import StateTransitionError, SuspendedError, ValidationError
+from ..rate_limit import TokenBucket
+from ..store.wakeup import queue_key, worker_key
+from ..tables import messages, queues
+from ..tables import workers as rows
+from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
+from ..types import QueueMessage, WorkerInfo, WorkerStatus
+from ..validation import (
     PayloadRules,
     encode_payloads,
     require_duration,
@@ -35,13 +35,13 @@ from .validation import (
 )
 
 if TYPE_CHECKING:
-    from .store.facade import Store
+    from ..tables.context import Context
 
 
 class _Worker:
     """The lifecycle every worker kind shares."""
 
-    _store: Store
+    _store: Context
     _info: WorkerInfo
     _fence: int
 
@@ -50,7 +50,7 @@ class _Worker:
         raise RuntimeError(f"Direct {kind} creation is disabled. Use store.{kind.lower()}(queue).")
 
     @classmethod
-    def _wrap(cls, store: Store, info: WorkerInfo, fence: int | None = None) -> Self:
+    def _wrap(cls, store: Context, info: WorkerInfo, fence: int | None = None) -> Self:
         worker = object.__new__(cls)
         worker._store = store
         worker._info = info
@@ -58,17 +58,17 @@ class _Worker:
         return worker
 
     @classmethod
-    async def _register(cls, store: Store, queue: str, name: str | None) -> Self:
+    async def _register(cls, store: Context, queue: str, name: str | None) -> Self:
         worker_name = rows.generated_name() if name is None else validate_worker_name(name)
         return await cls._create(store, queue, worker_name)
 
     @classmethod
-    async def _register_ephemeral(cls, store: Store, queue: str) -> Self:
+    async def _register_ephemeral(cls, store: Context, queue: str) -> Self:
         """A worker that lives for one call (helpers, `from_queue` runners); semantics §9.5."""
         return await cls._create(store, queue, rows.ephemeral_name())
 
     @classmethod
-    async def _create(cls, store: Store, queue: str, worker_name: str) -> Self:
+    async def _create(cls, store: Context, queue: str, worker_name: str) -> Self:
         validate_queue_name(queue)
         fence = rows.new_fence()
 
@@ -190,7 +190,7 @@ class Producer(_Worker):
     _bucket: TokenBucket | None
 
     @classmethod
-    def _wrap(cls, store: Store, info: WorkerInfo, fence: int | None = None) -> Self:
+    def _wrap(cls, store: Context, info: WorkerInfo, fence: int | None = None) -> Self:
         producer = super()._wrap(store, info, fence)
         config = store.settings
         producer._rules = PayloadRules.from_config(config)
@@ -231,7 +231,7 @@ class Producer(_Worker):
 
 
 @contextlib.asynccontextmanager
-async def ephemeral_producer(store: Store, queue: str) -> AsyncIterator[Producer]:
+async def ephemeral_producer(store: Context, queue: str) -> AsyncIterator[Producer]:
     """A producer that lives for one call: registered on entry, stopped on exit (§9.5)."""
     producer = await Producer._register_ephemeral(store, queue)
     try:
@@ -240,7 +240,7 @@ async def ephemeral_producer(store: Store, queue: str) -> AsyncIterator[Producer
         await cleanup(rows.mark_stopped(store.db, producer.worker_id, store.sql_now()))
 
 
-def prepare_payloads(store: Store, payloads: Sequence[Any], *, batch: bool) -> list[str]:
+def prepare_payloads(store: Context, payloads: Sequence[Any], *, batch: bool) -> list[str]:
     """Validate payloads for a producer that does not exist yet (one call of a helper).
 
     Everything that can refuse the call happens here, before the ephemeral worker is written:
@@ -253,7 +253,7 @@ def prepare_payloads(store: Store, payloads: Sequence[Any], *, batch: bool) -> l
     return texts
 
 
-def check_batch_size(store: Store, size: Any, name: str = "batch_size") -> int:
+def check_batch_size(store: Context, size: Any, name: str = "batch_size") -> int:
     require_int(name, size, 1)
     limit = store.settings.default_max_batch_size
     if size > limit:
@@ -386,7 +386,7 @@ class WorkerHandle(_Interruptible):
     """Any worker, looked up by id (`store.worker(id)`)."""
 
     @classmethod
-    async def _load(cls, store: Store, worker_id: int) -> WorkerHandle:
+    async def _load(cls, store: Context, worker_id: int) -> WorkerHandle:
         return cls._wrap(store, await rows.get(store.db, worker_id))
 
     async def info(self) -> WorkerInfo:

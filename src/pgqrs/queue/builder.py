@@ -1,23 +1,25 @@
-"""`pgqrs.dequeue()`: the builder that configures a consumer's poll loop or a one-shot claim."""
+"""The builder that configures a consumer's poll loop or a one-shot claim. `pgqrs.dequeue()`
+gives `pgqrs.DequeueBuilder`, this builder with workflow runs as handlers too (its
+`handle_workflow` settler lives in the workflows layer, above this one)."""
 
 from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 from .._clock import Time, parse_time
 from ..errors import StateTransitionError, ValidationError
-from ..poller import Handler, LoopSettings, MessageSettler, Runner, Settler, finish_ephemeral
 from ..store.wakeup import queue_key, worker_key
 from ..tables import workers as rows
 from ..tables.workers import STOPPED
 from ..types import QueueMessage
 from ..validation import require_duration
-from ..workers import Consumer, check_batch_size
+from .loop import Handler, LoopSettings, MessageSettler, Runner, Settler, finish_ephemeral
+from .workers import Consumer, check_batch_size
 
 if TYPE_CHECKING:
-    from ..store.facade import Store
+    from ..tables.context import Context
 
 _ONE_HANDLER = "exactly one of handle(), handle_batch() or handle_workflow() is required"
 
@@ -31,7 +33,7 @@ def _positive_seconds(name: str, value: Any, *, allow_zero: bool) -> float:
     return require_duration(name, value)
 
 
-class DequeueBuilder:
+class BaseDequeueBuilder:
     """Setters change the builder in place and return it; `poll`, `fetch`, `execute` run it."""
 
     def __init__(self) -> None:
@@ -47,25 +49,25 @@ class DequeueBuilder:
         self._handle_workflow: Handler | None = None
 
     # -- setters -----------------------------------------------------------------------------
-    def worker(self, consumer: Consumer) -> DequeueBuilder:
+    def worker(self, consumer: Consumer) -> Self:
         if not isinstance(consumer, Consumer):
             raise TypeError(f"worker() needs a pgqrs.Consumer, got {type(consumer).__name__}")
         self._consumer = consumer
         return self
 
-    def from_queue(self, queue: str) -> DequeueBuilder:
+    def from_queue(self, queue: str) -> Self:
         if not isinstance(queue, str):
             raise TypeError(f"from_queue() needs a queue name, got {type(queue).__name__}")
         self._queue = queue
         return self
 
-    def batch(self, size: int) -> DequeueBuilder:
+    def batch(self, size: int) -> Self:
         if isinstance(size, bool) or not isinstance(size, int):
             raise TypeError(f"batch() needs an int, got {type(size).__name__}")
         self._batch = max(1, size)
         return self
 
-    def poll_interval(self, interval_ms: int) -> DequeueBuilder:
+    def poll_interval(self, interval_ms: int) -> Self:
         if isinstance(interval_ms, bool) or not isinstance(interval_ms, int):
             raise TypeError(f"poll_interval() needs milliseconds as an int, got {interval_ms!r}")
         if interval_ms < 1:
@@ -73,29 +75,29 @@ class DequeueBuilder:
         self._poll_interval_ms = interval_ms
         return self
 
-    def at(self, time: Time) -> DequeueBuilder:
+    def at(self, time: Time) -> Self:
         self._at = parse_time(time)
         return self
 
-    def lease(self, seconds: float) -> DequeueBuilder:
+    def lease(self, seconds: float) -> Self:
         self._lease = _positive_seconds("lease", seconds, allow_zero=False)
         return self
 
     with_vt = lease
 
-    def until(self, seconds: float) -> DequeueBuilder:
+    def until(self, seconds: float) -> Self:
         self._until = _positive_seconds("until", seconds, allow_zero=True)
         return self
 
-    def handle(self, fn: Handler) -> DequeueBuilder:
+    def handle(self, fn: Handler) -> Self:
         self._handle = _callable(fn)
         return self
 
-    def handle_batch(self, fn: Handler) -> DequeueBuilder:
+    def handle_batch(self, fn: Handler) -> Self:
         self._handle_batch = _callable(fn)
         return self
 
-    def handle_workflow(self, fn: Handler) -> DequeueBuilder:
+    def handle_workflow(self, fn: Handler) -> Self:
         self._handle_workflow = _callable(fn)
         return self
 
@@ -124,19 +126,19 @@ class DequeueBuilder:
         return f"<pgqrs.DequeueBuilder {target} batch={self._batch}>"
 
     # -- runners -----------------------------------------------------------------------------
-    async def poll(self, store: Store) -> NoReturn:
+    async def poll(self, store: Context) -> NoReturn:
         """Run the poll loop until interrupted, suspended, stopped or cancelled (§10.1)."""
         settler = self._check(store, "poll")
         runner = await self._runner(store, settler)
         await runner.poll()
 
-    async def fetch(self, store: Store) -> list[QueueMessage]:
+    async def fetch(self, store: Context) -> list[QueueMessage]:
         """Claim once for the caller's consumer, without a handler (semantics §10.5)."""
         self._check(store, "fetch")
         runner = await self._runner(store, None)
         return await self._claim_once(runner)
 
-    async def execute(self, store: Store) -> int:
+    async def execute(self, store: Context) -> int:
         """Claim once and handle what was claimed; the number of messages claimed."""
         settler = self._check(store, "execute")
         runner = await self._runner(store, settler)
@@ -152,7 +154,7 @@ class DequeueBuilder:
                 await finish_ephemeral(store, runner.consumer)
 
     # -- internals ---------------------------------------------------------------------------
-    def _check(self, store: Store, runner: str) -> Settler | None:
+    def _check(self, store: Context, runner: str) -> Settler | None:
         """The start-of-run checks of api.md §8, in order, before any storage access."""
         handlers = [h for h in (self._handle, self._handle_batch, self._handle_workflow) if h]
         if runner == "fetch":
@@ -182,12 +184,14 @@ class DequeueBuilder:
         if self._handle_batch is not None:
             return MessageSettler(self._handle_batch, batch=True, reraise=reraise)
         if self._handle_workflow is not None:
-            from ..workflow_loop import WorkflowSettler
-
-            return WorkflowSettler(self._handle_workflow, reraise=reraise)
+            return self._workflow_settler(self._handle_workflow, reraise=reraise)
         return None
 
-    async def _runner(self, store: Store, settler: Settler | None) -> Runner:
+    def _workflow_settler(self, fn: Handler, *, reraise: bool) -> Settler:
+        """How workflow runs are settled: `pgqrs.DequeueBuilder` says (workflows layer)."""
+        raise NotImplementedError("handle_workflow() needs pgqrs.DequeueBuilder")
+
+    async def _runner(self, store: Context, settler: Settler | None) -> Runner:
         config = store.settings
         settings = LoopSettings(
             batch=self._batch,
@@ -229,7 +233,3 @@ def _callable(fn: Any) -> Handler:
     if not callable(fn):
         raise TypeError(f"handler must be callable, got {type(fn).__name__}")
     return fn  # type: ignore[no-any-return]
-
-
-def dequeue_builder() -> DequeueBuilder:
-    return DequeueBuilder()

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, overload
 
-from .builders.dequeue import DequeueBuilder
 from .errors import ValidationError
-from .poller import Handler
+from .queue.loop import Handler
+from .queue.workers import Consumer, Producer, ephemeral_producer, prepare_payloads
 from .types import QueueMessage
-from .workers import Consumer, Producer, ephemeral_producer, prepare_payloads
+from .workflows.dequeue import DequeueBuilder
 
 if TYPE_CHECKING:
-    from .store.facade import Store
+    from .client import Store
 
 
 async def _produce(store: Store, queue: str, payloads: list[Any], *, batch: bool) -> list[int]:
