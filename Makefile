@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo demo-basic lint typecheck unit clean bench
+.PHONY: test demo demo-basic lint typecheck unit clean bench sql-snapshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# tests/unit only, in seconds; `make test` runs the whole suite.
 unit: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test: lint typecheck unit
+# Lint, types, and the whole suite on every backend.
+test: lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The pgqrs story with the command line, on a fresh ./pgqrs.db, in under a minute.
 demo: $(STAMP)
@@ -36,6 +39,11 @@ demo-basic: $(STAMP)
 # compare.py builds its own virtualenvs under benchmarks/results/work; results in benchmarks/results.
 bench:
 	$(PYTHON) benchmarks/compare.py $(BENCH_ARGS)
+
+# Render every SQL statement of every backend into docs/sql/ (review the diff, commit it);
+# tests/unit/test_sql_snapshot.py fails while those files differ from the code.
+sql-snapshot: $(STAMP)
+	$(PY) -m pgqrs.store.sql.snapshot docs/sql
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

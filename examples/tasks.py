@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from typing import Any
 
 import pgqrs
 from pgqrs.decorators import step, workflow
@@ -42,26 +43,26 @@ def say(text: str) -> None:
 
 
 @step
-async def create_account(run: pgqrs.Run, user: dict) -> dict:
+async def create_account(run: pgqrs.Run, user: dict[str, Any]) -> dict[str, Any]:
     say(f"create_account: {user['email']}")
     return {"account_id": 1000 + run.id(), "email": user["email"]}
 
 
 @step
-async def send_welcome_email(run: pgqrs.Run, account: dict) -> str:
+async def send_welcome_email(run: pgqrs.Run, account: dict[str, Any]) -> str:
     say(f"send_welcome_email: to {account['email']} (takes {EMAIL_SECONDS:g}s)")
     await asyncio.sleep(EMAIL_SECONDS)  # the SMTP call; the demo kills the worker here
     return f"welcome email sent to {account['email']}"
 
 
 @step
-async def start_trial(run: pgqrs.Run, account: dict) -> str:
+async def start_trial(run: pgqrs.Run, account: dict[str, Any]) -> str:
     say(f"start_trial: account {account['account_id']}")
     return f"trial started for account {account['account_id']}"
 
 
 @workflow(name="onboarding")
-async def onboarding(run: pgqrs.Run, user: dict) -> dict:
+async def onboarding(run: pgqrs.Run, user: dict[str, Any]) -> dict[str, Any]:
     account = await create_account(run, user)
     email = await send_welcome_email(run, account)
     trial = await start_trial(run, account)

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 
 import pgqrs
+from tests.support.target import PG_DSN, StoreFactory, Target, pg_admin
 
-PG_DSN = os.environ.get("PGQRS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+if TYPE_CHECKING:  # imported where used: moto loads only when a test needs S3
+    from tests.support.s3server import S3Server
+
 ALL_BACKENDS = ("sqlite", "postgres", "turso", "s3")
 BACKENDS = tuple(
     b for b in os.environ.get("PGQRS_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",") if b
@@ -28,8 +29,8 @@ BACKENDS = tuple(
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The figures the fault scenarios measured (tests/faults/report.py)."""
-    from tests.faults.report import lines
+    """The figures the fault scenarios measured (tests/support/fault_report.py)."""
+    from tests.support.fault_report import lines
 
     found = lines()
     if found:
@@ -52,41 +53,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("backend", chosen)
 
 
-@dataclass
-class Target:
-    """Where a test's data lives: a SQLite file, or a PostgreSQL schema of its own."""
-
-    backend: str
-    dsn: str
-    schema: str = "public"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def config(self, **fields: Any) -> pgqrs.Config:
-        config = pgqrs.Config(self.dsn, **{**self.extra, **fields})
-        if self.backend == "postgres" and "schema" not in fields:
-            config.schema = self.schema
-        return config
-
-    async def connect(self, **fields: Any) -> pgqrs.Store:
-        return await pgqrs.connect_with(self.config(**fields))
-
-    def env(self) -> dict[str, str]:
-        """How a subprocess reaches the same data (see tests/support/process.py)."""
-        env = {"PGQRS_CHILD_DSN": self.dsn, "PGQRS_CHILD_SCHEMA": self.schema}
-        if self.backend == "s3":  # the AWS_* variables are in os.environ already
-            env["PGQRS_CHILD_S3_CACHE_DIR"] = self.extra["s3_cache_dir"]
-        return env
-
-
-def _pg_admin() -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as err:  # never a skip: CI must exercise PostgreSQL
-        pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}: {err}", pytrace=False)
-
-
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[Any]:
+def s3_server() -> Iterator[S3Server]:
     """moto's S3 server on 127.0.0.1, started on first use; AWS_* point at it meanwhile."""
     from tests.support.s3server import S3Server
 
@@ -109,20 +77,18 @@ def target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
         return
     if backend == "s3":  # a fresh bucket per test; the cache directory in tmp_path
         bucket = f"pgqrs-{uuid.uuid4().hex[:16]}"
-        request.getfixturevalue("s3_server").client().create_bucket(Bucket=bucket)
+        server: S3Server = request.getfixturevalue("s3_server")
+        server.client().create_bucket(Bucket=bucket)
         cache = {"s3_cache_dir": str(tmp_path / "s3-cache")}
         yield Target("s3", f"s3://{bucket}/queues/pgqrs.sqlite", extra=cache)
         return
     if backend == "postgres":
         schema = f"t_{uuid.uuid4().hex[:16]}"
         yield Target("postgres", PG_DSN, schema)
-        with _pg_admin() as conn:
+        with pg_admin() as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         return
     raise AssertionError(f"unknown backend {backend}")
-
-
-StoreFactory = Callable[..., Awaitable[pgqrs.Store]]
 
 
 @pytest.fixture

@@ -8,11 +8,14 @@ start their own moto server. Measures nothing; `make bench` does.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -37,19 +40,20 @@ def run_script(script: str, backend: str, tmp_path: Path) -> list[dict[str, Any]
 
 
 @pytest.fixture
-def compare() -> Any:
+def compare() -> Iterator[ModuleType]:
+    """benchmarks/compare.py, imported as the script imports its neighbours (from its folder)."""
     saved = list(sys.path)
     sys.path.insert(0, str(BENCH))
     try:
-        import compare
-
-        yield compare
+        yield importlib.import_module("compare")
     finally:
         sys.path[:] = saved
 
 
 @pytest.mark.slow
-def test_every_scenario_runs_at_tiny_size(backend: str, tmp_path: Path, compare: Any) -> None:
+def test_every_scenario_runs_at_tiny_size(
+    backend: str, tmp_path: Path, compare: ModuleType
+) -> None:
     this = run_script("scenarios.py", backend, tmp_path)
     raw = run_script("raw_sql.py", backend, tmp_path)
     full = backend in ("sqlite", "postgres")
@@ -109,7 +113,7 @@ def test_every_scenario_runs_at_tiny_size(backend: str, tmp_path: Path, compare:
         assert all("| n/a | n/a | - | - |" in r for r in drain_rows)
 
 
-def test_plan_runs_turso_and_s3_without_reference_or_raw(compare: Any) -> None:
+def test_plan_runs_turso_and_s3_without_reference_or_raw(compare: ModuleType) -> None:
     """The full plan: pgqrs 0.15.3 on PostgreSQL only, raw SQL on SQLite/PostgreSQL only, S3
     with one consumer, no B=1 and its 2,000-message drains said in the parameters."""
     cases = compare.plan(compare.SCENARIOS, ("postgres", "sqlite", "turso", "s3"), False)

@@ -6,7 +6,7 @@ S3, whose files live on one machine), so leases, visibility, heartbeats and stal
 depend on a client's clock (docs/guarantees.md, "Time"). Assigning another clock to
 `store.clock` injects time instead (tests); so do `at`, `with_time` and `dequeue_at`, which
 arrive as `Time` values (an aware datetime or an RFC 3339 string with an offset). The API returns
-RFC 3339 UTC strings; SQLite stores fixed-width UTC text (semantics §5).
+RFC 3339 UTC strings; SQLite stores fixed-width UTC text (semantics.md §5).
 """
 
 from __future__ import annotations

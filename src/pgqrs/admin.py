@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from .workflows.run import Run
 
 
-def _worker_id(value: Any) -> int:
-    return require_int("worker_id", value)
-
-
 class Admin:
     """Schema, queues, metrics and health, recovery, dead letters and cleanup."""
 
@@ -195,7 +191,7 @@ class Admin:
 
     # -- cleanup -----------------------------------------------------------------------------
     async def delete_worker(self, worker_id: int) -> bool:
-        wid = _worker_id(worker_id)
+        wid = require_int("worker_id", worker_id)
         async with self._store.db.transaction() as db:
             await cleanup.delete_worker(db, wid)
         return True
@@ -207,7 +203,8 @@ class Admin:
 
     async def get_worker_messages(self, worker_id: int) -> list[QueueMessage]:
         store = self._store
-        rows = await cleanup.worker_message_rows(store.db, _worker_id(worker_id))
+        wid = require_int("worker_id", worker_id)
+        rows = await cleanup.worker_message_rows(store.db, wid)
         return await store.messages.read(store.db, rows)
 
     async def purge_archived(self, queue: str | None = None, *, older_than_seconds: float) -> int:

@@ -17,7 +17,7 @@ from .store.wakeup import Wakeups, shared_wakeups
 from .tables import queues
 from .tables.messages import MessageReader
 from .types import QueueInfo
-from .validation import validate_queue_name, validate_schema_name
+from .validation import require_type, validate_queue_name, validate_schema_name
 
 
 class Store:
@@ -143,9 +143,9 @@ async def connect(dsn: str) -> Store:
 
 async def connect_with(config: Config) -> Store:
     """Connect with `config` (copied: later changes to it do not affect the store)."""
-    if not isinstance(config, Config):
-        raise TypeError(f"connect_with() needs a pgqrs.Config, got {type(config).__name__}")
-    config = config.copy()
+    config = require_type(
+        config, Config, "connect_with() needs a pgqrs.Config, got {type.__name__}"
+    ).copy()
     dsn = parse_dsn(config.dsn)
     validate_schema_name(config.schema)
     executor: Executor

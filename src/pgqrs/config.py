@@ -1,4 +1,4 @@
-"""`Config` (api.md §2.1) and DSN parsing (semantics §2). Pure: nothing here connects."""
+"""`Config` (api.md §2.1) and DSN parsing (semantics.md §2). Pure: nothing here connects."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, overload
 
 from .errors import ConfigError
 from .types import DurabilityMode
-from .validation import MAX_DURATION_SECONDS, validate_schema_name
+from .validation import MAX_DURATION_SECONDS, require_str, validate_schema_name
 
 __all__ = ["Config", "Dsn", "parse_dsn", "redact_dsn"]
 
@@ -71,10 +71,8 @@ def redact_dsn(dsn: str) -> str:
 
 
 def parse_dsn(dsn: str) -> Dsn:
-    """Parse `dsn` per semantics §2; ConfigError when it is unsupported or malformed."""
-    if not isinstance(dsn, str):
-        raise TypeError(f"dsn must be a str, not {type(dsn).__name__}")
-    lowered = dsn.lower()
+    """Parse `dsn` per semantics.md §2; ConfigError when it is unsupported or malformed."""
+    lowered = require_str("dsn", dsn).lower()
     if lowered.startswith(("postgres://", "postgresql://")):
         return _parse_postgres(dsn)
     if lowered.startswith("s3://"):
@@ -307,7 +305,7 @@ class Config:
     max_enqueue_burst = _optional_int(minimum=1)
     s3_mode: _Field[DurabilityMode, DurabilityMode] = _Field(DurabilityMode.Durable, _check_mode)
     s3_cache_dir: _Field[str | None, str | os.PathLike[str] | None] = _Field(None, _check_cache_dir)
-    # Beyond the spec (docs/decisions.md, "Performance"): PostgreSQL only, other backends ignore
+    # Beyond pgqrs (docs/decisions.md, "Performance"): PostgreSQL only, other backends ignore
     # them. Wake idle consumers of other stores and processes with LISTEN/NOTIFY.
     listen_notify = _bool(True)
 
@@ -318,8 +316,7 @@ class Config:
         max_connections: int | None = None,
         **fields: Any,
     ) -> None:
-        if not isinstance(dsn, str):
-            raise TypeError(f"dsn must be a str, not {type(dsn).__name__}")
+        require_str("dsn", dsn)
         # The DSN is parsed at connect time (connect_with raises ConfigError for it), so a
         # Config for an unsupported DSN can still be built and inspected.
         self._dsn = dsn

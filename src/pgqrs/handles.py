@@ -80,14 +80,14 @@ class Queues(_Handle):
         validate_queue_name(queue_name)
         store = self._store
         return await metrics.queue_metrics(
-            store.db, queue_name, store.clock.now(), store.settings.max_read_ct
+            store.db, queue_name, store.sql_now(), store.settings.max_read_ct
         )
 
     async def list_metrics(self) -> builtins.list[QueueMetrics]:
         """Every queue, by name."""
         store = self._store
         return await metrics.all_queue_metrics(
-            store.db, store.clock.now(), store.settings.max_read_ct
+            store.db, store.sql_now(), store.settings.max_read_ct
         )
 
 

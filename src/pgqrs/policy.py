@@ -1,4 +1,4 @@
-"""Retry and backoff: the pure formulas of semantics §13 (api.md §14).
+"""Retry and backoff: the pure formulas of semantics.md §13 (api.md §14).
 
 This module must not import `pgqrs.types`: `types` re-exports these classes and imports us.
 """
@@ -9,13 +9,13 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from .validation import require_duration, require_int
+from .validation import require_duration, require_int, require_type_or_none
 
 __all__ = ["BackoffStrategy", "StepRetryPolicy", "message_backoff_seconds"]
 
 BackoffKind = Literal["fixed", "exponential", "exponential_with_jitter"]
 
-# Semantics §13: a failed message waits at most a minute before it is visible again.
+# semantics.md §13: a failed message waits at most a minute before it is visible again.
 _MESSAGE_BACKOFF_CAP = 60
 
 
@@ -114,8 +114,9 @@ class StepRetryPolicy:
     __slots__ = ("_backoff", "_max_attempts")
 
     def __init__(self, max_attempts: int = 3, backoff: BackoffStrategy | None = None) -> None:
-        if backoff is not None and not isinstance(backoff, BackoffStrategy):
-            raise TypeError(f"backoff must be a BackoffStrategy, not {type(backoff).__name__}")
+        require_type_or_none(
+            backoff, BackoffStrategy, "backoff must be a BackoffStrategy, not {type.__name__}"
+        )
         self._max_attempts = require_int("max_attempts", max_attempts, 0)
         self._backoff = _DEFAULT_BACKOFF if backoff is None else backoff
 

@@ -1,4 +1,4 @@
-"""The per-producer token bucket of semantics §8.3. Pure: time comes from an injected clock."""
+"""The per-producer token bucket of semantics.md §8.3. Pure: time comes from an injected clock."""
 
 from __future__ import annotations
 

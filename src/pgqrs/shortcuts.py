@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, overload
 
-from .errors import ValidationError
 from .queue.loop import Handler
 from .queue.workers import Consumer, Producer, ephemeral_producer, prepare_payloads
 from .types import QueueMessage
+from .validation import check_payloads_given, require_type
 from .workflows.dequeue import DequeueBuilder
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 async def _produce(store: Store, queue: str, payloads: list[Any], *, batch: bool) -> list[int]:
-    """Enqueue through a producer that lives for this call only (semantics §9.5)."""
+    """Enqueue through a producer that lives for this call only (semantics.md §9.5)."""
     texts = prepare_payloads(store, payloads, batch=batch)  # refuse before any write
     async with ephemeral_producer(store, queue) as producer:
         return await producer.write(texts)
@@ -28,8 +28,7 @@ async def produce(store: Store, queue: str, payload: Any) -> int:
 
 
 async def produce_batch(store: Store, queue: str, payloads: list[Any]) -> list[int]:
-    if not payloads:
-        raise ValidationError("Validation failed: No messages to enqueue")
+    check_payloads_given(payloads)
     return await _produce(store, queue, list(payloads), batch=True)
 
 
@@ -76,10 +75,10 @@ def dequeue_builder() -> DequeueBuilder:
     return DequeueBuilder()
 
 
-def _message_id(message: Any) -> int:
-    if not isinstance(message, QueueMessage):
-        raise TypeError(f"expected a pgqrs.QueueMessage, got {type(message).__name__}")
-    return message.id
+def _message_id(message: object) -> int:
+    return require_type(
+        message, QueueMessage, "expected a pgqrs.QueueMessage, got {type.__name__}"
+    ).id
 
 
 async def archive(consumer: Consumer, message: QueueMessage) -> bool:

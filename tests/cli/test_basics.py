@@ -12,8 +12,8 @@ from click.testing import CliRunner
 import pgqrs
 from pgqrs.cli.main import cli as pgqrs_cli
 from pgqrs.store.migrate import migrations
-from tests.cli.conftest import Cli
-from tests.conftest import Target
+from tests.support.cli import Cli
+from tests.support.target import Target
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pgqrs
-from tests.cli.conftest import Cli
+from tests.support.cli import Cli
 
 
 async def _one_of_each(store: pgqrs.Store) -> dict[str, int]:

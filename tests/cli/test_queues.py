@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pgqrs
-from tests.cli.conftest import Cli
+from tests.support.cli import Cli
 
 
 async def _leased_delayed_archived(store: pgqrs.Store) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import pgqrs
-from tests.cli.conftest import Cli
-from tests.conftest import Target
+from tests.support.cli import Cli
+from tests.support.target import Target
 from tests.support.waiting import eventually, file_appears
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,21 +29,25 @@ def test_handler_errors(cli: Cli) -> None:
     assert cli.fails("run", "nosuch:handle", "-q", "jobs") == (
         "cannot import 'nosuch': No module named 'nosuch'"
     )
-    assert cli.fails("run", "tests.cli.handlers:nope", "-q", "jobs") == (
-        "module 'tests.cli.handlers' has no attribute 'nope'"
+    assert cli.fails("run", "tests.support.cli_handlers:nope", "-q", "jobs") == (
+        "module 'tests.support.cli_handlers' has no attribute 'nope'"
     )
-    assert cli.fails("run", "tests.cli.handlers:not_a_function", "-q", "jobs") == (
-        "'tests.cli.handlers:not_a_function' is not callable (it is a int)"
+    assert cli.fails("run", "tests.support.cli_handlers:not_a_function", "-q", "jobs") == (
+        "'tests.support.cli_handlers:not_a_function' is not callable (it is a int)"
     )
-    assert cli.fails("run", "tests.cli.handlers", "-q", "jobs") == (
-        "expected MODULE:FUNCTION, got 'tests.cli.handlers'"
+    assert cli.fails("run", "tests.support.cli_handlers", "-q", "jobs") == (
+        "expected MODULE:FUNCTION, got 'tests.support.cli_handlers'"
     )
-    no_queue = cli("run", "tests.cli.handlers:record")
+    no_queue = cli("run", "tests.support.cli_handlers:record")
     assert no_queue.exit_code == 2
     assert "--queue is required" in no_queue.stderr
-    assert cli.fails("run", "tests.cli.handlers:record", "-q", "nope") == "Queue 'nope' not found"
-    assert cli.fails("run", "tests.cli.handlers:record_batch", "-q", "jobs", "--batch", "500") == (
-        "Validation failed: batch size 500 exceeds default_max_batch_size 100"
+    assert (
+        cli.fails("run", "tests.support.cli_handlers:record", "-q", "nope")
+        == "Queue 'nope' not found"
+    )
+    assert (
+        cli.fails("run", "tests.support.cli_handlers:record_batch", "-q", "jobs", "--batch", "500")
+        == "Validation failed: batch size 500 exceeds default_max_batch_size 100"
     )
     assert cli.json("worker", "list", "--all") == []  # nothing was registered
     result = cli("run", "nosuch:handle", "-q", "jobs")
@@ -56,7 +60,9 @@ def test_in_process_until_sigterm(
     monkeypatch.setenv("PGQRS_TEST_OUT", str(tmp_path))
     cli.ok("queue", "create", "jobs")
     first = cli.json("send", "jobs", '"one"')["id"]
-    result = cli.ok("run", "tests.cli.handlers:stop_self", "-q", "jobs", "-c", "2", "--json")
+    result = cli.ok(
+        "run", "tests.support.cli_handlers:stop_self", "-q", "jobs", "-c", "2", "--json"
+    )
     tally = json.loads(result.stdout)
     assert (tally["handled"], tally["failed"], tally["released"]) == (1, 0, 0)
     assert (tmp_path / "handled").read_text().split() == [str(first)]
@@ -121,7 +127,9 @@ async def test_sigterm_drains_and_stops_every_worker(
 ) -> None:
     await store.queue("jobs")
     ids = await pgqrs.produce_batch(store, "jobs", [{"n": n} for n in range(30)])
-    worker = await start(target, tmp_path, "tests.cli.handlers:record", "-q", "jobs", "-c", "3")
+    worker = await start(
+        target, tmp_path, "tests.support.cli_handlers:record", "-q", "jobs", "-c", "3"
+    )
     admin = pgqrs.admin(store)
 
     async def drained() -> bool:
@@ -144,7 +152,7 @@ async def test_failures_are_counted_and_released(
 ) -> None:
     await store.queue("jobs")
     ids = await pgqrs.produce_batch(store, "jobs", ["a", "b"])
-    worker = await start(target, tmp_path, "tests.cli.handlers:explode", "-q", "jobs")
+    worker = await start(target, tmp_path, "tests.support.cli_handlers:explode", "-q", "jobs")
     messages = await store.get_messages()
 
     async def both_failed() -> bool:
@@ -170,7 +178,7 @@ async def test_second_signal_releases_what_is_running(
 ) -> None:
     await store.queue("jobs")
     mid = await pgqrs.produce(store, "jobs", "forever")
-    worker = await start(target, tmp_path, "tests.cli.handlers:hang", "-q", "jobs")
+    worker = await start(target, tmp_path, "tests.support.cli_handlers:hang", "-q", "jobs")
     assert int(await file_appears(tmp_path / "started")) == mid
     worker.send_signal(signal.SIGTERM)
 
@@ -194,7 +202,7 @@ async def test_batches_and_sigint(store: pgqrs.Store, target: Target, tmp_path: 
     await store.queue("jobs")
     ids = await pgqrs.produce_batch(store, "jobs", list(range(12)))
     worker = await start(
-        target, tmp_path, "tests.cli.handlers:record_batch", "-q", "jobs", "--batch", "5"
+        target, tmp_path, "tests.support.cli_handlers:record_batch", "-q", "jobs", "--batch", "5"
     )
     admin = pgqrs.admin(store)
 
@@ -220,7 +228,7 @@ async def test_workflow_worker(store: pgqrs.Store, target: Target, tmp_path: Pat
     await greet.create()
     trigger = await greet.trigger({"name": "ada"}).execute()
     # No --queue: the @workflow's name is the queue.
-    worker = await start(target, tmp_path, "tests.cli.handlers:greet", "--json")
+    worker = await start(target, tmp_path, "tests.support.cli_handlers:greet", "--json")
     result = await pgqrs.run().message(trigger).store(store).result(timeout=15)
     assert result == "hello ADA"
     worker.send_signal(signal.SIGTERM)
@@ -246,7 +254,7 @@ async def test_a_sigterm_while_starting_stops_the_worker_cleanly(
     lock = sqlite3.connect(path, isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")  # registration waits for it: the worker is still starting
     try:
-        worker = await start(target, tmp_path, "tests.cli.handlers:record", "-q", "jobs")
+        worker = await start(target, tmp_path, "tests.support.cli_handlers:record", "-q", "jobs")
 
         async def opened_the_file() -> bool:
             fds = Path(f"/proc/{worker.pid}/fd")

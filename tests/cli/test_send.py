@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pgqrs
-from tests.cli.conftest import Cli
+from tests.support.cli import Cli
 
 
 async def _messages(store: pgqrs.Store) -> list[pgqrs.QueueMessage]:

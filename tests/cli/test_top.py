@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import pgqrs
-from tests.cli.conftest import Cli
+from tests.support.cli import Cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

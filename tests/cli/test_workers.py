@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pgqrs
-from tests.cli.conftest import Cli
+from tests.support.cli import Cli
 
 
 async def _workers(store: pgqrs.Store) -> dict[str, int]:

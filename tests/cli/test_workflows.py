@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pgqrs
-from tests.cli import handlers
-from tests.cli.conftest import Cli
+from tests.support import cli_handlers
+from tests.support.cli import Cli
 
 
 def execute(fn: Any, queue: str) -> Callable[[pgqrs.Store], Awaitable[int]]:
@@ -44,7 +44,7 @@ def test_trigger_run_and_read_the_result(cli: Cli) -> None:
     )
     assert cli.json("workflow", "steps", str(run_id))["steps"] == []
 
-    assert cli.lib(execute(handlers.greet, "greet")) == 1
+    assert cli.lib(execute(cli_handlers.greet, "greet")) == 1
     assert cli.json("workflow", "result", str(run_id)) == {
         "run_id": run_id,
         "status": "SUCCESS",
@@ -69,7 +69,7 @@ def test_runs_filters(cli: Cli) -> None:
     cli.ok("workflow", "create", "greet")
     cli.ok("workflow", "create", "doomed")
     first = cli.json("workflow", "trigger", "greet", '{"name": "a"}')["run_id"]
-    cli.lib(execute(handlers.greet, "greet"))
+    cli.lib(execute(cli_handlers.greet, "greet"))
     second = cli.json("workflow", "trigger", "greet", '{"name": "b"}')["run_id"]
     third = cli.json("workflow", "trigger", "doomed", '{"name": "c"}')["run_id"]
 
@@ -87,7 +87,7 @@ def test_failed_and_cancelled_runs(cli: Cli) -> None:
     cli.ok("workflow", "create", "doomed")
     cli.ok("workflow", "create", "greet")
     doomed = cli.json("workflow", "trigger", "doomed", '{"name": "x"}')["run_id"]
-    cli.lib(execute(handlers.doomed, "doomed"))
+    cli.lib(execute(cli_handlers.doomed, "doomed"))
     assert cli.fails("workflow", "result", str(doomed)) == (
         f'Workflow run {doomed} failed: "no greeting for you"'
     )
@@ -100,7 +100,7 @@ def test_failed_and_cancelled_runs(cli: Cli) -> None:
         "status": "CANCELLING",
     }
     assert "cancellation requested (CANCELLING)" in cli.ok("workflow", "cancel", str(run_id)).stdout
-    cli.lib(execute(handlers.greet, "greet"))  # the worker finalises the cancellation
+    cli.lib(execute(cli_handlers.greet, "greet"))  # the worker finalises the cancellation
     assert cli.fails("workflow", "result", str(run_id)) == f"Workflow cancelled for run {run_id}"
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory, Target
 from tests.support.process import spawn
+from tests.support.target import StoreFactory, Target
 
 MESSAGES = 2000
 CONSUMERS = 4
@@ -27,7 +27,7 @@ async def assert_all_archived_once(store: pgqrs.Store, ids: list[int], handled: 
     assert len(await messages.list_archived_by_queue(queue_id)) == len(ids)
 
 
-# Not on S3: an S3 object has one writer (semantics §16); several stores draining it concurrently
+# Not on S3: an S3 object has one writer (semantics.md §16); several stores draining it concurrently
 # are several writers, and all but one get sync conflicts by design.
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_four_consumers_in_one_process(
@@ -71,7 +71,7 @@ async def test_four_consumers_in_one_process(
 
 
 @pytest.mark.slow
-# Not on S3: an S3 object has one writer (semantics §16); several stores draining it concurrently
+# Not on S3: an S3 object has one writer (semantics.md §16); several stores draining it concurrently
 # are several writers, and all but one get sync conflicts by design.
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_four_consumer_processes(

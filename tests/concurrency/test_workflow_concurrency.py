@@ -11,9 +11,8 @@ import pytest
 
 import pgqrs
 from pgqrs.decorators import step, workflow
-
-from ..conftest import Target
-from ..support.workflows import effects, spawn_worker, stop_worker, wait_until
+from tests.support.target import Target
+from tests.support.workflows import effects, spawn_worker, stop_worker, wait_until
 
 RUNS = 200
 WORKERS = 4
@@ -102,7 +101,7 @@ async def test_concurrent_runs_in_one_process(store: pgqrs.Store, backend: str) 
 
 
 @pytest.mark.slow
-# Not on S3: an S3 object has one writer (semantics §16); concurrent writers from several
+# Not on S3: an S3 object has one writer (semantics.md §16); concurrent writers from several
 # stores get sync conflicts by design.
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_concurrent_runs_in_two_processes(

@@ -1,5 +1,5 @@
 """Admin operations, queue lookup and the Workers / Queues / Messages table handles (api.md §3,
-§4, §10; semantics §7.4, §14)."""
+§4, §10; semantics.md §7.4, §14)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from typing import TypeVar
 import pytest
 
 import pgqrs
-from tests.conftest import Target
-
-from ._db import RawDb
+from tests.support.raw_db import RawDb
+from tests.support.target import Target
 
 T = TypeVar("T")
 

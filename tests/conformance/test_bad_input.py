@@ -1,5 +1,5 @@
 """Bad input: each case raises its specific exception, with a message that says what to fix, and
-writes nothing (issue 2, "Bad input"; semantics §1, §4, §5, §6, §8)."""
+writes nothing (issue 2, "Bad input"; semantics.md §1, §4, §5, §6, §8)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory, Target
-
-from ._db import RawDb
+from tests.support.raw_db import RawDb
+from tests.support.target import StoreFactory, Target
 
 
 @dataclass(frozen=True)
@@ -228,7 +227,17 @@ async def test_nan_message_names_the_problem(setup: Setup, unchanged: None) -> N
 
 
 async def test_json_edge_values_are_accepted(setup: Setup) -> None:
-    payloads = [None, True, 0, -1.5, "", [], {}, (1, 2), {1: "int key", None: "null key"}]
+    payloads: list[Any] = [
+        None,
+        True,
+        0,
+        -1.5,
+        "",
+        [],
+        {},
+        (1, 2),
+        {1: "int key", None: "null key"},
+    ]
     ids = await setup.producer.enqueue_batch(payloads)
     messages = await setup.store.get_messages()
     stored = [(await messages.get(i)).payload for i in ids]
@@ -380,7 +389,7 @@ async def test_serialization_is_checked_before_structure_and_size(
 ) -> None:
     producer = await small_store.producer("small")
     # The oversize and too-deep payloads come first, the unencodable one last: encoding of every
-    # payload is checked before any other rule (semantics §8.2).
+    # payload is checked before any other rule (semantics.md §8.2).
     with pytest.raises(pgqrs.SerializationError, match=r"^Serialization error: Payload at index 2"):
         await producer.enqueue_batch(["x" * 100, nest(6), {1, 2}])
     with pytest.raises(pgqrs.ValidationError, match=r"Object depth"):
@@ -471,7 +480,7 @@ async def test_extend_vt_with_negative_seconds(setup: Setup, unchanged: None) ->
 
 # -- times --------------------------------------------------------------------------------------
 
-BAD_TIMES = {
+BAD_TIMES: dict[str, tuple[str | datetime, str, str]] = {
     "naive datetime": (datetime(2030, 1, 1, 12, 0), "2030-01-01T12:00:00", "no UTC offset"),
     "naive string": ("2030-01-01T12:00:00", "2030-01-01T12:00:00", "no UTC offset"),
     "not a time": ("tomorrow", "tomorrow", "Invalid isoformat"),

@@ -1,4 +1,4 @@
-"""Cleanup (semantics §14): deleting workers, purging old ones, listing what a worker holds,
+"""Cleanup (semantics.md §14): deleting workers, purging old ones, listing what a worker holds,
 and archive retention in bounded chunks."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 
 import pgqrs
 from pgqrs._clock import SYSTEM_CLOCK
-from tests.conftest import StoreFactory
 from tests.support.clocks import FixedClock, at
 from tests.support.rows import insert_run
+from tests.support.target import StoreFactory
 
 
 async def test_delete_worker(store: pgqrs.Store, queue: str) -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory
+from tests.support.target import StoreFactory
 
 pytestmark = pytest.mark.backends("postgres")
 

@@ -1,4 +1,4 @@
-"""Connecting: DSN forms, the config copy, closing, and connection failures (semantics §2,
+"""Connecting: DSN forms, the config copy, closing, and connection failures (semantics.md §2,
 api.md §2-3)."""
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 import pgqrs
-from tests.conftest import PG_DSN, StoreFactory, Target, _pg_admin
-
-from ._db import PGQRS_TABLES, PY_TABLES, RawDb
+from tests.support.raw_db import PGQRS_TABLES, PY_TABLES, RawDb
+from tests.support.target import PG_DSN, StoreFactory, Target, pg_admin
 
 
 def files_in(folder: Path) -> list[Path]:
@@ -189,7 +188,7 @@ def other_schema(backend: str) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:16]}"
     yield name
     if backend == "postgres":
-        with _pg_admin() as conn:
+        with pg_admin() as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
@@ -278,7 +277,7 @@ async def test_schema_names_are_quoted(target: Target) -> None:
         assert found == {*PGQRS_TABLES, *PY_TABLES}
         assert not RawDb(Target("postgres", PG_DSN, schema.lower())).tables()
     finally:
-        with _pg_admin() as conn:
+        with pg_admin() as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 

@@ -1,4 +1,4 @@
-"""Consuming: claims, leases, settling and ownership fencing (semantics §7.3 to §7.5).
+"""Consuming: claims, leases, settling and ownership fencing (semantics.md §7.3-7.5).
 
 Time is injected with `dequeue_at`, so a lease "expires" without anyone waiting for it.
 """
@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory
 from tests.support.clocks import OffsetClock
+from tests.support.target import StoreFactory
 
 
 def at(message: pgqrs.QueueMessage, seconds: float = 0) -> datetime:
@@ -329,7 +329,7 @@ async def test_consume_with_a_base_exception_releases_at_once(
     assert message.id == mid
 
 
-# Not on S3: the second store is a second writer of one object (semantics §16).
+# Not on S3: the second store is a second writer of one object (semantics.md §16).
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_a_claim_that_waited_still_gets_its_whole_lease(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
@@ -361,3 +361,36 @@ async def test_a_claim_that_waited_still_gets_its_whole_lease(
     [message] = await claim
     assert message.id == mid
     assert await rival.dequeue() == []  # its lease runs for a second from the claim itself
+
+
+@pytest.mark.backends("sqlite", "postgres", "turso")
+async def test_an_iterator_claim_that_waited_still_gets_its_whole_lease(
+    store: pgqrs.Store, make_store: StoreFactory, queue: str
+) -> None:
+    """`consume_iter` read the time in Python before its claim waited for the store, so a
+    claim held up longer than the lease arrived with a lease already over (found while
+    writing docs/reference/semantics.md §5.3); it now leaves "now" to the statement."""
+    await fill(store, queue, 2)
+    narrow = await make_store(max_connections=1, default_lock_time_seconds=1)
+    rival = await (await make_store()).consumer(queue)
+    iterator = narrow.consume_iter(queue)
+    first = await anext(iterator)  # registers the iterator's consumer
+    assert await iterator.archive(first.id)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_only_way_in() -> None:
+        async with narrow.db.transaction() as db:
+            await db.fetch(db.sql.QUEUE_COUNT)
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_only_way_in())
+    await held.wait()
+    claim = asyncio.create_task(anext(iterator))  # waits behind the holder
+    await asyncio.sleep(1.5)  # the fault itself: longer than the 1 s lease
+    release.set()
+    await holder
+    second = await claim
+    assert second.id != first.id
+    assert await rival.dequeue() == []  # its lease runs for a second from the claim itself
+    await iterator.close()

@@ -1,4 +1,5 @@
-"""`store.consume_iter(queue)`: an async iterator with its own ephemeral consumer (§10.7)."""
+"""`store.consume_iter(queue)`: an async iterator with its own ephemeral consumer
+(semantics.md §10.7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dead letters (semantics §7.5, §14): poison messages, `dlq`, `dlq_list`, `replay_dlq`."""
+"""Dead letters (semantics.md §7.5, §14): poison messages, `dlq`, `dlq_list`, `replay_dlq`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """install(), bootstrap() and verify(): migrations, bookkeeping, concurrent installers and
-failing migrations (semantics §3, schema.md §5-6). The catalog is checked in
+failing migrations (semantics.md §3, schema.md §5-6). The catalog is checked in
 test_install_catalog.py, adoption of pgqrs installs in test_install_adoption.py."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import textwrap
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory, Target
-
-from ._db import RawDb
-from ._install import expected_rows, methods_without_bookkeeping, use_it
+from tests.support.install import expected_rows, methods_without_bookkeeping, use_it
+from tests.support.raw_db import RawDb
+from tests.support.target import StoreFactory, Target
 
 # -- idempotence and bookkeeping ----------------------------------------------------------------
 

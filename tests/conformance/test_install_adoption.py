@@ -7,10 +7,9 @@ import pytest
 
 import pgqrs
 from pgqrs.store.migrate import migrations
-from tests.conftest import StoreFactory, Target
-
-from ._db import RawDb
-from ._install import expected_rows, methods_without_bookkeeping, use_it
+from tests.support.install import expected_rows, methods_without_bookkeeping, use_it
+from tests.support.raw_db import RawDb
+from tests.support.target import StoreFactory, Target
 
 
 def pgqrs_ddl(target: Target, up_to: int = 5) -> str:

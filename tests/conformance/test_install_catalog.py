@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 import pgqrs
-from tests.conftest import Target
-
-from ._db import PGQRS_TABLES, PY_TABLES, RawDb
+from tests.support.raw_db import PGQRS_TABLES, PY_TABLES, RawDb
+from tests.support.target import Target
 
 PG_COLUMNS = {
     "pgqrs_queues": [

@@ -1,4 +1,4 @@
-"""Metrics and health (semantics §14): exact counts per message state at an injected now, and
+"""Metrics and health (semantics.md §14): exact counts per message state at an injected now, and
 query plans that use the partial indexes."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 import pgqrs
 from pgqrs.store.migrate import latest_version
 from pgqrs.tables import workers as worker_rows
-from tests.conftest import StoreFactory
 from tests.support.bulk import expected_counts, fill
 from tests.support.clocks import FixedClock, at
+from tests.support.target import StoreFactory
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -230,7 +230,7 @@ def _message_scans(nodes: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     ]
 
 
-# The partial indexes that hold exactly the unarchived rows (schema §2.4, migration 8).
+# The partial indexes that hold exactly the unarchived rows (schema.md §2.4, migration 8).
 UNARCHIVED_INDEXES = {"idx_pgqrs_messages_hot_path", "idx_pgqrs_messages_claim_order"}
 
 

@@ -1,7 +1,7 @@
 """Network failure is a tested path: a proxy between the store and PostgreSQL is cut.
 
 The poll loop logs database errors and retries for `connection_timeout_seconds` before it
-gives up (semantics §10.1); connecting through a cut link fails with PgqrsConnectionError.
+gives up (semantics.md §10.1); connecting through a cut link fails with PgqrsConnectionError.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 import pgqrs
 from pgqrs.decorators import step, workflow
-from tests.conftest import Target
 from tests.support.proxy import Proxy
+from tests.support.target import Target
 from tests.support.workflows import WF, new_run
 
 pytestmark = pytest.mark.backends("postgres")
@@ -108,7 +109,7 @@ async def test_connecting_through_a_cut_link_fails_fast(target: Target, proxy: P
         await asyncio.wait_for(pgqrs.connect_with(config), 10)
 
 
-def _fields(config: pgqrs.Config) -> dict[str, object]:
+def _fields(config: pgqrs.Config) -> dict[str, Any]:
     return {
         "schema": config.schema,
         "connection_timeout_seconds": config.connection_timeout_seconds,
@@ -149,7 +150,11 @@ async def test_an_outage_as_a_step_result_is_saved_never_fails_the_run(
         assert result == {"charged": 42}
         assert calls["charge"] == 2  # the first result was never saved: the body ran again
         [record] = await (await store.get_workflow_steps()).list_by_run(run.id())
-        assert (record.status, record.error, record.retry_count) == ("SUCCESS", None, 0)
+        assert (record.status, record.error, record.retry_count) == (
+            pgqrs.WorkflowStatus.Success,
+            None,
+            0,
+        )
         await consumer.interrupt()
         with pytest.raises(pgqrs.SuspendedError):
             await asyncio.wait_for(task, 15)

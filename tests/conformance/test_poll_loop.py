@@ -1,4 +1,4 @@
-"""The poll loop and the one-shot runners (semantics §10, api.md §8)."""
+"""The poll loop and the one-shot runners (semantics.md §10, api.md §8)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import pgqrs
-from tests.conftest import Target
-from tests.faults.cancel import CancelAt
+from tests.support.cancel import CancelAt
+from tests.support.target import Target
 
 WAIT = 10.0  # upper bound for anything a test waits on; reaching it is a failure
 
@@ -245,7 +245,7 @@ async def test_heartbeats_extend_the_leases_of_a_busy_handler(
     mid = await producer.enqueue("long job")
     messages = await store.get_messages()
     workers = await store.get_workers()
-    seen: dict[str, Any] = {}
+    seen: dict[str, str | None] = {}
 
     async def lease_was_extended() -> bool:
         now = await messages.get(mid)
@@ -411,13 +411,14 @@ def test_builder_setters_and_read_back() -> None:
     assert builder.poll_interval_ms is None
     assert builder.lease_seconds is None
     assert not builder.has_worker()
-    assert builder.from_queue("q").batch(0).poll_interval(5).lease(2.5) is builder
-    assert (builder.queue, builder.batch_size, builder.poll_interval_ms) == ("q", 1, 5)
+    chained = builder.from_queue("q").batch(0).poll_interval(5).lease(2.5)
+    assert chained is builder
+    assert (chained.queue, chained.batch_size, chained.poll_interval_ms) == ("q", 1, 5)
     assert builder.with_vt(3).lease_seconds == 3
     with pytest.raises(TypeError):
         builder.worker("not a consumer")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        builder.handle(42)
+        builder.handle(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         builder.poll_interval(0)
     with pytest.raises(ValueError):
@@ -455,7 +456,7 @@ async def test_a_message_finished_after_its_lease_lapsed_is_archived_not_rerun(
     assert (await messages.get(mid)).read_ct == 1
 
 
-# Not on S3: the rival's store is a second writer of one object (semantics §16).
+# Not on S3: the rival's store is a second writer of one object (semantics.md §16).
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_a_blocking_plain_handler_keeps_its_lease(
     store: pgqrs.Store, make_store: Callable[..., Awaitable[pgqrs.Store]], target: Target

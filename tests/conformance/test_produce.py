@@ -1,4 +1,5 @@
-"""Producing: enqueue, delayed and batch enqueue, producer registration (semantics §7.2, §9.2)."""
+"""Producing: enqueue, delayed and batch enqueue, producer registration
+(semantics.md §7.2, §9.2)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory
+from tests.support.target import StoreFactory
 
 
 async def test_enqueue_returns_ascending_ids_and_stores_payload(
@@ -136,7 +137,9 @@ async def test_named_worker_reuse_rules(store: pgqrs.Store, queue: str) -> None:
     assert await again.status() == pgqrs.WorkerStatus.Ready
 
 
-async def test_rate_limit_bucket_per_producer(make_store, queue: str, store: pgqrs.Store) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_bucket_per_producer(
+    make_store: StoreFactory, queue: str, store: pgqrs.Store
+) -> None:
     limited = await make_store(max_enqueue_per_second=1, max_enqueue_burst=3)
     producer = await limited.producer(queue)
     await producer.enqueue_batch([1, 2])
@@ -152,8 +155,8 @@ async def test_rate_limit_bucket_per_producer(make_store, queue: str, store: pgq
 
 
 async def test_helpers_refuse_bad_payloads_before_registering_a_worker(
-    make_store, queue: str, store: pgqrs.Store
-) -> None:  # type: ignore[no-untyped-def]
+    make_store: StoreFactory, queue: str, store: pgqrs.Store
+) -> None:
     small = await make_store(max_payload_size_bytes=10, max_enqueue_per_second=5)
     with pytest.raises(pgqrs.ValidationError, match=r"^Payload size 12 exceeds limit 10$"):
         await pgqrs.produce(small, queue, "x" * 10)

@@ -1,5 +1,5 @@
 """Records returned by a real store: their fields and types, immutability, equality, and the
-RFC 3339 UTC form of every timestamp (api.md §0, §9; semantics §5.1)."""
+RFC 3339 UTC form of every timestamp (api.md §0, §9; semantics.md §5.1)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ async def test_worker_info(store: pgqrs.Store) -> None:
     )
     assert (record.id, record.name, record.queue_id) == (consumer.worker_id, "worker-1", info.id)
     assert record.status is pgqrs.WorkerStatus.Ready
-    assert record.status == "READY"
+    assert record.status == "READY"  # type: ignore[comparison-overlap]  # equals its name
     assert record.shutdown_at is None
     assert assert_timestamp(record.started_at) == assert_timestamp(record.heartbeat_at)
     await consumer.shutdown()
@@ -88,7 +88,7 @@ async def test_queue_message(store: pgqrs.Store) -> None:
     mid = await producer.enqueue({"task": "x", "n": [1, 2.5, None, True]})
     messages = await store.get_messages()
     fresh = await messages.get(mid)
-    expected = {
+    expected: dict[str, type | tuple[type, ...]] = {
         "id": int,
         "queue_id": int,
         "payload": object,

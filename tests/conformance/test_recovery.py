@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory, Target
 from tests.support.clocks import OffsetClock, at
+from tests.support.target import StoreFactory, Target
 from tests.support.waiting import eventually
 
 HOUR = 3600.0
@@ -155,7 +155,7 @@ async def test_reclaim_never_takes_a_running_lease(
     assert await dead.archive(mid) is False
 
 
-# Not on S3: an S3 object has one writer (semantics §16); concurrent writers from several
+# Not on S3: an S3 object has one writer (semantics.md §16); concurrent writers from several
 # stores get sync conflicts by design.
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_concurrent_reclaims_release_each_message_once(
@@ -260,7 +260,7 @@ async def running(store: pgqrs.Store, consumer: pgqrs.Consumer, handler: Any, **
             await asyncio.wait_for(task, 10)
 
 
-# Not on S3: a zombie's store and the loop's are two writers of one object (semantics §16).
+# Not on S3: a zombie's store and the loop's are two writers of one object (semantics.md §16).
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_poll_loop_reclaims_its_queue_by_itself(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
@@ -312,7 +312,7 @@ async def test_poll_loop_leaves_hand_driven_consumers_alone(
     assert await manual.status() == "stopped"
 
 
-# Not on S3: a zombie's store and the loop's are two writers of one object (semantics §16).
+# Not on S3: a zombie's store and the loop's are two writers of one object (semantics.md §16).
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_poll_loop_reclaims_only_its_own_queue(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
@@ -332,7 +332,7 @@ async def test_poll_loop_reclaims_only_its_own_queue(
 
 
 @pytest.mark.slow
-# Not on S3: the zombie's store and the loop's are two writers of one object (semantics §16).
+# Not on S3: the zombie's store and the loop's are two writers of one object (semantics.md §16).
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_poll_loop_sweeps_at_most_every_three_heartbeats(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
@@ -369,7 +369,7 @@ async def test_poll_loop_sweeps_at_most_every_three_heartbeats(
 
 
 @pytest.mark.slow
-# Not on S3: two poll loops in two stores are two writers of one object (semantics §16).
+# Not on S3: two poll loops in two stores are two writers of one object (semantics.md §16).
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_handler_outliving_its_lease_keeps_its_messages(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
@@ -411,9 +411,9 @@ async def test_purge_stale(store: pgqrs.Store, make_store: StoreFactory, queue: 
     workers = await store.get_workers()
     assert await workers.purge_stale(60) == 3  # with the producer that beat an hour ago
     assert (await holding.status(), await idle.status(), await fresh.status()) == (
-        "stopped",
-        "stopped",
-        "ready",
+        pgqrs.WorkerStatus.Stopped,
+        pgqrs.WorkerStatus.Stopped,
+        pgqrs.WorkerStatus.Ready,
     )
     # Stopped an hour ago with nothing pointing at it: deleted. Just stopped: kept.
     with pytest.raises(pgqrs.WorkerNotFoundError):
@@ -423,7 +423,7 @@ async def test_purge_stale(store: pgqrs.Store, make_store: StoreFactory, queue: 
         await workers.purge_stale(-5)
 
 
-# Not on S3: a zombie's store and the loop's are two writers of one object (semantics §16).
+# Not on S3: a zombie's store and the loop's are two writers of one object (semantics.md §16).
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_injected_time_runner_reclaims_into_its_own_view(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
@@ -447,7 +447,7 @@ async def test_injected_time_runner_reclaims_into_its_own_view(
 
 
 @pytest.mark.slow
-# Not on S3: two poll loops in two stores are two writers of one object (semantics §16).
+# Not on S3: two poll loops in two stores are two writers of one object (semantics.md §16).
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_each_worker_is_judged_by_its_own_heartbeat_interval(
     store: pgqrs.Store, make_store: StoreFactory, queue: str
@@ -517,13 +517,13 @@ class Stall:
         import sqlite3
 
         path = self.target.dsn.split("://", 1)[1]
-        conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+        file = sqlite3.connect(path, isolation_level=None, timeout=10)
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            file.execute("BEGIN IMMEDIATE")
             time.sleep(self.seconds)  # the fault itself: how long everyone waits
-            conn.execute("ROLLBACK")
+            file.execute("ROLLBACK")
         finally:
-            conn.close()
+            file.close()
 
 
 @pytest.mark.slow

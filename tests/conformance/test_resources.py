@@ -1,4 +1,4 @@
-"""Stores leave nothing behind (semantics §2): closed, collected, or outlived by their loop."""
+"""Stores leave nothing behind (semantics.md §2): closed, collected, or outlived by their loop."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import psycopg
 
 import pgqrs
-from tests.conftest import PG_DSN, Target
+from tests.support.target import PG_DSN, Target
 
 PROGRAM = """
 import asyncio, sys, pgqrs
@@ -101,9 +102,9 @@ def _pgqrs_threads() -> int:
     return sum(t.name.startswith("pgqrs-") for t in threading.enumerate())
 
 
-async def _until(check: object, within: float = 10.0) -> None:
+async def _until(check: Callable[[], bool], within: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
-    while not check():  # type: ignore[operator]
+    while not check():
         assert asyncio.get_running_loop().time() < deadline, "resources were not released"
         gc.collect()
         await asyncio.sleep(0.02)

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 import pgqrs
-from tests.conftest import Target
+from tests.support.target import Target
 from tests.support.waiting import eventually
 
 

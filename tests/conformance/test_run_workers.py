@@ -44,7 +44,10 @@ async def test_one_loop_ending_stops_the_others(store: pgqrs.Store, queue: str) 
         await asyncio.wait_for(task, 10)
     assert caught.value.reason == "worker suspended"
     assert await b.status() == "suspended"  # left as the operator put it
-    assert (await a.status(), await c.status()) == ("stopped", "stopped")
+    assert (await a.status(), await c.status()) == (
+        pgqrs.WorkerStatus.Stopped,
+        pgqrs.WorkerStatus.Stopped,
+    )
 
 
 async def test_needs_a_builder(store: pgqrs.Store) -> None:

@@ -1,4 +1,4 @@
-"""What is special about S3 (semantics §15): several stores on one object, conflicts, a writer
+"""What is special about S3 (semantics.md §15): several stores on one object, conflicts, a writer
 killed before its upload, remote deletion, network failure, and the S3 configuration errors.
 
 Every test runs against moto's S3 server on loopback (tests/support/s3server.py).
@@ -19,9 +19,9 @@ import pytest
 
 import pgqrs
 from pgqrs import DurabilityMode, SyncState
-from tests.conftest import StoreFactory, Target
 from tests.support.process import spawn
 from tests.support.s3server import S3Server
+from tests.support.target import StoreFactory, Target
 
 pytestmark = pytest.mark.backends("s3")
 

@@ -1,7 +1,7 @@
 """Stored times in every accepted form compare as times (issue 10, defect 10).
 
 Readers accept timestamps written without a fraction, with a `T` separator, with `Z` or an
-offset (rows from other programs, column defaults: semantics §5.1). On SQLite, Turso and S3
+offset (rows from other programs, column defaults: semantics.md §5.1). On SQLite, Turso and S3
 times are text, and text compares as time only in the fixed-width form the library writes: a
 row whose lease ended a minute ago, written `...T...Z`, sorted after every time of its day and
 was not claimable until the next UTC day. Each form now compares as the time it names.
@@ -9,16 +9,16 @@ was not claimable until the next UTC day. Each form now compares as the time it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 import pgqrs
-from tests.conftest import Target
+from tests.support.raw_db import RawDb
+from tests.support.target import Target
 
-from ._db import RawDb
-
-FORMS = {
+FORMS: dict[str, Callable[[datetime], str]] = {
     "T and Z": lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     "T and +00:00": lambda t: t.isoformat(),
     "T and +02:00": lambda t: t.astimezone(timezone(timedelta(hours=2))).isoformat(),
@@ -67,4 +67,7 @@ async def test_a_heartbeat_written_in_another_form_is_judged_as_a_time(
             [beat.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), worker.worker_id],
         )
     await pgqrs.admin(store).reclaim_messages(older_than_seconds=60)
-    assert (await fresh.status(), await stale.status()) == ("ready", "stopped")
+    assert (await fresh.status(), await stale.status()) == (
+        pgqrs.WorkerStatus.Ready,
+        pgqrs.WorkerStatus.Stopped,
+    )

@@ -1,5 +1,5 @@
 """What is special about Turso: its DDL variant, adoption through `pgqrs_schema_version`
-(schema §4, §6.2), file modes without URIs, and one process at a time on a file."""
+(schema.md §4, §6.2), file modes without URIs, and one process at a time on a file."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import turso
 import pgqrs
 from pgqrs.store.migrate import migrations
 from pgqrs.store.sql.turso import inline_add_seconds
-from tests.conftest import Target
+from tests.support.target import Target
 
 pytestmark = pytest.mark.backends("turso")
 
@@ -26,7 +26,7 @@ def raw(target: Target) -> Any:
     return turso.connect(target.dsn.removeprefix("turso://"), isolation_level=None)
 
 
-def rows(target: Target, sql: str) -> list[tuple[object, ...]]:
+def rows(target: Target, sql: str) -> list[tuple[Any, ...]]:
     conn = raw(target)
     try:
         return [tuple(r) for r in conn.execute(sql).fetchall()]

@@ -12,8 +12,8 @@ import asyncio
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory, Target
 from tests.support.process import spawn
+from tests.support.target import StoreFactory, Target
 
 HOUR_MS = 3_600_000  # a poll interval no test could wait out
 

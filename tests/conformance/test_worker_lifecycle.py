@@ -1,4 +1,4 @@
-"""Worker lifecycle (semantics §9): every transition, allowed and forbidden, from every state,
+"""Worker lifecycle (semantics.md §9): every transition, allowed and forbidden, from every state,
 on producers, consumers and `store.worker(id)` handles."""
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ async def test_suspended_consumer_claims_nothing_but_settles(
         assert caught.value.reason == "worker suspended"
         assert str(caught.value) == "Operation suspended: worker suspended"
     assert (await (await store.get_messages()).get(ids[4])).consumer_worker_id is None
-    # Settling what it already holds still works while suspended (semantics §9.4).
+    # Settling what it already holds still works while suspended (semantics.md §9.4).
     assert await consumer.extend_vt(held[0], 10) is True
     assert await consumer.archive(held[0]) is True
     assert await consumer.delete(held[1]) is True

@@ -1,4 +1,4 @@
-"""`@workflow` and `@step` (semantics §12.7), called directly on a run."""
+"""`@workflow` and `@step` (semantics.md §12.7), called directly on a run."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 
 import pgqrs
 from pgqrs.decorators import WorkflowDef, step, workflow
-
-from ..support.workflows import at, new_run, parse, run_in, step_row
+from tests.support.workflows import at, new_run, parse, run_in, step_row
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -143,7 +142,11 @@ async def test_transient_failure_schedules_and_leaves_the_run(store: pgqrs.Store
         await flow(run)
     assert info.value.retry_at == at(T0, 2.5).isoformat()
     row = await step_row(store, run, "flaky")
-    assert (row.status, row.retry_count, parse(row.retry_at)) == ("ERROR", 1, at(T0, 2.5))
+    assert (row.status, row.retry_count, parse(row.retry_at)) == (
+        pgqrs.WorkflowStatus.Error,
+        1,
+        at(T0, 2.5),
+    )
     assert row.error["code"] == "BUSY"
     assert await run.status() == "RUNNING"
     # Before its time, acquisition refuses and the run is still untouched.
@@ -197,7 +200,7 @@ async def test_an_error_fails_the_step_and_the_run(store: pgqrs.Store) -> None:
     row = await step_row(store, run, "broken")
     assert row.error == {"is_transient": False, "code": "NON_RETRYABLE", "message": "\"'missing'\""}
     record = await (await store.get_workflow_runs()).get(run.id())
-    assert (record.status, record.error) == ("ERROR", "'missing'")
+    assert (record.status, record.error) == (pgqrs.WorkflowStatus.Error, "'missing'")
     with pytest.raises(pgqrs.ValidationError, match="terminal ERROR"):
         await flow(run)  # a failed run is not run again
 
@@ -299,7 +302,7 @@ async def test_decorator_arguments() -> None:
     async def w(run: pgqrs.Run) -> None: ...
 
     with pytest.raises(TypeError, match=r"must be a pgqrs\.Run"):
-        await s("not a run")
+        await s("not a run")  # type: ignore[arg-type]  # the runtime check
     with pytest.raises(TypeError, match=r"must be a pgqrs\.Run"):
         await w(None)
     direct = WorkflowDef("n", w.run, w._func)

@@ -1,4 +1,4 @@
-"""`handle_workflow` (semantics §11): which runs reach the handler, and each outcome of §11.2."""
+"""`handle_workflow` (semantics.md §11): which runs reach the handler, and each outcome of §11.2."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import pytest
 
 import pgqrs
 from pgqrs.decorators import step, workflow
-from tests.conftest import StoreFactory
 from tests.support.clocks import OffsetClock
-
-from ..support.workflows import WF, at, new_run, parse, run_in
+from tests.support.target import StoreFactory
+from tests.support.workflows import WF, at, new_run, parse, run_in
 
 Handler = Callable[[pgqrs.Run], Any]
 
@@ -86,7 +85,7 @@ async def test_finished_runs_are_archived_unhandled(
     store: pgqrs.Store, t: datetime, state: str
 ) -> None:
     run = await run_in(store, state)
-    called: list[int] = []
+    called: list[pgqrs.Run] = []
     assert await execute(store, called.append, t) == 1
     assert called == []
     await assert_archived(store, run)
@@ -119,7 +118,7 @@ async def test_a_queue_without_workflow_ends_the_loop(store: pgqrs.Store, t: dat
     assert await consumer.status() == pgqrs.WorkerStatus.Ready
 
 
-# -- outcomes (semantics §11.2) ---------------------------------------------------------------
+# -- outcomes (semantics.md §11.2) ---------------------------------------------------------------
 
 
 async def test_returns_with_a_pending_cancellation(store: pgqrs.Store, t: datetime) -> None:
@@ -276,7 +275,10 @@ async def test_retries_exhausted_fails_the_run(store: pgqrs.Store, t: datetime) 
     await execute(store, handler, t)
     await assert_archived(store, run)
     record = await (await store.get_workflow_runs()).get(run.id())
-    assert (record.status, record.error) == ("ERROR", "Step failed after 3 attempts: {}")
+    assert (record.status, record.error) == (
+        pgqrs.WorkflowStatus.Error,
+        "Step failed after 3 attempts: {}",
+    )
 
 
 async def test_other_errors(store: pgqrs.Store, t: datetime) -> None:

@@ -10,8 +10,7 @@ import pytest
 
 import pgqrs
 from pgqrs.decorators import WorkflowDef, step, workflow
-
-from ..support.workflows import WF, at, message_of, new_run
+from tests.support.workflows import WF, at, message_of, new_run
 
 
 @pytest.fixture

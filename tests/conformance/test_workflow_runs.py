@@ -1,4 +1,4 @@
-"""Runs: get-or-create, the guarded status machine (semantics §12.4), `get()` and `result()`."""
+"""Runs: get-or-create, the guarded status machine (semantics.md §12.4), `get()` and `result()`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from datetime import datetime
 import pytest
 
 import pgqrs
-
-from ..conftest import StoreFactory
-from ..support.workflows import WF, message_of, new_run, run_in
+from tests.support.target import StoreFactory
+from tests.support.workflows import WF, message_of, new_run, run_in
 
 STATES = ("QUEUED", "RUNNING", "PAUSED", "CANCELLING", "CANCELLED", "SUCCESS", "ERROR")
 OPEN = ("QUEUED", "RUNNING", "PAUSED")
@@ -83,9 +82,9 @@ async def test_finishing_transitions(store: pgqrs.Store, operation: str, to: str
             assert after.status == "CANCELLED"  # the request is finalised
             assert after.completed_at is not None
         else:
-            with pytest.raises(pgqrs.StateTransitionError) as info:
+            with pytest.raises(pgqrs.StateTransitionError) as refused:
                 await apply(run)
-            assert str(info.value) == (
+            assert str(refused.value) == (
                 f"Invalid state transition from {state} to {to}: run {run.id()} is already finished"
             )
             assert await record(store, run) == before

@@ -10,8 +10,7 @@ import pytest
 
 import pgqrs
 from pgqrs.decorators import WorkflowDef, step, workflow
-
-from ..support.workflows import WF, at, message_of, new_run, parse
+from tests.support.workflows import WF, at, message_of, new_run, parse
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 SLEEP_1 = "__pgqrs_sleep__#1"
@@ -76,7 +75,7 @@ async def test_an_early_wake_up_sleeps_only_the_rest(store: pgqrs.Store) -> None
         await flow(run.with_time(at(T0, 20)))  # delivered early (say, by an operator)
     assert info.value.resume_after == 40
     record = await (await store.get_workflow_runs()).get(run.id())
-    assert (record.status, record.error["resume_after"]) == ("PAUSED", 40)
+    assert (record.status, record.error["resume_after"]) == (pgqrs.WorkflowStatus.Paused, 40)
     assert await flow(run.with_time(at(T0, 60))) == 2
     assert calls == Counter({"before": 1, "after": 1})
     [sleep] = [s for s in await (await store.get_workflow_steps()).list() if s.step_name == SLEEP_1]

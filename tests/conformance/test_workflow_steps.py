@@ -8,16 +8,17 @@ from datetime import UTC, datetime
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory
-
-from ..support.workflows import at, message_of, new_run, parse, step_row
+from tests.support.target import StoreFactory
+from tests.support.workflows import at, message_of, new_run, parse, step_row
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 EXECUTE, SKIPPED = pgqrs.StepResultStatus.Execute, pgqrs.StepResultStatus.Skipped
 
 
-async def guard_of(run: pgqrs.Run, name: str, when: datetime, **kw: object) -> pgqrs.StepGuard:
-    result = await run.acquire_step(name, current_time=when, **kw)  # type: ignore[arg-type]
+async def guard_of(
+    run: pgqrs.Run, name: str, when: datetime, retry: pgqrs.StepRetryPolicy | None = None
+) -> pgqrs.StepGuard:
+    result = await run.acquire_step(name, current_time=when, retry=retry)
     assert result.status == EXECUTE
     assert result.guard is not None
     return result.guard
@@ -32,9 +33,15 @@ async def test_acquire_then_succeed_then_skip(store: pgqrs.Store) -> None:
     assert guard is not None
     assert (guard.run_id, guard.step_name, guard.current_time) == (run.id(), "fetch", None)
     row = await step_row(store, run, "fetch")
-    assert (row.status, row.retry_count, row.input, row.output) == ("RUNNING", 0, None, None)
+    assert (row.status, row.retry_count, row.input, row.output) == (
+        pgqrs.WorkflowStatus.Running,
+        0,
+        None,
+        None,
+    )
     assert row.started_at is not None
-    assert await guard.success({"rows": [1, 2]}) is None
+    # Returns nothing, as pgqrs does (checked at runtime: mypy already knows).
+    assert await guard.success({"rows": [1, 2]}) is None  # type: ignore[func-returns-value]
     row = await step_row(store, run, "fetch")
     assert row.status == "SUCCESS"
     assert row.output == {"rows": [1, 2]}
@@ -55,7 +62,7 @@ async def test_a_running_step_has_no_lease(store: pgqrs.Store) -> None:
 
 async def test_default_policy_schedule(store: pgqrs.Store) -> None:
     """Four transient failures give retry_count 1, 2, 3, then 3 with no retry time; the fifth
-    acquisition raises RetriesExhaustedError: four executions in total (semantics §13)."""
+    acquisition raises RetriesExhaustedError: four executions in total (semantics.md §13)."""
     run = await new_run(store)
     now, delays = T0, []
     for expected_count in (1, 2, 3):
@@ -63,7 +70,7 @@ async def test_default_policy_schedule(store: pgqrs.Store) -> None:
         assert guard.current_time == now.isoformat()
         await guard.fail_transient("HTTP_503", "unavailable")
         row = await step_row(store, run, "call")
-        assert (row.status, row.retry_count) == ("ERROR", expected_count)
+        assert (row.status, row.retry_count) == (pgqrs.WorkflowStatus.Error, expected_count)
         retry_at = parse(row.retry_at)
         delays.append((retry_at - now).total_seconds())
         # Not before its time ...
@@ -80,7 +87,7 @@ async def test_default_policy_schedule(store: pgqrs.Store) -> None:
     guard = await guard_of(run, "call", now)
     await guard.fail_transient("HTTP_503", "unavailable")
     row = await step_row(store, run, "call")
-    assert (row.status, row.retry_count, row.retry_at) == ("ERROR", 3, None)
+    assert (row.status, row.retry_count, row.retry_at) == (pgqrs.WorkflowStatus.Error, 3, None)
     assert row.error == {"is_transient": True, "code": "HTTP_503", "message": "unavailable"}
     with pytest.raises(pgqrs.RetriesExhaustedError) as exhausted:
         await run.acquire_step("call", current_time=at(now, 3600))
@@ -94,10 +101,15 @@ async def test_reacquiring_a_failed_step_reopens_it(store: pgqrs.Store) -> None:
     guard = await guard_of(run, "s", T0)
     await guard.fail_transient("E", "boom", retry_after=0)
     row = await step_row(store, run, "s")
-    assert (row.status, parse(row.retry_at)) == ("ERROR", T0)
+    assert (row.status, parse(row.retry_at)) == (pgqrs.WorkflowStatus.Error, T0)
     await guard_of(run, "s", T0)  # retry_after 0: eligible at once
     row = await step_row(store, run, "s")
-    assert (row.status, row.error, row.retry_at, row.retry_count) == ("RUNNING", None, None, 1)
+    assert (row.status, row.error, row.retry_at, row.retry_count) == (
+        pgqrs.WorkflowStatus.Running,
+        None,
+        None,
+        1,
+    )
 
 
 async def test_retry_after_overrides_the_backoff_with_fractions(store: pgqrs.Store) -> None:
@@ -132,7 +144,7 @@ async def test_permanent_failure_exhausts_at_once(store: pgqrs.Store) -> None:
     guard = await guard_of(run, "s", T0)
     await guard.fail("bad thing")
     row = await step_row(store, run, "s")
-    assert (row.status, row.retry_count, row.retry_at) == ("ERROR", 0, None)
+    assert (row.status, row.retry_count, row.retry_at) == (pgqrs.WorkflowStatus.Error, 0, None)
     assert row.error == {"is_transient": False, "code": "NON_RETRYABLE", "message": '"bad thing"'}
     with pytest.raises(pgqrs.RetriesExhaustedError) as info:
         await run.acquire_step("s", current_time=at(T0, 10**6))
@@ -147,7 +159,7 @@ async def test_zero_max_attempts_exhausts_on_the_first_transient_failure(
     guard = await guard_of(run, "s", T0, retry=pgqrs.StepRetryPolicy(max_attempts=0))
     await guard.fail_transient("E", "m", retry_after=1)
     row = await step_row(store, run, "s")
-    assert (row.status, row.retry_count, row.retry_at) == ("ERROR", 0, None)
+    assert (row.status, row.retry_count, row.retry_at) == (pgqrs.WorkflowStatus.Error, 0, None)
     with pytest.raises(pgqrs.RetriesExhaustedError):
         await run.acquire_step("s", current_time=T0)
 
@@ -200,7 +212,7 @@ async def test_run_time_is_used_when_none_is_given(store: pgqrs.Store) -> None:
 
 async def test_complete_step_and_fail_step(store: pgqrs.Store) -> None:
     run = await new_run(store)
-    assert await run.complete_step("a", 1) is None
+    assert await run.complete_step("a", 1) is None  # type: ignore[func-returns-value]  # returns nothing
     await run.complete_step("a", 2)  # recorded again, over the earlier SUCCESS
     assert (await run.acquire_step("a")).value == 2
     await run.fail_step("b", "plain", current_time=T0)
@@ -274,7 +286,7 @@ async def test_step_builder(store: pgqrs.Store) -> None:
     assert (await pgqrs.step().run(run).name("t").execute()).value == "ok"
 
 
-# Not on S3: two writing stores on one object conflict by design (semantics §16).
+# Not on S3: two writing stores on one object conflict by design (semantics.md §16).
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_concurrent_failures_of_a_step_are_each_counted(
     store: pgqrs.Store, make_store: StoreFactory

@@ -1,4 +1,4 @@
-"""A consumer killed with SIGKILL while it holds a batch loses nothing (semantics §7.3)."""
+"""A consumer killed with SIGKILL while it holds a batch loses nothing (semantics.md §7.3)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import signal
 from datetime import datetime, timedelta, timezone
 
 import pgqrs
-from tests.conftest import Target
 from tests.support.process import spawn
+from tests.support.target import Target
 
 LEASE = 30
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import pgqrs
-from tests.conftest import StoreFactory, Target
 from tests.support.processes import finished, spawn
+from tests.support.target import StoreFactory, Target
 from tests.support.waiting import eventually, file_appears
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 import pgqrs
-
-from ..conftest import Target
-from ..support.workflows import effects, message_of, spawn_worker, stop_worker, wait_for_exit
+from tests.support.target import Target
+from tests.support.workflows import effects, message_of, spawn_worker, stop_worker, wait_for_exit
 
 LEASE = 1.0  # the survivor takes over once the dead worker's lease has lapsed
 

@@ -1,6 +1,6 @@
 """Fixtures of the fault scenarios: a private PostgreSQL server, and a schema of its own per test.
 
-The server (tests/faults/pgserver.py) is started on first use and stopped at the end of the
+The server (tests/support/pgserver.py) is started on first use and stopped at the end of the
 session; tests stop, crash and restart it at will. The shared server on 127.0.0.1:5432 is never
 restarted by anything here.
 """
@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import Target
-from tests.faults.pgserver import PgServer
+from tests.support.pgserver import PgServer
+from tests.support.target import Target
 
 
 @pytest.fixture(scope="session")

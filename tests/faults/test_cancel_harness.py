@@ -1,4 +1,4 @@
-"""The cancellation harness itself (tests/faults/cancel.py), on toy coroutines: it cancels at
+"""The cancellation harness itself (tests/support/cancel.py), on toy coroutines: it cancels at
 exactly the n-th suspension, cancels the very future the coroutine waits on there, drives a
 coroutine that catches the cancellation through its cleanup, and reports what it must."""
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.faults import cancel
-from tests.faults.cancel import CancelAt, Point, PointFailure, cancel_at_each_point
+from tests.support import cancel
+from tests.support.cancel import CancelAt, Point, PointFailure, cancel_at_each_point
 
 
 async def steps(log: list[str], count: int = 3) -> str:

@@ -1,10 +1,10 @@
 """Cancellation at every await point (issue 10), on every backend.
 
 Each public write operation runs once per suspension point n = 1, 2, ... and is cancelled
-there with a real `Task.cancel()` (tests/faults/cancel.py); after each cancellation the
-invariants of tests/faults/invariants.py must hold (no transaction left open, nothing owned by a
-worker that cannot finish it, no ephemeral worker left running), together with what the
-operation itself promises: a write happened completely or not at all; a cancelled claim gives
+there with a real `Task.cancel()` (tests/support/cancel.py); after each cancellation the
+invariants of tests/support/cancel_invariants.py must hold (no transaction left open, nothing
+owned by a worker that cannot finish it, no ephemeral worker left running), together with what
+the operation itself promises: a write happened completely or not at all; a cancelled claim gives
 back at once what it took; a cancelled poll loop leaves its worker suspended and holding
 nothing; a cancelled helper leaves its ephemeral worker stopped. The drive ends with the first
 run that completes before reaching point n, which is checked too.
@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 import pgqrs
-from tests.conftest import Target
-from tests.faults.cancel import Point, PointFailure, cancel_at_each_point
-from tests.faults.invariants import Invariants, Snapshot
-from tests.faults.report import report
+from tests.support.cancel import Point, PointFailure, cancel_at_each_point
+from tests.support.cancel_invariants import Invariants, Snapshot
+from tests.support.fault_report import report
+from tests.support.target import Target
 
 pytestmark = pytest.mark.slow
 

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 import pgqrs
-from tests.faults.report import report
+from tests.support.fault_report import report
 
 pytestmark = [pytest.mark.slow, pytest.mark.backends("sqlite")]
 

@@ -31,10 +31,10 @@ from datetime import datetime
 import pytest
 
 import pgqrs
-from tests.conftest import Target
-from tests.faults.pgserver import PgServer
-from tests.faults.report import report
+from tests.support.fault_report import report
+from tests.support.pgserver import PgServer
 from tests.support.proxy import Proxy
+from tests.support.target import Target
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow

@@ -13,9 +13,9 @@ import time
 import pytest
 
 import pgqrs
-from tests.conftest import Target
-from tests.faults.pgserver import PgServer
-from tests.faults.report import report
+from tests.support.fault_report import report
+from tests.support.pgserver import PgServer
+from tests.support.target import Target
 
 pytestmark = pytest.mark.slow
 

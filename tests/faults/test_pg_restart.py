@@ -4,7 +4,7 @@ worker are busy; the library must ride it out on its own.
 Load: two producers in this process enqueue at a steady rate and a third task creates a
 workflow run every quarter second; three consumer processes run poll loops (`run_worker`); one
 workflow worker process runs a three-step `@workflow`. The private server
-(tests/faults/pgserver.py) is restarted three times: fast (1.5 s down), then immediate with an
+(tests/support/pgserver.py) is restarted three times: fast (1.5 s down), then immediate with an
 outage longer than three heartbeats (every worker looks stale to its peers when the server
 returns), then immediate with an outage longer than the leases (8.5 s).
 
@@ -44,9 +44,9 @@ from typing import Any
 import pytest
 
 import pgqrs
-from tests.conftest import Target
-from tests.faults.pgserver import PgServer, StopMode
-from tests.faults.report import report
+from tests.support.fault_report import report
+from tests.support.pgserver import PgServer, StopMode
+from tests.support.target import Target
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ RUN_EVERY = 0.25  # seconds between two workflow runs
 LEASE = 5.0  # the consumers' lease
 WF_LEASE = 4.0  # the workflow worker's lease
 # The children's connection_timeout_seconds: a poll loop gives up after failing this long in a
-# row (semantics §10.1), so after the 8.5 s outage it must work again within about 4 s.
+# row (semantics.md §10.1), so after the 8.5 s outage it must work again within about 4 s.
 CHILD_CONNECT_TIMEOUT = 13
 PRODUCER_CONNECT_TIMEOUT = 2  # an enqueue during the outage fails within this
 # (mode, seconds the server stays down). Heartbeats are 1 s apart, so after the 4 s outage every
@@ -132,7 +132,7 @@ def spawn(role: str, args: Sequence[str], env: dict[str, str], directory: Path) 
     log = directory / f"{role}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "tests.faults.children", *args],
+            [sys.executable, "-u", "-m", "tests.support.restart_child", *args],
             cwd=ROOT,
             env={**os.environ, **env},
             stdin=subprocess.DEVNULL,

@@ -2,7 +2,7 @@
 
 A killer SIGKILLs a random busy process every few hundred milliseconds (seeded: the seed is
 printed and reported; set PGQRS_FAULT_SEED to replay a schedule) and starts a replacement at
-once; then the fleet finishes the work. The children (tests/faults/children_kill.py) log every
+once; then the fleet finishes the work. The children (tests/support/sigkill_child.py) log every
 handling start and end with their pid and times, and the parent knows when it killed whom, so
 afterwards every double handling can be explained, or is a failure:
 
@@ -38,9 +38,9 @@ from typing import Any
 import pytest
 
 import pgqrs
-from tests.conftest import Target
-from tests.faults.children_kill import WORKFLOW
-from tests.faults.report import report
+from tests.support.fault_report import report
+from tests.support.sigkill_child import WORKFLOW
+from tests.support.target import Target
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.backends("sqlite", "postgres")]
@@ -102,7 +102,7 @@ class Fleet:
         log, err = self.directory / f"child-{n}.jsonl", self.directory / f"child-{n}.err"
         with err.open("wb") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tests.faults.children_kill", *self.argv(log)],
+                [sys.executable, "-m", "tests.support.sigkill_child", *self.argv(log)],
                 cwd=ROOT,
                 env={**os.environ, **self.target.env()},
                 stdin=subprocess.DEVNULL,

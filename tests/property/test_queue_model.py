@@ -2,7 +2,7 @@
 
 A hypothesis `RuleBasedStateMachine` drives the real library on a real SQLite file and a real
 PostgreSQL schema and, after every step, compares every message of its queue (owner, lease,
-read count, archive time) and every worker (status, heartbeat) with `tests/property/model.py`.
+read count, archive time) and every worker (status, heartbeat) with `tests/support/queue_model.py`.
 Time is injected: the store's clock is a `ManualClock` that only the `advance` rule moves.
 
 One store per test function; every example gets a fresh queue and fresh worker names on it, so
@@ -44,9 +44,8 @@ from hypothesis.stateful import (
 
 import pgqrs
 from pgqrs._clock import from_db, parse_time
-from tests.conftest import Target
-from tests.property import model as spec
-from tests.property.model import (
+from tests.support import queue_model as spec
+from tests.support.queue_model import (
     DELETED_ID,
     STOPPED,
     SUSPENDED,
@@ -56,6 +55,7 @@ from tests.property.model import (
     QueueModel,
     Registration,
 )
+from tests.support.target import Target
 
 T = TypeVar("T")
 

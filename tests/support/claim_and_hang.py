@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from .process import child_store
+from tests.support.process import child_store
 
 
 async def main(queue: str, batch: int, lease: int) -> None:

@@ -10,8 +10,7 @@ import asyncio
 import sys
 
 import pgqrs
-
-from .process import child_store
+from tests.support.process import child_store
 
 
 async def main(queue: str, batch: int, log_path: str) -> None:

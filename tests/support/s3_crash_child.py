@@ -13,8 +13,7 @@ import signal
 import sys
 
 from pgqrs.store.s3 import S3Executor
-
-from .process import child_store
+from tests.support.process import child_store
 
 
 async def _die(self: S3Executor, changed: bool) -> None:

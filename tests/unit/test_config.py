@@ -1,4 +1,4 @@
-"""Config (api.md §2.1) and DSN parsing (semantics §2)."""
+"""Config (api.md §2.1) and DSN parsing (semantics.md §2)."""
 
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ def test_examples() -> None:
     assert limited.retry_after == 0.5
     assert pgqrs.SuspendedError("Operation suspended: x", reason="x").reason == "x"
     assert pgqrs.StepNotReadyError("waiting for approval").retry_at is None
-    assert pgqrs.TimeoutError is not builtins.TimeoutError
+    assert pgqrs.TimeoutError is not builtins.TimeoutError  # type: ignore[comparison-overlap]  # two classes
     assert not issubclass(pgqrs.TimeoutError, builtins.TimeoutError)
     with pytest.raises(TypeError):
         raise pgqrs.SerializationError("Serialization error: x")

@@ -1,4 +1,4 @@
-"""Retry and backoff formulas (api.md §14, semantics §13)."""
+"""Retry and backoff formulas (api.md §14, semantics.md §13)."""
 
 from __future__ import annotations
 

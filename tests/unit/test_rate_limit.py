@@ -1,4 +1,4 @@
-"""The enqueue token bucket (semantics §8.3), driven by an injected clock."""
+"""The enqueue token bucket (semantics.md §8.3), driven by an injected clock."""
 
 from __future__ import annotations
 

@@ -1,29 +1,59 @@
-"""JSON encoding, payload rules and their order, names, argument helpers (semantics §4, §6, §8)."""
+"""JSON encoding, payload rules and their order, names, and every check of a caller's argument
+(semantics.md §4, §6, §8): each check accepts what it should, and refuses the rest with the error
+type and message the API documents."""
 
 from __future__ import annotations
 
 import enum
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from pgqrs.config import Config
 from pgqrs.errors import ConfigError, SerializationError, ValidationError
 from pgqrs.validation import (
+    MAX_DURATION_SECONDS,
     PayloadRules,
+    check_batch_size,
+    check_builder_batch,
+    check_builder_poll_interval,
+    check_builder_seconds,
+    check_iterator_poll_interval,
+    check_lease,
+    check_payload_list,
+    check_payloads_given,
+    check_result_timeout,
+    check_retry_after,
+    check_some_builders,
     decode_json,
     encode_json,
     encode_payloads,
+    require_callable,
     require_duration,
     require_int,
+    require_str,
+    require_type,
+    require_type_or_none,
+    require_workflow_name,
     validate_queue_name,
     validate_schema_name,
+    validate_step_name,
     validate_worker_name,
 )
 
 DEFAULT = PayloadRules()
+LONGEST = MAX_DURATION_SECONDS
+
+
+def refusal(kind: type[Exception], call: Callable[[], object]) -> str:
+    """The message of the error `call` raises, which must be exactly a `kind` (a subclass would
+    change what callers catch)."""
+    with pytest.raises(kind) as info:
+        call()
+    assert type(info.value) is kind
+    return str(info.value)
 
 
 def nest(levels: int, leaf: object = 1, key: str | None = None) -> object:
@@ -356,6 +386,31 @@ def test_walk_handles_wide_and_deep_payloads() -> None:
     ok([wide])
 
 
+# --- payload lists -----------------------------------------------------------------------------
+
+
+def test_check_payload_list_accepts_lists_and_tuples() -> None:
+    payloads: list[object] = [1, {"a": 2}]
+    assert check_payload_list(payloads) is payloads
+    assert check_payload_list((1,)) == (1,)
+    assert check_payload_list([]) == []
+
+
+@pytest.mark.parametrize(
+    ("payloads", "shown"),
+    [("ab", "<class 'str'>"), ({1}, "<class 'set'>"), (None, "<class 'NoneType'>")],
+)
+def test_check_payload_list_refuses_anything_else(payloads: object, shown: str) -> None:
+    message = refusal(TypeError, lambda: check_payload_list(payloads))
+    assert message == f"enqueue_batch() needs a list of payloads, got {shown}"
+
+
+def test_check_payloads_given() -> None:
+    assert check_payloads_given([None]) == [None]
+    message = refusal(ValidationError, lambda: check_payloads_given([]))
+    assert message == "Validation failed: No messages to enqueue"
+
+
 # --- names -------------------------------------------------------------------------------------
 
 
@@ -408,12 +463,21 @@ def test_workflow_kind_in_message() -> None:
 
 
 @pytest.mark.parametrize(
-    "validate", [validate_queue_name, validate_worker_name, validate_schema_name]
+    ("validate", "what"),
+    [
+        (validate_queue_name, "queue name"),
+        (lambda name: validate_queue_name(name, "workflow"), "workflow name"),
+        (validate_worker_name, "worker name"),
+        (validate_schema_name, "schema"),
+        (validate_step_name, "step name"),
+        (require_workflow_name, "workflow name"),
+    ],
 )
-@pytest.mark.parametrize("bad", [None, b"q", 5, ["q"]])
-def test_non_str_names_are_type_errors(validate: object, bad: object) -> None:
-    with pytest.raises(TypeError):
-        validate(bad)  # type: ignore[operator]
+@pytest.mark.parametrize(("bad", "kind"), [(None, "NoneType"), (b"q", "bytes"), (["q"], "list")])
+def test_non_str_names_are_type_errors(
+    validate: Callable[[object], str], what: str, bad: object, kind: str
+) -> None:
+    assert refusal(TypeError, lambda: validate(bad)) == f"{what} must be a str, not {kind}"
 
 
 @pytest.mark.parametrize("name", ["w", "worker-1", "my worker", "x" * 255, "__ephemera", "é"])
@@ -467,7 +531,91 @@ def test_invalid_schema_names(name: str, reason: str) -> None:
     assert str(info.value) == f"Invalid configuration value for schema: {reason}"
 
 
-# --- argument helpers ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["s", "fetch user", "é", "x" * 255, "__pgqrs_sleep__#1"])
+def test_valid_step_names(name: str) -> None:
+    assert validate_step_name(name) == name
+
+
+@pytest.mark.parametrize(("name", "length"), [("", 0), ("x" * 256, 256)])
+def test_invalid_step_names(name: str, length: int) -> None:
+    message = refusal(ValidationError, lambda: validate_step_name(name))
+    assert message == f"Validation failed: step name must be 1-255 characters (got {length})"
+
+
+def test_workflow_decorator_names() -> None:
+    # Only emptiness is refused here; the queue-name rules apply when the definition is created.
+    assert require_workflow_name("orders") == "orders"
+    assert require_workflow_name("not a queue name") == "not a queue name"
+    assert refusal(ValueError, lambda: require_workflow_name("")) == (
+        "workflow name must not be empty"
+    )
+
+
+# --- argument types ----------------------------------------------------------------------------
+
+
+class _Base:
+    pass
+
+
+class _Derived(_Base):
+    pass
+
+
+def test_require_str() -> None:
+    assert require_str("pause message", "") == ""
+    assert require_str("pause message", "x") == "x"
+    assert refusal(TypeError, lambda: require_str("pause message", 1)) == (
+        "pause message must be a str, not int"
+    )
+    assert refusal(TypeError, lambda: require_str("fail_transient code", None)) == (
+        "fail_transient code must be a str, not NoneType"
+    )
+
+
+def test_require_type() -> None:
+    value = _Derived()
+    assert require_type(value, _Base, "unused") is value
+    assert require_type("q", str, "unused") == "q"
+    by_name = "run() needs a pgqrs.Run, got {type.__name__}"
+    assert refusal(TypeError, lambda: require_type(_Base(), _Derived, by_name)) == (
+        "run() needs a pgqrs.Run, got _Base"
+    )
+    assert refusal(TypeError, lambda: require_type(None, _Base, by_name)) == (
+        "run() needs a pgqrs.Run, got NoneType"
+    )
+    by_class = "retry must be a pgqrs.StepRetryPolicy or None, not {type}"
+    assert refusal(TypeError, lambda: require_type(3, _Base, by_class)) == (
+        "retry must be a pgqrs.StepRetryPolicy or None, not <class 'int'>"
+    )
+
+
+def test_require_type_or_none() -> None:
+    value = _Base()
+    message = "backoff must be a BackoffStrategy, not {type.__name__}"
+    assert require_type_or_none(None, _Base, message) is None
+    assert require_type_or_none(value, _Base, message) is value
+    assert refusal(TypeError, lambda: require_type_or_none("fixed", _Base, message)) == (
+        "backoff must be a BackoffStrategy, not str"
+    )
+
+
+def test_require_callable() -> None:
+    def handler() -> None:
+        pass
+
+    message = "handler must be callable, got {type.__name__}"
+    assert require_callable(handler, message) is handler
+    assert require_callable(_Base, message) is _Base
+    assert refusal(TypeError, lambda: require_callable("print", message)) == (
+        "handler must be callable, got str"
+    )
+    assert refusal(
+        TypeError, lambda: require_callable(None, "@step decorates a function, not {type.__name__}")
+    ) == ("@step decorates a function, not NoneType")
+
+
+# --- numbers and durations ---------------------------------------------------------------------
 
 
 def test_require_int() -> None:
@@ -484,6 +632,7 @@ def test_require_int() -> None:
 def test_require_duration() -> None:
     assert require_duration("s", 0) == 0.0
     assert require_duration("s", 1.5) == 1.5
+    assert require_duration("s", LONGEST) == float(LONGEST)
     assert isinstance(require_duration("s", 2), float)
     for bad in (-0.1, -1, math.nan, math.inf, -math.inf):
         with pytest.raises(ValueError, match=r"^s must be a finite number >= 0"):
@@ -491,3 +640,181 @@ def test_require_duration() -> None:
     for wrong in (True, "1", None):
         with pytest.raises(TypeError):
             require_duration("s", wrong)
+    assert refusal(TypeError, lambda: require_duration("s", "1")) == "s must be a number, not str"
+    assert refusal(ValueError, lambda: require_duration("s", -1)) == (
+        "s must be a finite number >= 0, got -1"
+    )
+    assert refusal(ValueError, lambda: require_duration("s", LONGEST + 1)) == (
+        f"s must be at most {LONGEST} seconds (about 136 years), got {LONGEST + 1}"
+    )
+
+
+def test_check_builder_seconds_accepts() -> None:
+    assert check_builder_seconds("lease", 0.5, allow_zero=False) == 0.5
+    assert check_builder_seconds("until", 0, allow_zero=True) == 0.0
+    assert isinstance(check_builder_seconds("lease", 3, allow_zero=False), float)
+    assert check_builder_seconds("lease", LONGEST, allow_zero=False) == float(LONGEST)
+
+
+@pytest.mark.parametrize(
+    ("call", "kind", "message"),
+    [
+        (
+            lambda: check_builder_seconds("lease", 0, allow_zero=False),
+            ValueError,
+            "lease must be more than 0 seconds, got 0",
+        ),
+        (
+            lambda: check_builder_seconds("lease", -1.5, allow_zero=False),
+            ValueError,
+            "lease must be more than 0 seconds, got -1.5",
+        ),
+        (
+            lambda: check_builder_seconds("until", -1, allow_zero=True),
+            ValueError,
+            "until must be 0 or more seconds, got -1",
+        ),
+        (
+            lambda: check_builder_seconds("until", math.nan, allow_zero=True),
+            ValueError,
+            "until must be 0 or more seconds, got nan",
+        ),
+        (
+            lambda: check_builder_seconds("lease", math.inf, allow_zero=False),
+            ValueError,
+            "lease must be more than 0 seconds, got inf",
+        ),
+        (
+            lambda: check_builder_seconds("lease", "5", allow_zero=False),
+            TypeError,
+            "lease must be a number of seconds, got str",
+        ),
+        (
+            lambda: check_builder_seconds("until", True, allow_zero=True),
+            TypeError,
+            "until must be a number of seconds, got bool",
+        ),
+        (
+            lambda: check_builder_seconds("lease", LONGEST + 1, allow_zero=False),
+            ValueError,
+            f"lease must be at most {LONGEST} seconds (about 136 years), got {LONGEST + 1}",
+        ),
+    ],
+)
+def test_check_builder_seconds_refuses(
+    call: Callable[[], object], kind: type[Exception], message: str
+) -> None:
+    assert refusal(kind, call) == message
+
+
+def test_check_lease() -> None:
+    assert check_lease(1) == 1.0
+    assert isinstance(check_lease(30), float)
+    assert check_lease(1.5, "lease") == 1.5
+    assert refusal(ValueError, lambda: check_lease(0.5)) == "vt must be at least 1 second, got 0.5"
+    assert refusal(ValueError, lambda: check_lease(0)) == "vt must be at least 1 second, got 0"
+    assert refusal(ValueError, lambda: check_lease(math.nan)) == (
+        "vt must be at least 1 second, got nan"
+    )
+    assert refusal(TypeError, lambda: check_lease(None)) == (
+        "vt must be a number of seconds, got NoneType"
+    )
+    assert refusal(TypeError, lambda: check_lease(False, "lease")) == (
+        "lease must be a number of seconds, got bool"
+    )
+    assert refusal(ValueError, lambda: check_lease(LONGEST + 1)) == (
+        f"vt must be at most {LONGEST} seconds (about 136 years), got {LONGEST + 1}"
+    )
+
+
+def test_check_retry_after() -> None:
+    assert check_retry_after(None) is None
+    assert check_retry_after(2.5) == 2.5
+    given = check_retry_after(0)
+    assert given == 0
+    assert type(given) is int  # returned as given: the stored form splits it into secs/nanos
+    assert check_retry_after(LONGEST) == LONGEST
+    assert refusal(ValueError, lambda: check_retry_after(LONGEST + 1)) == (
+        f"retry_after must be at most {LONGEST} seconds (about 136 years), got {LONGEST + 1}"
+    )
+
+
+@pytest.mark.parametrize("bad", [-1, -0.5, math.nan, math.inf, True, "1", [1]])
+def test_check_retry_after_refuses(bad: object) -> None:
+    assert refusal(ValueError, lambda: check_retry_after(bad)) == "Invalid retry_after"
+
+
+def test_check_result_timeout() -> None:
+    assert check_result_timeout(None) is None
+    assert check_result_timeout(0) == 0
+    assert check_result_timeout(1.5) == 1.5
+    assert refusal(ValueError, lambda: check_result_timeout(-1)) == (
+        "timeout must be a number of seconds >= 0, got -1"
+    )
+    assert refusal(ValueError, lambda: check_result_timeout(True)) == (
+        "timeout must be a number of seconds >= 0, got True"
+    )
+    # Anything that cannot be compared with 0 fails as the comparison does.
+    with pytest.raises(TypeError, match="'<' not supported"):
+        check_result_timeout("5")
+
+
+# --- batch sizes, intervals, collections -------------------------------------------------------
+
+
+def test_check_batch_size() -> None:
+    assert check_batch_size(1, 100) == 1
+    assert check_batch_size(100, 100) == 100
+    assert refusal(ValidationError, lambda: check_batch_size(101, 100)) == (
+        "Validation failed: batch size 101 exceeds default_max_batch_size 100"
+    )
+    assert refusal(ValueError, lambda: check_batch_size(0, 100)) == (
+        "batch_size must be >= 1, got 0"
+    )
+    assert refusal(ValueError, lambda: check_batch_size(-3, 100, "limit")) == (
+        "limit must be >= 1, got -3"
+    )
+    assert refusal(TypeError, lambda: check_batch_size(True, 100, "--batch")) == (
+        "--batch must be an int, not bool"
+    )
+    assert refusal(TypeError, lambda: check_batch_size(2.0, 100)) == (
+        "batch_size must be an int, not float"
+    )
+
+
+def test_check_builder_batch() -> None:
+    # Values below 1 pass: the builder raises them to 1.
+    assert check_builder_batch(0) == 0
+    assert check_builder_batch(25) == 25
+    assert refusal(TypeError, lambda: check_builder_batch(True)) == "batch() needs an int, got bool"
+    assert refusal(TypeError, lambda: check_builder_batch("5")) == "batch() needs an int, got str"
+
+
+def test_check_builder_poll_interval() -> None:
+    assert check_builder_poll_interval(1) == 1
+    assert check_builder_poll_interval(250) == 250
+    assert refusal(ValueError, lambda: check_builder_poll_interval(0)) == (
+        "poll_interval() must be at least 1 ms, got 0"
+    )
+    assert refusal(TypeError, lambda: check_builder_poll_interval(0.5)) == (
+        "poll_interval() needs milliseconds as an int, got 0.5"
+    )
+    assert refusal(TypeError, lambda: check_builder_poll_interval(True)) == (
+        "poll_interval() needs milliseconds as an int, got True"
+    )
+
+
+def test_check_iterator_poll_interval() -> None:
+    assert check_iterator_poll_interval(None) is None
+    assert check_iterator_poll_interval(1) == 1
+    assert refusal(ValueError, lambda: check_iterator_poll_interval(0)) == (
+        "poll_interval_ms must be at least 1, got 0"
+    )
+
+
+def test_check_some_builders() -> None:
+    builders = [object()]
+    assert check_some_builders(builders) is builders
+    assert refusal(ValueError, lambda: check_some_builders([])) == (
+        "run_workers() needs at least one DequeueBuilder"
+    )

@@ -20,7 +20,7 @@ from ..errors import PgqrsError
 
 T = TypeVar("T")
 
-# `sqlite://pgqrs.db` is ./pgqrs.db (semantics §2: three slashes would make it absolute).
+# `sqlite://pgqrs.db` is ./pgqrs.db (semantics.md §2: three slashes would make it absolute).
 DEFAULT_DSN = "sqlite://pgqrs.db"
 DEFAULT_SCHEMA = "public"
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._clock import parse_time
-from ..types import QueueMessage
+from ..types import QueueMessage, QueueMetrics
 
 
 def console() -> Console:
@@ -154,7 +154,7 @@ def until(stamp: str | None, now: datetime) -> str:
 
 
 def message_state(message: QueueMessage, now: datetime, max_read_ct: int) -> str:
-    """The state of semantics §7.1 at `now`."""
+    """The state of semantics.md §7.1 at `now`."""
     if message.archived_at is not None:
         return "archived"
     due = message.vt is None or parse_time(message.vt) <= now
@@ -163,3 +163,21 @@ def message_state(message: QueueMessage, now: datetime, max_read_ct: int) -> str
     if message.read_ct >= max_read_ct:
         return "poison"
     return "visible" if due else "delayed"
+
+
+# The counts of a queue's row wherever queues are listed (`queue list`, `top`); the row then
+# shows the age of its oldest visible message.
+QUEUE_NUMBERS = ("Visible", "Delayed", "Leased", "Poison", "Archived")
+
+
+def queue_cells(m: QueueMetrics, now: datetime) -> tuple[Any, ...]:
+    """A queue's name, its `QUEUE_NUMBERS` and the age of its oldest visible message."""
+    return (
+        m.name,
+        m.pending_messages,
+        m.delayed_messages,
+        m.locked_messages,
+        m.poison_messages,
+        m.archived_messages,
+        duration(age_seconds(m.oldest_pending_message, now)),
+    )

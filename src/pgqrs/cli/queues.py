@@ -13,6 +13,7 @@ from ..errors import ValidationError
 from ..types import QueueMetrics
 from .context import NotInstalled, json_option, settings, wants_json, with_store
 from .output import (
+    QUEUE_NUMBERS,
     add_row,
     age_seconds,
     console,
@@ -22,6 +23,7 @@ from .output import (
     note,
     plain,
     print_table,
+    queue_cells,
     table,
 )
 
@@ -124,19 +126,10 @@ def list_queues() -> None:
     if wants_json():
         emit_json([metrics_json(m, now) for m in found])
         return
-    numbers = ("Visible", "Delayed", "Leased", "Poison", "Archived", "Oldest visible")
+    numbers = (*QUEUE_NUMBERS, "Oldest visible")
     out = table("Queue", *numbers, right=numbers, flex=("Queue",))
     for m in found:
-        add_row(
-            out,
-            m.name,
-            m.pending_messages,
-            m.delayed_messages,
-            m.locked_messages,
-            m.poison_messages,
-            m.archived_messages,
-            duration(age_seconds(m.oldest_pending_message, now)),
-        )
+        add_row(out, *queue_cells(m, now))
     print_table(out, "No queues yet: create one with `pgqrs queue create NAME`.")
 
 

@@ -26,9 +26,9 @@ from ..client import Store
 from ..errors import PausedError, StepNotReadyError, TransientStepError
 from ..queue.loop import Handler, is_async
 from ..queue.run_worker import catch_signals_early, run_workers
-from ..queue.workers import check_batch_size
 from ..tables import queues as queue_rows
 from ..types import QueueMessage
+from ..validation import check_batch_size
 from ..workflows.builders import WorkflowBuilder
 from ..workflows.decorators import WorkflowDef
 from ..workflows.dequeue import DequeueBuilder
@@ -38,7 +38,7 @@ from .output import emit_json
 
 log = logging.getLogger("pgqrs.cli")
 
-# Outcomes of a workflow execution that plan the next one rather than fail (semantics §11.2).
+# Outcomes of a workflow execution that plan the next one rather than fail (semantics.md §11.2).
 _RESCHEDULED = (PausedError, StepNotReadyError, TransientStepError)
 
 
@@ -98,7 +98,8 @@ def _ms(started: float) -> str:
 
 def counted(fn: Callable[..., Any], tally: Tally) -> Handler:
     """`fn`, logging each call with its duration and counting its outcome. A plain function
-    stays a plain function, so its loop runs it on the loop's own thread (poller.call_handler)."""
+    stays a plain function, so its loop runs it on the loop's own thread
+    (queue.loop.call_handler)."""
 
     @contextlib.contextmanager
     def observed(arg: Any) -> Iterator[None]:
@@ -241,7 +242,7 @@ def run_command(
             await WorkflowBuilder().name(name).store(store).create()
         else:
             await queue_rows.get_by_name(store.db, name)
-        check_batch_size(store, batch or 1, "--batch")
+        check_batch_size(batch or 1, store.settings.default_max_batch_size, "--batch")
         consumers = [await store.consumer(name) for _ in range(concurrency)]
         builders = [
             _builder(

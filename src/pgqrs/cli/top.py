@@ -22,7 +22,17 @@ from ..tables import metrics as metric_rows
 from ..tables import queues as queue_rows
 from ..types import QueueMetrics, WorkerInfo, WorkerStatus
 from .context import json_option, settings, wants_json, with_store
-from .output import add_row, age_seconds, console, duration, emit_json, plain, table
+from .output import (
+    QUEUE_NUMBERS,
+    add_row,
+    age_seconds,
+    console,
+    duration,
+    emit_json,
+    plain,
+    queue_cells,
+    table,
+)
 
 WINDOW = timedelta(minutes=1)  # throughput is counted over the last minute
 MAX_WORKER_ROWS = 20
@@ -91,22 +101,11 @@ def render(snapshot: Snapshot, where: str, interval: float) -> Group:
         ("pgqrs top", "bold"),
         f"  {where}  {snapshot.at:%H:%M:%S} UTC  every {interval:g}s  Ctrl-C quits",
     )
-    numbers = ("Visible", "Delayed", "Leased", "Poison", "Archived", "Oldest", "In/min", "Done/min")
+    numbers = (*QUEUE_NUMBERS, "Oldest", "In/min", "Done/min")
     queues = table("Queue", *numbers, right=numbers, flex=("Queue",), title="Queues")
     for m in snapshot.queues:
         done, new = snapshot.throughput.get(m.name, (0, 0))
-        add_row(
-            queues,
-            m.name,
-            m.pending_messages,
-            m.delayed_messages,
-            m.locked_messages,
-            m.poison_messages,
-            m.archived_messages,
-            duration(age_seconds(m.oldest_pending_message, snapshot.at)),
-            new,
-            done,
-        )
+        add_row(queues, *queue_cells(m, snapshot.at), new, done)
     return Group(header, queues, _workers(snapshot))
 
 

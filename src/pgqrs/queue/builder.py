@@ -4,7 +4,6 @@ gives `pgqrs.DequeueBuilder`, this builder with workflow runs as handlers too (i
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any, NoReturn, Self
 
@@ -14,9 +13,16 @@ from ..store.wakeup import queue_key, worker_key
 from ..tables import workers as rows
 from ..tables.workers import STOPPED
 from ..types import QueueMessage
-from ..validation import require_duration
+from ..validation import (
+    check_batch_size,
+    check_builder_batch,
+    check_builder_poll_interval,
+    check_builder_seconds,
+    require_callable,
+    require_type,
+)
 from .loop import Handler, LoopSettings, MessageSettler, Runner, Settler, finish_ephemeral
-from .workers import Consumer, check_batch_size
+from .workers import Consumer
 
 if TYPE_CHECKING:
     from ..tables.context import Context
@@ -24,13 +30,7 @@ if TYPE_CHECKING:
 _ONE_HANDLER = "exactly one of handle(), handle_batch() or handle_workflow() is required"
 
 
-def _positive_seconds(name: str, value: Any, *, allow_zero: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = "0 or more" if allow_zero else "more than 0"
-        raise ValueError(f"{name} must be {bound} seconds, got {value}")
-    return require_duration(name, value)
+_HANDLER = "handler must be callable, got {type.__name__}"
 
 
 class BaseDequeueBuilder:
@@ -50,29 +50,23 @@ class BaseDequeueBuilder:
 
     # -- setters -----------------------------------------------------------------------------
     def worker(self, consumer: Consumer) -> Self:
-        if not isinstance(consumer, Consumer):
-            raise TypeError(f"worker() needs a pgqrs.Consumer, got {type(consumer).__name__}")
-        self._consumer = consumer
+        self._consumer = require_type(
+            consumer, Consumer, "worker() needs a pgqrs.Consumer, got {type.__name__}"
+        )
         return self
 
     def from_queue(self, queue: str) -> Self:
-        if not isinstance(queue, str):
-            raise TypeError(f"from_queue() needs a queue name, got {type(queue).__name__}")
-        self._queue = queue
+        self._queue = require_type(
+            queue, str, "from_queue() needs a queue name, got {type.__name__}"
+        )
         return self
 
     def batch(self, size: int) -> Self:
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"batch() needs an int, got {type(size).__name__}")
-        self._batch = max(1, size)
+        self._batch = max(1, check_builder_batch(size))
         return self
 
     def poll_interval(self, interval_ms: int) -> Self:
-        if isinstance(interval_ms, bool) or not isinstance(interval_ms, int):
-            raise TypeError(f"poll_interval() needs milliseconds as an int, got {interval_ms!r}")
-        if interval_ms < 1:
-            raise ValueError(f"poll_interval() must be at least 1 ms, got {interval_ms}")
-        self._poll_interval_ms = interval_ms
+        self._poll_interval_ms = check_builder_poll_interval(interval_ms)
         return self
 
     def at(self, time: Time) -> Self:
@@ -80,25 +74,25 @@ class BaseDequeueBuilder:
         return self
 
     def lease(self, seconds: float) -> Self:
-        self._lease = _positive_seconds("lease", seconds, allow_zero=False)
+        self._lease = check_builder_seconds("lease", seconds, allow_zero=False)
         return self
 
     with_vt = lease
 
     def until(self, seconds: float) -> Self:
-        self._until = _positive_seconds("until", seconds, allow_zero=True)
+        self._until = check_builder_seconds("until", seconds, allow_zero=True)
         return self
 
     def handle(self, fn: Handler) -> Self:
-        self._handle = _callable(fn)
+        self._handle = require_callable(fn, _HANDLER)
         return self
 
     def handle_batch(self, fn: Handler) -> Self:
-        self._handle_batch = _callable(fn)
+        self._handle_batch = require_callable(fn, _HANDLER)
         return self
 
     def handle_workflow(self, fn: Handler) -> Self:
-        self._handle_workflow = _callable(fn)
+        self._handle_workflow = require_callable(fn, _HANDLER)
         return self
 
     # -- read-back ---------------------------------------------------------------------------
@@ -127,13 +121,14 @@ class BaseDequeueBuilder:
 
     # -- runners -----------------------------------------------------------------------------
     async def poll(self, store: Context) -> NoReturn:
-        """Run the poll loop until interrupted, suspended, stopped or cancelled (§10.1)."""
+        """Run the poll loop until interrupted, suspended, stopped or cancelled
+        (semantics.md §10.1)."""
         settler = self._check(store, "poll")
         runner = await self._runner(store, settler)
         await runner.poll()
 
     async def fetch(self, store: Context) -> list[QueueMessage]:
-        """Claim once for the caller's consumer, without a handler (semantics §10.5)."""
+        """Claim once for the caller's consumer, without a handler (semantics.md §10.5)."""
         self._check(store, "fetch")
         runner = await self._runner(store, None)
         return await self._claim_once(runner)
@@ -175,7 +170,7 @@ class BaseDequeueBuilder:
                 "Validation failed: single-message handlers require batch size = 1, "
                 f"got {self._batch}"
             )
-        check_batch_size(store, self._batch)
+        check_batch_size(self._batch, store.settings.default_max_batch_size)
         if runner == "poll" and self._until is not None:
             raise ValueError("until() bounds fetch() and execute(); poll() runs until stopped")
         reraise = runner == "execute"
@@ -227,9 +222,3 @@ class BaseDequeueBuilder:
                 return claimed
             wait = min(runner.settings.poll_interval, remaining)
             await store.wakeups.wait(keys, wait, since=mark)
-
-
-def _callable(fn: Any) -> Handler:
-    if not callable(fn):
-        raise TypeError(f"handler must be callable, got {type(fn).__name__}")
-    return fn  # type: ignore[no-any-return]

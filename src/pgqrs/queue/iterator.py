@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import PgqrsError
 from ..store.wakeup import queue_key
 from ..types import QueueMessage
+from ..validation import check_iterator_poll_interval
 from .loop import finish_ephemeral
 from .workers import Consumer
 
@@ -19,13 +20,12 @@ DEFAULT_POLL_INTERVAL_MS = 50
 class ConsumerIterator:
     """Yields one claimed message at a time; the caller settles each within its lease.
 
-    The iterator neither heartbeats nor extends leases (semantics §10.7). `close()` (or leaving
+    The iterator neither heartbeats nor extends leases (semantics.md §10.7). `close()` (or leaving
     `async with`) releases whatever is still held and stops the worker.
     """
 
     def __init__(self, store: Context, queue: str, poll_interval_ms: int | None = None) -> None:
-        if poll_interval_ms is not None and poll_interval_ms < 1:
-            raise ValueError(f"poll_interval_ms must be at least 1, got {poll_interval_ms}")
+        check_iterator_poll_interval(poll_interval_ms)
         self._store = store
         self._queue = queue
         self._interval = (poll_interval_ms or DEFAULT_POLL_INTERVAL_MS) / 1000
@@ -49,7 +49,7 @@ class ConsumerIterator:
             lease = store.settings.default_lock_time_seconds
             keys = (queue_key(consumer.queue_id or 0), self._close_key)
             mark = store.wakeups.mark(keys)
-            claimed = await consumer.claim(1, lease, store.clock.now())
+            claimed = await consumer.claim(1, lease, store.sql_now())
             if claimed:
                 return claimed[0]
             await store.wakeups.wait(keys, self._interval, since=mark)

@@ -1,7 +1,7 @@
-"""The poll loop (semantics §10): status reads, claims, idle waits, heartbeats, interrupts.
+"""The poll loop (semantics.md §10): status reads, claims, idle waits, heartbeats, interrupts.
 
 No SQL here: rows move through `pgqrs.tables`, and what a handler's outcome means for its
-messages is decided by a `Settler` (plain messages here, workflow runs in `pgqrs.workflow_loop`).
+messages is decided by a `Settler` (plain messages here, workflow runs in `pgqrs.workflows.loop`).
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class Runner:
             await self.consumer.archive_at(ids, self.wall_time())
 
     async def release_with_backoff(self, claimed: list[QueueMessage]) -> None:
-        """Release each message with `vt = t + min(2^(read_ct-1), 60)` (semantics §10.2)."""
+        """Release each message with `vt = t + min(2^(read_ct-1), 60)` (semantics.md §10.2)."""
         now = self.message_time()
         by_delay: dict[int, list[int]] = {}
         for message in claimed:
@@ -191,7 +191,7 @@ class Runner:
 
     # -- status ------------------------------------------------------------------------------
     async def start_polling(self) -> None:
-        """Loop start (semantics §9.1): `ready`/`polling` become `polling`, heartbeat refreshed,
+        """Loop start (semantics.md §9.1): `ready`/`polling` become `polling`, heartbeat refreshed,
         and the heartbeat interval this loop keeps is stored for sweeps to judge it by."""
         db, consumer = self.store.db, self.consumer
         fence = consumer.owner.fence
@@ -315,7 +315,7 @@ class Runner:
 
     async def reclaim_stale(self) -> None:
         """At most every 3 H: stop this queue's poll-loop workers that stopped heartbeating
-        and take back what they held under leases that are over (semantics §14), so a fleet
+        and take back what they held under leases that are over (semantics.md §14), so a fleet
         heals itself without anyone running an admin job. Each worker is judged by its own
         heartbeat interval, and only on a silence this loop was healthy through."""
         if time.monotonic() < self.next_reclaim:
@@ -453,7 +453,7 @@ class Health:
     """A loop's own view of the database: when its calls last succeeded, and since when they
     have succeeded without a gap.
 
-    Failures are tolerated for `limit` seconds after the last success (semantics §10.1: the
+    Failures are tolerated for `limit` seconds after the last success (semantics.md §10.1: the
     loop then raises). A gap longer than `gap` between successes (a failure, or a call that
     hung: a stall everyone may have shared) restarts the healthy period, and sweeps judge
     other workers only on silences as long as that period (docs/guarantees.md, "Recovery").
@@ -490,7 +490,7 @@ class Health:
 
 
 async def finish_ephemeral(store: Context, consumer: Consumer) -> None:
-    """Release what an ephemeral worker still owns and mark it stopped (semantics §9.5)."""
+    """Release what an ephemeral worker still owns and mark it stopped (semantics.md §9.5)."""
     now = store.sql_now()
 
     async def finish() -> int:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import PgqrsError, StateTransitionError, SuspendedError
 from ..tables import workers as rows
 from ..tables.workers import INTERRUPTED, POLLING, STOPPED, SUSPENDED
+from ..validation import check_some_builders
 from .loop import Runner
 
 if TYPE_CHECKING:
@@ -118,8 +119,7 @@ async def run_workers(
     another reason, the others are stopped as on a first signal (warm) and that loop's error is
     raised once they all have ended: a supervisor then restarts the process as a whole.
     """
-    if not builders:
-        raise ValueError("run_workers() needs at least one DequeueBuilder")
+    check_some_builders(builders)
     settlers = [builder._check(store, "poll") for builder in builders]
     if signals and threading.current_thread() is not threading.main_thread():
         raise RuntimeError(

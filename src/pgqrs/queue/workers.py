@@ -1,8 +1,9 @@
 """Producers, consumers and worker handles: every one is a row in `pgqrs_workers`.
 
-The lifecycle (semantics §9.1) is shared; producers add enqueueing, consumers add claiming and
-settling. Settling calls ignore the worker's status (§9.4) and are fenced by ownership (§7.4)
-and by the registration the handle belongs to (docs/guarantees.md, "Fencing").
+The lifecycle (semantics.md §9.1) is shared; producers add enqueueing, consumers add claiming and
+settling. Settling calls ignore the worker's status (semantics.md §9.4) and are fenced by
+ownership (semantics.md §7.4) and by the registration the handle belongs to
+(docs/guarantees.md, "Leases and fencing").
 
 A cancelled registration or claim never leaves work behind: it runs to its end and is undone
 (the worker stopped, the messages given back) before the cancellation is raised (`_cancel`).
@@ -11,14 +12,13 @@ A cancelled registration or claim never leaves work behind: it runs to its end a
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
 from .._cancel import cleanup, complete
 from .._clock import Time, parse_time
-from ..errors import StateTransitionError, SuspendedError, ValidationError
+from ..errors import StateTransitionError, SuspendedError
 from ..rate_limit import TokenBucket
 from ..store.wakeup import queue_key, worker_key
 from ..tables import messages, queues
@@ -27,9 +27,11 @@ from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
 from ..types import QueueMessage, WorkerInfo, WorkerStatus
 from ..validation import (
     PayloadRules,
+    check_batch_size,
+    check_lease,
+    check_payload_list,
     encode_payloads,
     require_duration,
-    require_int,
     validate_queue_name,
     validate_worker_name,
 )
@@ -64,7 +66,7 @@ class _Worker:
 
     @classmethod
     async def _register_ephemeral(cls, store: Context, queue: str) -> Self:
-        """A worker that lives for one call (helpers, `from_queue` runners); semantics §9.5."""
+        """A worker that lives for one call (helpers, `from_queue` runners); semantics.md §9.5."""
         return await cls._create(store, queue, rows.ephemeral_name())
 
     @classmethod
@@ -206,8 +208,7 @@ class Producer(_Worker):
         return (await self._insert([payload], float(delay_seconds), batch=False))[0]
 
     async def enqueue_batch(self, payloads: list[Any]) -> list[int]:
-        if not isinstance(payloads, (list, tuple)):
-            raise TypeError(f"enqueue_batch() needs a list of payloads, got {type(payloads)}")
+        check_payload_list(payloads)
         if not payloads:
             return []
         return await self._insert(payloads, 0.0, batch=True)
@@ -232,7 +233,8 @@ class Producer(_Worker):
 
 @contextlib.asynccontextmanager
 async def ephemeral_producer(store: Context, queue: str) -> AsyncIterator[Producer]:
-    """A producer that lives for one call: registered on entry, stopped on exit (§9.5)."""
+    """A producer that lives for one call: registered on entry, stopped on exit
+    (semantics.md §9.5)."""
     producer = await Producer._register_ephemeral(store, queue)
     try:
         yield producer
@@ -253,39 +255,22 @@ def prepare_payloads(store: Context, payloads: Sequence[Any], *, batch: bool) ->
     return texts
 
 
-def check_batch_size(store: Context, size: Any, name: str = "batch_size") -> int:
-    require_int(name, size, 1)
-    limit = store.settings.default_max_batch_size
-    if size > limit:
-        raise ValidationError(
-            f"Validation failed: batch size {size} exceeds default_max_batch_size {limit}"
-        )
-    return int(size)
-
-
-def check_lease(seconds: Any, name: str = "vt") -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(seconds).__name__}")
-    if not math.isfinite(seconds) or seconds < 1:
-        raise ValueError(f"{name} must be at least 1 second, got {seconds}")
-    return require_duration(name, seconds)
-
-
 class Consumer(_Interruptible):
     """Claims messages from one queue under a lease, then settles them."""
 
     async def dequeue(self, batch_size: int | None = None) -> list[QueueMessage]:
-        size = 1 if batch_size is None else check_batch_size(self._store, batch_size)
+        limit = self._store.settings.default_max_batch_size
+        size = 1 if batch_size is None else check_batch_size(batch_size, limit)
         lease = self._store.settings.default_lock_time_seconds
         return await self.claim(size, lease, self._store.sql_now())
 
     async def dequeue_many_with_delay(self, limit: int, vt: int) -> list[QueueMessage]:
-        size = check_batch_size(self._store, limit, "limit")
+        size = check_batch_size(limit, self._store.settings.default_max_batch_size, "limit")
         lease = check_lease(vt)
         return await self.claim(size, lease, self._store.sql_now())
 
     async def dequeue_at(self, limit: int, vt: int, current_time: Time) -> list[QueueMessage]:
-        size = check_batch_size(self._store, limit, "limit")
+        size = check_batch_size(limit, self._store.settings.default_max_batch_size, "limit")
         lease = check_lease(vt)
         now = parse_time(current_time)
         return await self.claim(size, lease, now)

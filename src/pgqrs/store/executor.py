@@ -62,7 +62,7 @@ class Executor(Queryable, Protocol):
         ...
 
     async def install(self) -> None:
-        """Apply pending migrations (semantics §3)."""
+        """Apply pending migrations (semantics.md §3)."""
         ...
 
     def watch(self, wakeups: Wakeups) -> None:

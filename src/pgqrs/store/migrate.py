@@ -17,7 +17,8 @@ from .executor import Executor, first_column
 
 LIBRARY_VERSION = __version__
 
-# pgqrs's own migration numbers (in `_sqlx_migrations`) mapped to ours, per backend (schema §6.2).
+# pgqrs's own migration numbers (in `_sqlx_migrations`) mapped to ours, per backend
+# (schema.md §6.2).
 SQLX_TO_OURS = {
     "postgres": {1: 1, 2: 2, 3: 3, 4: 4, 6: 5},
     "sqlite": {1: 2, 2: 3, 3: 4, 5: 5},

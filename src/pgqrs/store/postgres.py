@@ -29,16 +29,13 @@ from .executor import JsonTexts, Params, Queryable, Row, UniqueViolation, not_in
 from .migrate import LIBRARY_VERSION, adopted_from_sqlx, bookkeeping, migrations, plan
 from .pg_connections import Connections
 from .sql import PostgresSql, Sql, render
+from .sql.session import PostgresSession
+from .sql.spelling import notify_channel, quote_ident, schema_prefix
 from .wakeup import Wakeups, queue_key
 
 log = logging.getLogger("pgqrs")
 
 LISTEN_RETRY_SECONDS = 1.0
-
-
-def quote_ident(name: str) -> str:
-    """A validated identifier, double-quoted."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def translate(err: Exception) -> PgqrsConnectionError:
@@ -113,11 +110,10 @@ class PostgresExecutor:
     def __init__(self, config: Config) -> None:
         self.schema = config.schema
         self.quoted_schema = quote_ident(config.schema)
-        self.channel = f"pgqrs.{config.schema}"  # LISTEN/NOTIFY wake-ups of this schema
-        self.sql: Sql = render(
-            PostgresSql,
-            schema_prefix=self.quoted_schema + ".",
-            paramstyle="pyformat",
+        self.channel = notify_channel(config.schema)  # LISTEN/NOTIFY wake-ups of this schema
+        self.sql: PostgresSql = render(
+            "postgres",
+            schema_prefix=schema_prefix(config.schema),
             notify_channel=self.channel if config.listen_notify else None,
         )
         self._config = config
@@ -215,11 +211,11 @@ class PostgresExecutor:
         key = f"pgqrs-install:{self.schema}"
         async with self.connection() as conn:
             try:
-                await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [key])
+                await conn.execute(PostgresSession.INSTALL_LOCK, [key])
                 try:
                     await self._install_locked(conn)
                 finally:
-                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+                    await conn.execute(PostgresSession.INSTALL_UNLOCK, [key])
             except InternalError:
                 raise
             except (psycopg.Error, PgqrsConnectionError) as err:
@@ -228,10 +224,8 @@ class PostgresExecutor:
     async def _install_locked(self, conn: psycopg.AsyncConnection[Any]) -> None:
         db = _Conn(conn, self.sql)
         params = {"schema": self.schema}
-        # Checked first: a user without CREATE on the database can still install into a schema
-        # that was made for it.
-        if not await db.fetchone("SELECT 1 FROM pg_namespace WHERE nspname = %(schema)s", params):
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quoted_schema}")
+        if not await db.fetchone(self.sql.SCHEMA_PRESENT, params):
+            await conn.execute(PostgresSession.CREATE_SCHEMA.format(schema=self.quoted_schema))
         await conn.execute(bookkeeping("postgres").sql.replace("{schema}", self.quoted_schema))
         applied = {row[0] for row in await db.fetch(self.sql.MIGRATIONS_APPLIED)}
         present = {f"table:{r[0]}" for r in await db.fetch(self.sql.TABLES_PRESENT, params)}
@@ -304,7 +298,7 @@ def _configurer(
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
         conn.adapters.register_loader("jsonb", TextLoader)
         conn.adapters.register_loader("json", TextLoader)
-        await conn.execute(f"SET search_path TO {quoted_schema}")
+        await conn.execute(PostgresSession.SEARCH_PATH.format(schema=quoted_schema))
         await measure_offset(conn, clock)
 
     return configure
@@ -314,7 +308,7 @@ async def measure_offset(conn: psycopg.AsyncConnection[Any], clock: DatabaseCloc
     """Set `clock.offset` to server time minus local time, to within half a round trip. Only
     Python-side decisions use it; statements read the server's clock themselves."""
     before = _clock.local_now()
-    cursor = await conn.execute("SELECT clock_timestamp()")
+    cursor = await conn.execute(PostgresSession.SERVER_CLOCK)
     row = await cursor.fetchone()
     after = _clock.local_now()
     if row is not None:
@@ -335,7 +329,7 @@ async def _listen(conninfo: str, channel: str, wakeups: Wakeups) -> None:
             await asyncio.sleep(LISTEN_RETRY_SECONDS)
             continue
         try:
-            await conn.execute(f"LISTEN {quote_ident(channel)}")
+            await conn.execute(PostgresSession.LISTEN.format(channel=quote_ident(channel)))
             # Enqueues made before LISTEN took effect were not notified: look once more.
             wakeups.notify_all()
             async for note in conn.notifies():

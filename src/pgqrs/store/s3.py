@@ -2,7 +2,7 @@
 
 The store works on a local cache file (`store/s3_cache.py`) with the SQLite backend's code, in
 `journal_mode=DELETE` so the file alone is the database. Two hooks of `SqliteExecutor` do the
-rest (semantics §15):
+rest (semantics.md §15):
 
 * after each write transaction that changed something, Durable mode uploads a consistent copy
   of the file (SQLite backup API, taken under the write lock) with `If-Match` on the last seen
@@ -35,6 +35,7 @@ from ..errors import ConfigError, NotFoundError, PgqrsError
 from ..types import DurabilityMode, SyncState
 from .s3_cache import CacheFiles, Claim
 from .s3_errors import SNAPSHOT_REFUSED, ObjectMissing, conflict
+from .sql.session import SqliteSession
 from .sqlite import SqliteExecutor
 from .threads import DbThread
 
@@ -49,7 +50,7 @@ _COVERS = "pgqrs-commits"
 
 def _changes(conn: sqlite3.Connection) -> object:
     """Row changes, and DDL (which changes no row but the schema cookie)."""
-    return conn.total_changes, conn.execute("PRAGMA schema_version").fetchone()[0]
+    return conn.total_changes, conn.execute(SqliteSession.SCHEMA_VERSION).fetchone()[0]
 
 
 def _serialized(conn: sqlite3.Connection) -> bytes:
@@ -264,7 +265,7 @@ class S3Executor(SqliteExecutor):
         try:
             try:
                 etag = await self.remote.upload(data, if_match=self.last_etag, metadata=metadata)
-            except ObjectMissing:  # deleted remotely: recreated from this cache (§15 sync)
+            except ObjectMissing:  # deleted remotely: recreated from this cache (semantics.md §15)
                 etag = await self.remote.upload(data, if_match=None, metadata=metadata)
         except PgqrsError as err:
             if "Conflict" in str(err) and self.durable:
@@ -349,7 +350,7 @@ class S3StoreHandle:
         return self._db.mode
 
     async def sync(self) -> None:
-        """Upload local writes (semantics §15); `PgqrsError` containing "conflict" when the
+        """Upload local writes (semantics.md §15); `PgqrsError` containing "conflict" when the
         object was replaced by another writer."""
         await self._db.sync()
 

@@ -1,4 +1,4 @@
-"""The local cache files of S3 stores (semantics §15): names, and who may use which file.
+"""The local cache files of S3 stores (semantics.md §15): names, and who may use which file.
 
 `stem` is `bucket/key` with every character outside `A-Z a-z 0-9 . _ -` replaced by `_`.
 The working file `<stem>.local.sqlite` is shared by Local-mode stores of one config; a

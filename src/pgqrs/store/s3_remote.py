@@ -1,6 +1,6 @@
 """The object behind an S3 store, read and written whole with boto3 on a daemon thread.
 
-Settings come from the standard AWS variables (semantics §15): `AWS_ENDPOINT_URL` (optional,
+Settings come from the standard AWS variables (semantics.md §15): `AWS_ENDPOINT_URL` (optional,
 path-style addressing), `AWS_REGION` (default us-east-1) and the credentials boto3 finds
 (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). A request that takes
 longer than `connection_timeout_seconds` raises `pgqrs.TimeoutError`; other failures raise

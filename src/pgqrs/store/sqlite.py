@@ -2,9 +2,10 @@
 
 One writer connection, guarded by an asyncio lock, takes every write inside `BEGIN IMMEDIATE`
 (so concurrent processes queue on SQLite's busy timeout instead of failing on a stale
-snapshot), and one reader connection serves plain reads beside it (WAL). Each connection lives on
-its own daemon thread, so no blocking call runs on the event loop and a store that is dropped
-without `close()` never keeps the interpreter alive.
+snapshot), and one reader connection serves the statements declared as reads beside it (WAL;
+`read()` in store/sql). Each connection lives on its own daemon thread, so no blocking call runs
+on the event loop and a store that is dropped without `close()` never keeps the interpreter
+alive.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from ..config import Dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
 from .executor import Params, Queryable, Row, UniqueViolation, not_installed
 from .migrate import LIBRARY_VERSION, Migration, adopted_from_sqlx, bookkeeping, migrations, plan
-from .sql import NOW_PARAMS, Sql, render
+from .sql import NOW_PARAMS, Dialect, Read, Sql, render
+from .sql.session import SqliteSession
 from .threads import DbThread, stop_all
 from .wakeup import Wakeups
 
@@ -103,13 +105,13 @@ def _in_write_txn(
     conn: Any, fn: Callable[[Any], T], marker: Callable[[Any], object], noted: Callable[[], None]
 ) -> tuple[T, bool]:
     """Run `fn` in one write transaction; its result and whether `marker` saw a change."""
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(SqliteSession.BEGIN_WRITE)
     try:
         before = marker(conn)
         result = fn(conn)
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            conn.execute(SqliteSession.ROLLBACK)
         raise
     return result, _commit(conn, marker, before, noted)
 
@@ -121,10 +123,10 @@ def _commit(
     a change is counted even when the caller that awaited the commit was cancelled."""
     changed = marker(conn) != before
     try:
-        conn.execute("COMMIT")
+        conn.execute(SqliteSession.COMMIT)
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            conn.execute(SqliteSession.ROLLBACK)
         raise
     if changed:
         noted()
@@ -133,7 +135,7 @@ def _commit(
 
 def _rollback_open(conn: Any) -> None:
     if conn.in_transaction:
-        conn.execute("ROLLBACK")
+        conn.execute(SqliteSession.ROLLBACK)
 
 
 def _no_marker(conn: Any) -> object:
@@ -169,12 +171,12 @@ class SqliteExecutor:
     backend = "sqlite"
     migration_kind = "sqlite"
     schema = ""
-    dialect: type[Sql] = Sql
+    dialect: Dialect = "sqlite"  # S3 too: a SQLite file, SQLite's statements
     journal_mode = "WAL"
     driver_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(self, dsn: Dsn, *, synchronous: str = "NORMAL") -> None:
-        self.sql = render(self.dialect, schema_prefix="", paramstyle="named")
+        self.sql: Sql = render(self.dialect)
         self._dsn = dsn
         self.scope: Hashable | None = (
             None if dsn.memory else ("sqlite", os.path.realpath(dsn.path or ""))
@@ -220,11 +222,11 @@ class SqliteExecutor:
 
     @classmethod
     def set_pragmas(cls, conn: Any, dsn: Dsn, synchronous: str, *, readonly: bool) -> None:
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(SqliteSession.BUSY_TIMEOUT)
         if not readonly and not dsn.memory:
-            conn.execute(f"PRAGMA journal_mode={cls.journal_mode}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute(SqliteSession.JOURNAL_MODE.format(mode=cls.journal_mode))
+        conn.execute(SqliteSession.FOREIGN_KEYS)
+        conn.execute(SqliteSession.SYNCHRONOUS.format(level=synchronous))
 
     async def start(self) -> None:
         """Open the connections now, so a bad path fails at connect time.
@@ -306,7 +308,7 @@ class SqliteExecutor:
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
         args = _adapt(params)
-        if sql.startswith("SELECT"):
+        if type(sql) is Read:  # declared a read (store/sql): the reader connection may run it
             return await self.read(lambda c: _run(c, sql, args))
         return await self.write(lambda c: _run(c, sql, args))
 
@@ -326,7 +328,7 @@ class SqliteExecutor:
             # given up; after a COMMIT that went through, it finds nothing to roll back.
             try:
                 before = await self.on_writer(
-                    lambda c: (c.execute("BEGIN IMMEDIATE"), marker(c))[1]
+                    lambda c: (c.execute(SqliteSession.BEGIN_WRITE), marker(c))[1]
                 )
                 yield _Tx(self)
                 changed = await self.on_writer(
@@ -378,9 +380,7 @@ class SqliteExecutor:
         return adopted_from_sqlx("sqlite", [(int(v), bool(ok)) for v, ok in rows])
 
     def _record(self, conn: Any, *, migration: Migration, method: str) -> None:
-        done = conn.execute(
-            "SELECT 1 FROM pgqrs_py_migrations WHERE version = ?", (migration.version,)
-        ).fetchone()
+        done = conn.execute(self.sql.MIGRATION_DONE, {"version": migration.version}).fetchone()
         if done:
             return  # another installer got here first
         if method == "applied":

@@ -4,15 +4,15 @@ Everything is the SQLite backend's (threads, one writer under `BEGIN IMMEDIATE`,
 install); this module holds only what differs:
 
 * opening: pyturso takes a plain path (no `file:` URI), so `mode=rw|ro` are checked here and
-  `ro` uses `PRAGMA query_only`; it has no `create_function`, so the statements come from
-  `TursoSql` (plain-SQL lease arithmetic); the migrations are SQLite's except where
-  pgqrs's Turso schema differs (`migrations/turso/`: versions 1, 3 and 4);
+  `ro` uses `PRAGMA query_only`; it has no `create_function`, so its statements are rendered
+  for the "turso" dialect (plain-SQL lease arithmetic: `sql/turso.py`); the migrations are
+  SQLite's except where pgqrs's Turso schema differs (`migrations/turso/`: versions 1, 3, 4);
 * processes: pyturso locks the file for one process at a time (a second one gets "File is
   locked by another process" when it opens it). Connections therefore hand the file over: a
   process that has to wait says so through a lock on `<file>-wait`, and a process holding the
   file closes its connections, between calls, as soon as someone waits. The waiter retries
   for the busy timeout (5 s) and then fails with `PgqrsConnectionError`;
-* adoption: pgqrs records a Turso installation in `pgqrs_schema_version` (schema §6.2).
+* adoption: pgqrs records a Turso installation in `pgqrs_schema_version` (schema.md §6.2).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Any, cast
 
 from ..config import Dsn
 from ..errors import ConfigError, PgqrsConnectionError
-from .sql.turso import TursoSql
+from .sql import TursoSql
+from .sql.session import SqliteSession
 from .sqlite import SqliteExecutor, translate
 from .threads import DbThread
 
@@ -40,7 +41,7 @@ except ImportError as err:  # an optional dependency: `pip install 'pgqrs-py[tur
     ) from err
 
 BUSY_TIMEOUT = 5.0
-# pgqrs's Turso installer creates versions 1-5 of our numbering at once (schema §6.2).
+# pgqrs's Turso installer creates versions 1-5 of our numbering at once (schema.md §6.2).
 PGQRS_TURSO_VERSIONS = frozenset(range(1, 6))
 
 
@@ -151,7 +152,7 @@ class LockedConnection:
         return bool(self._conn.in_transaction)
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        if sql == "BEGIN IMMEDIATE" and not self._held:
+        if sql == SqliteSession.BEGIN_WRITE and not self._held:
             if not self._lock.acquire(timeout=BUSY_TIMEOUT):
                 raise turso.OperationalError("database is locked")
             self._held = True
@@ -180,7 +181,7 @@ class TursoExecutor(SqliteExecutor):
 
     backend = "turso"
     migration_kind = "turso"
-    dialect = TursoSql
+    dialect = "turso"
     driver_errors = (turso.Error,)
 
     def _new_thread(self, mode: str, role: str) -> DbThread:
@@ -218,10 +219,10 @@ class TursoExecutor(SqliteExecutor):
 
     @classmethod
     def configure(cls, conn: Any, dsn: Dsn, synchronous: str, *, readonly: bool) -> None:
-        """SQLite's pragmas, without `create_function` (see TursoSql); `ro` is query_only."""
+        """SQLite's pragmas, without `create_function` (see sql/turso.py); `ro` is query_only."""
         cls.set_pragmas(conn, dsn, synchronous, readonly=readonly)
         if readonly:
-            conn.execute("PRAGMA query_only=1")
+            conn.execute(SqliteSession.QUERY_ONLY)
 
     def translate_error(self, err: BaseException) -> PgqrsConnectionError:
         return _translate(err)

@@ -1,4 +1,4 @@
-"""Removing what is no longer needed: stopped workers and old archived messages (semantics §14).
+"""Removing what is no longer needed: stopped workers and old archived messages (semantics.md §14).
 
 Nothing is deleted that another row still points at: a worker named by a message (as producer
 or consumer) or by a workflow run stays, and so does an archived message a workflow run was

@@ -10,11 +10,10 @@ from __future__ import annotations
 import traceback as tb
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from .._clock import db_to_api
 from ..records import MessageError
 from ..store.executor import Queryable
+from ..store.sql.columns import MESSAGE_ERROR
 
 MAX_TYPE = 200
 MAX_MESSAGE = 2000
@@ -31,17 +30,6 @@ def describe(err: BaseException) -> tuple[str, str, str]:
     )
     trace = "".join(tb.format_exception(err))
     return name[:MAX_TYPE], str(err)[:MAX_MESSAGE], trace[-MAX_TRACEBACK:]
-
-
-def _error(row: Sequence[Any]) -> MessageError:
-    return MessageError(
-        message_id=int(row[0]),
-        attempt=int(row[1]),
-        error_type=row[2],
-        error_message=row[3],
-        traceback=row[4],
-        failed_at=db_to_api(row[5]) or "",
-    )
 
 
 async def record(
@@ -65,4 +53,4 @@ async def of(db: Queryable, message_ids: Sequence[int]) -> dict[int, MessageErro
     if not message_ids:
         return {}
     rows = await db.fetch(db.sql.MSG_ERRORS_OF, {"ids": list(message_ids)})
-    return {int(row[0]): _error(row) for row in rows}
+    return {error.message_id: error for error in map(MESSAGE_ERROR.build, rows)}

@@ -1,17 +1,15 @@
 """Message rows: enqueue, claim, settle (archive, delete, release, extend) and lookups.
 
 Settling calls are fenced by ownership: they act only on rows whose `consumer_worker_id` is the
-caller, so a consumer whose lease lapsed and was re-claimed changes nothing (semantics §7.4).
+caller, so a consumer whose lease lapsed and was re-claimed changes nothing (semantics.md §7.4).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from .._clock import db_to_api
 from ..errors import MessageNotFoundError, ValidationError
 from ..store.executor import (
     JsonTexts,
@@ -21,6 +19,7 @@ from ..store.executor import (
     run_steps,
     scalar_int,
 )
+from ..store.sql.columns import MESSAGE
 from ..types import QueueMessage
 from ..validation import decode_json
 from . import queues
@@ -28,7 +27,7 @@ from .workers import Owner
 
 
 class MessageReader:
-    """Turns rows into `QueueMessage`s, unwrapping workflow trigger payloads (semantics §4.3).
+    """Turns rows into `QueueMessage`s, unwrapping workflow trigger payloads (semantics.md §4.3).
 
     Whether a queue belongs to a workflow is only asked for payloads shaped `{"input": X}`, and a
     yes is remembered: a workflow definition is never removed while its queue has messages.
@@ -42,18 +41,19 @@ class MessageReader:
 
     async def read(self, db: Queryable, rows: Iterable[Row]) -> list[QueueMessage]:
         out = []
+        build, payload_at, queue_at = MESSAGE.build, _PAYLOAD, _QUEUE_ID
         for row in rows:
-            stored = row[2]
+            stored = row[payload_at]
             raw = decode_json(stored) if isinstance(stored, str) else stored
             payload = raw
             if (
                 type(raw) is dict
                 and len(raw) == 1
                 and "input" in raw
-                and await self._is_workflow_queue(db, int(row[1]))
+                and await self._is_workflow_queue(db, int(row[queue_at]))
             ):
                 payload = raw["input"]
-            out.append(_message(row, payload, raw))
+            out.append(build(row, payload, raw))
         return out
 
     async def _is_workflow_queue(self, db: Queryable, queue_id: int) -> bool:
@@ -65,34 +65,9 @@ class MessageReader:
         return False
 
 
-_FIELDS = tuple(field.name for field in dataclasses.fields(QueueMessage))
-
-
-def _message(row: Sequence[Any], payload: Any, raw: Any) -> QueueMessage:
-    # Claims return up to a batch of rows at a time: filling the frozen record's __dict__
-    # directly costs half of its generated __init__ (which sets each field through
-    # object.__setattr__), for the same record.
-    message = object.__new__(QueueMessage)
-    message.__dict__.update(
-        zip(
-            _FIELDS,
-            (
-                row[0],
-                row[1],
-                payload,
-                raw,
-                db_to_api(row[3]),
-                db_to_api(row[4]) or "",
-                row[5] or 0,
-                db_to_api(row[6]),
-                row[7],
-                row[8],
-                db_to_api(row[9]),
-            ),
-            strict=True,
-        )
-    )
-    return message
+# The raw values the reader and the claim order need, by the position of their columns.
+_ID, _QUEUE_ID = MESSAGE.index("id"), MESSAGE.index("queue_id")
+_PAYLOAD, _ENQUEUED_AT = MESSAGE.index("payload"), MESSAGE.index("enqueued_at")
 
 
 def sort_rows(rows: list[Row]) -> list[Row]:
@@ -103,7 +78,8 @@ def sort_rows(rows: list[Row]) -> list[Row]:
     """
     if len(rows) < 2:
         return rows
-    return sorted(rows, key=lambda r: (r[4] is not None, r[4] or r[0], r[0]))
+    at, key = _ENQUEUED_AT, _ID
+    return sorted(rows, key=lambda r: (r[at] is not None, r[at] or r[key], r[key]))
 
 
 def _owner(owner: Owner) -> dict[str, Any]:
@@ -144,7 +120,7 @@ async def claim(
     now: datetime | None,
     max_read_ct: int,
 ) -> list[Row]:
-    """Lease up to `limit` visible messages to the worker, in claim order (semantics §7.3).
+    """Lease up to `limit` visible messages to the worker, in claim order (semantics.md §7.3).
     The lease ends `lease_seconds` after the claim's own time (`now`, or the database's clock
     when the statement runs)."""
     params = {
@@ -171,7 +147,7 @@ async def loop_step(
     max_read_ct: int,
 ) -> list[Row]:
     """One poll-loop iteration in one transaction: archive the messages the last handler
-    finished, then claim the next batch if the worker is still polling (semantics §10.1).
+    finished, then claim the next batch if the worker is still polling (semantics.md §10.1).
     A finished message is never claimed again by the same step."""
     params = {
         **_owner(owner),

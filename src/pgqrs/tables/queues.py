@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from .._clock import db_to_api
 from ..errors import QueueAlreadyExistsError, QueueNotFoundError, ValidationError
 from ..records import QueueSettings
 from ..store.executor import Queryable, UniqueViolation, scalar_int
+from ..store.sql.columns import QUEUE, SETTINGS
 from ..types import QueueInfo
-
-
-def queue_info(row: Sequence[Any]) -> QueueInfo:
-    return QueueInfo(id=int(row[0]), queue_name=row[1], created_at=db_to_api(row[2]) or "")
 
 
 async def create(
@@ -29,20 +23,20 @@ async def create(
     params = {"name": name, "now": now, "max_read_ct": max_read_ct}
     if exist_ok:
         row = await db.fetchone(db.sql.QUEUE_INSERT_IF_ABSENT, params)
-        return queue_info(row) if row else await get_by_name(db, name)
+        return QUEUE.build(row) if row else await get_by_name(db, name)
     try:
         row = await db.fetchone(db.sql.QUEUE_INSERT, params)
     except UniqueViolation as err:
         raise QueueAlreadyExistsError(f"Queue '{name}' already exists") from err
     assert row is not None
-    return queue_info(row)
+    return QUEUE.build(row)
 
 
 async def settings(db: Queryable, queue_id: int) -> QueueSettings:
     row = await db.fetchone(db.sql.QUEUE_SETTINGS, {"id": queue_id})
     if row is None:
         raise QueueNotFoundError(f"Queue with id '{queue_id}' not found")
-    return QueueSettings(queue_name=row[0], max_read_ct=None if row[1] is None else int(row[1]))
+    return SETTINGS.build(row)
 
 
 async def set_max_read_ct(db: Queryable, queue_id: int, max_read_ct: int) -> QueueSettings:
@@ -51,7 +45,7 @@ async def set_max_read_ct(db: Queryable, queue_id: int, max_read_ct: int) -> Que
     )
     if row is None:
         raise QueueNotFoundError(f"Queue with id '{queue_id}' not found")
-    return QueueSettings(queue_name=row[0], max_read_ct=int(row[1]))
+    return SETTINGS.build(row)
 
 
 async def max_read_ct(db: Queryable, queue_id: int, default: int) -> int:
@@ -62,7 +56,7 @@ async def max_read_ct(db: Queryable, queue_id: int, default: int) -> int:
 
 async def find_by_name(db: Queryable, name: str) -> QueueInfo | None:
     row = await db.fetchone(db.sql.QUEUE_BY_NAME, {"name": name})
-    return queue_info(row) if row else None
+    return QUEUE.build(row) if row else None
 
 
 async def get_by_name(db: Queryable, name: str) -> QueueInfo:
@@ -74,11 +68,11 @@ async def get_by_name(db: Queryable, name: str) -> QueueInfo:
 
 async def find_by_id(db: Queryable, queue_id: int) -> QueueInfo | None:
     row = await db.fetchone(db.sql.QUEUE_BY_ID, {"id": queue_id})
-    return queue_info(row) if row else None
+    return QUEUE.build(row) if row else None
 
 
 async def list_all(db: Queryable) -> list[QueueInfo]:
-    return [queue_info(row) for row in await db.fetch(db.sql.QUEUE_LIST)]
+    return [QUEUE.build(row) for row in await db.fetch(db.sql.QUEUE_LIST)]
 
 
 async def count(db: Queryable) -> int:
@@ -86,7 +80,8 @@ async def count(db: Queryable) -> int:
 
 
 async def delete(db: Queryable, name: str) -> None:
-    """Delete an empty queue and its stopped workers (semantics §14); call inside a transaction."""
+    """Delete an empty queue and its stopped workers (semantics.md §14); call inside a
+    transaction."""
     info = await get_by_name(db, name)
     params = {"id": info.id}
     if await scalar_int(db, db.sql.QUEUE_HAS_MESSAGES, params):

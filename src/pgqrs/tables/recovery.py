@@ -1,4 +1,4 @@
-"""Taking messages back from dead workers, and dead letters (semantics §7.5, §14).
+"""Taking messages back from dead workers, and dead letters (semantics.md §7.5, §14).
 
 A worker is stale when it is not stopped and it has been silent for longer than it may be:
 `Silence.window` seconds when the caller names a window, else `factor` times the heartbeat
@@ -24,11 +24,11 @@ from .workers import INTERRUPTED, NOT_STOPPED, POLLING
 # How many heartbeat intervals of silence make a worker stale.
 STALE_AFTER_BEATS = 3.0
 
-# What an admin sweep may stop: every worker that is not stopped yet (semantics §14).
+# What an admin sweep may stop: every worker that is not stopped yet (semantics.md §14).
 ANY_LIVE = NOT_STOPPED
 # What a poll loop's own sweep may stop: workers run by a poll loop, which heartbeat by
 # contract. A `ready` worker may be a hand-driven consumer or a `consume_iter` that never beats
-# (semantics §9.3, §10.7); taking its messages mid-handling would only cause double work.
+# (semantics.md §9.3, §10.7); taking its messages mid-handling would only cause double work.
 LOOP_RUN = (POLLING, INTERRUPTED)
 
 

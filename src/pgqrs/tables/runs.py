@@ -1,6 +1,6 @@
 """Workflow runs (`pgqrs_workflow_runs`): get-or-create for a message, guarded transitions.
 
-Every transition is one conditional UPDATE (semantics §12.4). When it changes nothing, the
+Every transition is one conditional UPDATE (semantics.md §12.4). When it changes nothing, the
 status actually stored decides what the caller sees: a no-op (`start` on RUNNING, `cancel` on
 CANCELLING), the finalisation of a pending cancellation, or an error naming that status.
 """
@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .._clock import db_to_api, from_db
+from .._clock import from_db
 from ..errors import NotFoundError, StateTransitionError, ValidationError, WorkflowCancelledError
 from ..store.executor import Queryable, run_steps
+from ..store.sql.columns import RUN
 from ..types import RunRecord, WorkflowStatus
-from ..validation import decode_json, encode_json
+from ..validation import encode_json
 from . import workflows
 
 QUEUED, RUNNING, PAUSED = WorkflowStatus.Queued, WorkflowStatus.Running, WorkflowStatus.Paused
@@ -25,28 +26,6 @@ OPEN = (QUEUED, RUNNING, PAUSED)
 
 # A guarded UPDATE that lost a race to another transition is tried again this many times.
 _ATTEMPTS = 3
-
-
-def decode(value: Any) -> Any:
-    """A JSON column as a Python value (columns are read back as text on every backend)."""
-    return decode_json(value) if isinstance(value, str) else value
-
-
-def run_record(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        id=int(row[0]),
-        workflow_id=int(row[1]),
-        message_id=int(row[2]),
-        status=WorkflowStatus.parse(row[3]),
-        input=decode(row[4]),
-        output=decode(row[5]),
-        error=decode(row[6]),
-        created_at=db_to_api(row[7]) or "",
-        updated_at=db_to_api(row[8]) or "",
-        started_at=db_to_api(row[9]),
-        paused_at=db_to_api(row[10]),
-        completed_at=db_to_api(row[11]),
-    )
 
 
 def cancelled(run_id: int) -> WorkflowCancelledError:
@@ -61,16 +40,16 @@ async def get(db: Queryable, run_id: int) -> RunRecord:
     row = await db.fetchone(db.sql.RUN_BY_ID, {"id": run_id})
     if row is None:
         raise not_found(run_id)
-    return run_record(row)
+    return RUN.build(row)
 
 
 async def find_by_message(db: Queryable, message_id: int) -> RunRecord | None:
     row = await db.fetchone(db.sql.RUN_BY_MESSAGE, {"id": message_id})
-    return run_record(row) if row else None
+    return RUN.build(row) if row else None
 
 
 async def list_all(db: Queryable) -> list[RunRecord]:
-    return [run_record(row) for row in await db.fetch(db.sql.RUN_LIST)]
+    return [RUN.build(row) for row in await db.fetch(db.sql.RUN_LIST)]
 
 
 async def list_filtered(
@@ -82,7 +61,7 @@ async def list_filtered(
         "statuses": [s.db for s in statuses],
         "limit": limit,
     }
-    return [run_record(row) for row in await db.fetch(db.sql.RUN_LIST_FILTERED, params)]
+    return [RUN.build(row) for row in await db.fetch(db.sql.RUN_LIST_FILTERED, params)]
 
 
 async def status(db: Queryable, run_id: int) -> WorkflowStatus:
@@ -95,7 +74,7 @@ async def status(db: Queryable, run_id: int) -> WorkflowStatus:
 async def get_or_create(
     db: Queryable, message_id: int, queue_id: int, raw_payload: Any, now: datetime
 ) -> RunRecord:
-    """The run of a trigger message, created QUEUED when it has none (semantics §12.3).
+    """The run of a trigger message, created QUEUED when it has none (semantics.md §12.3).
 
     An existing run is how a crashed run is resumed. Two creators racing on the unique
     `message_id` both end with the row that won.
@@ -108,7 +87,7 @@ async def get_or_create(
     }
     rows = await run_steps(db, db.sql.RUN_OPEN_FOR_MESSAGE, params)
     if rows:
-        return run_record(rows[0])
+        return RUN.build(rows[0])
     # No row: the queue has no workflow (raises NotFoundError), or a concurrent creator's run
     # appeared after the statement's snapshot.
     await workflows.id_for_queue(db, queue_id)

@@ -1,4 +1,5 @@
-"""Workflow steps (`pgqrs_workflow_steps`): acquisition and recorded outcomes (semantics §12.5-6).
+"""Workflow steps (`pgqrs_workflow_steps`): acquisition and recorded outcomes
+(semantics.md §12.5-6).
 
 Steps have no lease: a step is a memo of a finished result (SUCCESS), a failure with its retry
 schedule (ERROR), or work in progress (RUNNING). The retry policy is applied here, inside the
@@ -8,42 +9,27 @@ use the same attempt number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .._clock import db_to_api, format_time, from_db, seconds
+from .._clock import format_time, from_db, seconds
 from ..errors import NotFoundError, RetriesExhaustedError, StepNotReadyError
 from ..policy import StepRetryPolicy
 from ..store.executor import Queryable
-from ..types import StepRecord, WorkflowStatus
+from ..store.sql.columns import STEP
+from ..types import StepRecord
 from ..validation import encode_json
 from . import runs
-from .runs import CANCELLING, ERROR, decode
+from .runs import CANCELLING, ERROR
 
-
-def step_record(row: Sequence[Any]) -> StepRecord:
-    return StepRecord(
-        id=int(row[0]),
-        run_id=int(row[1]),
-        step_name=row[2],
-        status=WorkflowStatus.parse(row[3]),
-        input=decode(row[4]),
-        output=decode(row[5]),
-        error=decode(row[6]),
-        retry_count=int(row[7] or 0),
-        retry_at=db_to_api(row[8]),
-        created_at=db_to_api(row[9]) or "",
-        updated_at=db_to_api(row[10]) or "",
-        started_at=db_to_api(row[11]),
-        completed_at=db_to_api(row[12]),
-    )
+# The stored `retry_at` (a datetime to compare), beside the record's API form.
+_RETRY_AT = STEP.index("retry_at")
 
 
 async def acquire(
     db: Queryable, run_id: int, name: str, eligible_at: datetime, now: datetime
 ) -> StepRecord | None:
-    """Acquire a step (semantics §12.5). None: the run is cancelled.
+    """Acquire a step (semantics.md §12.5). None: the run is cancelled.
 
     `eligible_at` is the (possibly injected) time compared with `retry_at`; `now` is the clock
     for the stored timestamps. The run's status is checked by the statement that takes the
@@ -56,10 +42,10 @@ async def acquire(
         if current == CANCELLING:
             await runs.finalise_cancel(db, run_id, now)
         return None
-    record = step_record(row)
+    record = STEP.build(row)
     if record.status != ERROR:
         return record
-    retry_at = from_db(row[8])
+    retry_at = from_db(row[_RETRY_AT])
     if retry_at is None:
         raise RetriesExhaustedError(
             f"Step failed after {record.retry_count} attempts: {encode_json(record.error)}",
@@ -74,7 +60,7 @@ async def acquire(
     if reopened is None:  # a concurrent acquisition reopened it first; no lease, so run it too
         reopened = await db.fetchone(db.sql.STEP_BY_NAME, params)
         assert reopened is not None
-    return step_record(reopened)
+    return STEP.build(reopened)
 
 
 def _missing(run_id: int, name: str) -> NotFoundError:
@@ -131,8 +117,8 @@ async def fail(
 
 
 async def list_all(db: Queryable) -> list[StepRecord]:
-    return [step_record(row) for row in await db.fetch(db.sql.STEP_LIST)]
+    return [STEP.build(row) for row in await db.fetch(db.sql.STEP_LIST)]
 
 
 async def list_by_run(db: Queryable, run_id: int) -> list[StepRecord]:
-    return [step_record(row) for row in await db.fetch(db.sql.STEP_LIST_BY_RUN, {"run_id": run_id})]
+    return [STEP.build(row) for row in await db.fetch(db.sql.STEP_LIST_BY_RUN, {"run_id": run_id})]

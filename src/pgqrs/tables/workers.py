@@ -1,10 +1,10 @@
-"""Worker rows: registration and guarded status transitions (semantics §9).
+"""Worker rows: registration and guarded status transitions (semantics.md §9).
 
 Every transition is one conditional UPDATE (`... WHERE status IN (allowed)`); zero rows changed
 means the move was illegal, and the error names the status the row actually has.
 
 Each registration draws a new `fence`: the handles of that registration pass it, and the row
-answers to them only while it is still that registration (docs/guarantees.md, "Fencing").
+answers to them only while it is still that registration (docs/guarantees.md, "Leases and fencing").
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import secrets
 import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from .._clock import db_to_api
 from ..errors import StateTransitionError, ValidationError, WorkerNotFoundError
 from ..store.executor import Queryable, UniqueViolation, scalar_int
+from ..store.sql.columns import WORKER
 from ..types import WorkerInfo, WorkerStatus
 
 EPHEMERAL_PREFIX = "__ephemeral__"
@@ -51,18 +51,6 @@ def superseded(worker_id: int) -> WorkerNotFoundError:
     )
 
 
-def worker_info(row: Sequence[Any]) -> WorkerInfo:
-    return WorkerInfo(
-        id=int(row[0]),
-        name=row[1],
-        status=WorkerStatus.parse(row[2]),
-        queue_id=None if row[3] is None else int(row[3]),
-        heartbeat_at=db_to_api(row[4]) or "",
-        started_at=db_to_api(row[5]) or "",
-        shutdown_at=db_to_api(row[6]),
-    )
-
-
 def generated_name() -> str:
     return f"{socket.gethostname()}-{uuid.uuid4()}"
 
@@ -85,12 +73,12 @@ async def register(
             except UniqueViolation:
                 continue
             assert row is not None
-            return worker_info(row)
-        current = worker_info(existing)
+            return WORKER.build(row)
+        current = WORKER.build(existing)
         if current.status == STOPPED:
             row = await db.fetchone(db.sql.WORKER_REREGISTER, {**params, "id": current.id})
             if row is not None:
-                return worker_info(row)
+                return WORKER.build(row)
             continue
         if current.status == SUSPENDED:
             raise ValidationError(
@@ -106,7 +94,7 @@ async def get(db: Queryable, worker_id: int) -> WorkerInfo:
     row = await db.fetchone(db.sql.WORKER_BY_ID, {"id": worker_id})
     if row is None:
         raise WorkerNotFoundError(f"Worker with id '{worker_id}' not found")
-    return worker_info(row)
+    return WORKER.build(row)
 
 
 async def status(db: Queryable, worker_id: int, fence: int | None = None) -> WorkerStatus:
@@ -210,7 +198,7 @@ async def held_count(db: Queryable, worker_id: int) -> int:
 
 
 async def list_all(db: Queryable) -> list[WorkerInfo]:
-    return [worker_info(row) for row in await db.fetch(db.sql.WORKER_LIST)]
+    return [WORKER.build(row) for row in await db.fetch(db.sql.WORKER_LIST)]
 
 
 async def count(db: Queryable) -> int:

@@ -1,22 +1,14 @@
-"""Workflow definitions (`pgqrs_workflows`): get-or-create, lookups (semantics §12.1)."""
+"""Workflow definitions (`pgqrs_workflows`): get-or-create, lookups (semantics.md §12.1)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from .._clock import db_to_api
 from ..errors import NotFoundError
 from ..store.executor import Queryable
+from ..store.sql.columns import WORKFLOW
 from ..types import WorkflowRecord
 from . import queues
-
-
-def workflow_record(row: Sequence[Any]) -> WorkflowRecord:
-    return WorkflowRecord(
-        id=int(row[0]), name=row[1], queue_id=int(row[2]), created_at=db_to_api(row[3]) or ""
-    )
 
 
 async def get_or_create(
@@ -33,12 +25,12 @@ async def get_or_create(
     if row is None:
         row = await db.fetchone(db.sql.WF_BY_NAME, {"name": name})
     assert row is not None
-    return workflow_record(row)
+    return WORKFLOW.build(row)
 
 
 async def find_by_name(db: Queryable, name: str) -> WorkflowRecord | None:
     row = await db.fetchone(db.sql.WF_BY_NAME, {"name": name})
-    return workflow_record(row) if row else None
+    return WORKFLOW.build(row) if row else None
 
 
 async def get_by_name(db: Queryable, name: str) -> WorkflowRecord:
@@ -49,7 +41,7 @@ async def get_by_name(db: Queryable, name: str) -> WorkflowRecord:
 
 
 async def list_all(db: Queryable) -> list[WorkflowRecord]:
-    return [workflow_record(row) for row in await db.fetch(db.sql.WF_LIST)]
+    return [WORKFLOW.build(row) for row in await db.fetch(db.sql.WF_LIST)]
 
 
 async def id_for_queue(db: Queryable, queue_id: int) -> int:

@@ -17,25 +17,28 @@ from ..store.wakeup import queue_key, run_key
 from ..tables import messages, runs, workflows
 from ..tables.context import Context
 from ..types import QueueMessage, WorkflowRecord, WorkflowStatus
-from ..validation import PayloadRules, encode_json, encode_payloads, validate_queue_name
-from .run import Run, check_step_name
+from ..validation import (
+    PayloadRules,
+    check_result_timeout,
+    encode_json,
+    encode_payloads,
+    require_str,
+    require_type,
+    validate_queue_name,
+    validate_step_name,
+)
+from .run import Run
 from .steps import StepResult
 
-# `result()` re-reads the run at least this often (semantics §12.10); in-process changes wake it
+# `result()` re-reads the run at least this often (semantics.md §12.10); in-process changes wake it
 # sooner.
 RESULT_POLL_SECONDS = 0.5
 
 
-def _check_store(store: Any) -> Context:
-    if not isinstance(store, Context):
-        raise TypeError(f"store() needs a pgqrs.Store, got {type(store).__name__}")
-    return store
-
-
-def _check_name(name: Any) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"workflow name must be a str, not {type(name).__name__}")
-    return name
+def _check_store(store: object) -> Context:
+    # Context is a runtime-checkable Protocol, which mypy will not take for a `type[T]`.
+    message = "store() needs a pgqrs.Store, got {type.__name__}"
+    return require_type(store, Context, message)  # type: ignore[type-abstract]
 
 
 async def lookup_definition(store: Context, name: str) -> WorkflowRecord:
@@ -54,9 +57,19 @@ async def create_definition(store: Context, name: str) -> WorkflowRecord:
 
 
 def trigger_payload(store: Context, value: Any) -> str:
-    """The stored text of a trigger, `{"input": X}`, checked like any payload (semantics §8.1)."""
+    """The stored text of a trigger, `{"input": X}`, checked like any payload
+    (semantics.md §8.1)."""
     rules = PayloadRules.from_config(store.settings)
     return encode_payloads([{"input": value}], rules, batch=False)[0]
+
+
+def _workflow_target(store: Context | None, name: str | None) -> tuple[Context, str]:
+    """What `create()` and `trigger(...).execute()` need, checked when they are called."""
+    if store is None:
+        raise ValueError("store is required")
+    if name is None:
+        raise ValueError("name is required")
+    return store, validate_queue_name(name, "workflow")
 
 
 class WorkflowBuilder:
@@ -65,7 +78,7 @@ class WorkflowBuilder:
         self._store: Context | None = None
 
     def name(self, name: str) -> WorkflowBuilder:
-        self._name = _check_name(name)
+        self._name = require_str("workflow name", name)
         return self
 
     def store(self, store: Context) -> WorkflowBuilder:
@@ -80,14 +93,10 @@ class WorkflowBuilder:
         return f"<pgqrs.WorkflowBuilder name={self._name!r}>"
 
     def _target(self) -> tuple[Context, str]:
-        if self._store is None:
-            raise ValueError("store is required")
-        if self._name is None:
-            raise ValueError("name is required")
-        return self._store, validate_queue_name(self._name, "workflow")
+        return _workflow_target(self._store, self._name)
 
     async def create(self) -> WorkflowRecord:
-        """The definition (and its queue), created if missing; idempotent (semantics §12.1)."""
+        """The definition (and its queue), created if missing; idempotent (semantics.md §12.1)."""
         store, name = self._target()
         return await create_definition(store, name)
 
@@ -107,11 +116,7 @@ class WorkflowTriggerBuilder:
 
     async def execute(self) -> QueueMessage:
         """Enqueue `{"input": X}` on the workflow's queue; the message reads back as X."""
-        if self._store is None:
-            raise ValueError("store is required")
-        if self._name is None:
-            raise ValueError("name is required")
-        store, name = self._store, validate_queue_name(self._name, "workflow")
+        store, name = _workflow_target(self._store, self._name)
         trigger_payload(store, self._input)  # every payload rule, before anything is written
         await lookup_definition(store, name)
         async with ephemeral_producer(store, name) as producer:
@@ -126,9 +131,9 @@ class RunBuilder:
         self._store: Context | None = None
 
     def message(self, message: QueueMessage) -> RunBuilder:
-        if not isinstance(message, QueueMessage):
-            raise TypeError(f"message() needs a pgqrs.QueueMessage, got {type(message).__name__}")
-        self._message = message
+        self._message = require_type(
+            message, QueueMessage, "message() needs a pgqrs.QueueMessage, got {type.__name__}"
+        )
         return self
 
     def store(self, store: Context) -> RunBuilder:
@@ -147,7 +152,7 @@ class RunBuilder:
         return self._store, self._message
 
     async def execute(self) -> Run:
-        """The message's run, created QUEUED when it has none (semantics §12.3)."""
+        """The message's run, created QUEUED when it has none (semantics.md §12.3)."""
         store, message = self._target()
         record = await runs.get_or_create(
             store.db, message.id, message.queue_id, message.raw_payload, store.clock.now()
@@ -163,8 +168,7 @@ class RunBuilder:
     async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (api.md §11)
         """Wait for a terminal status; the same outcomes as `get()`."""
         store, message = self._target()
-        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
-            raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+        check_result_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         keys = (run_key(message.id),)
         while True:
@@ -210,15 +214,11 @@ class StepBuilder:
         self._retry: StepRetryPolicy | None = None
 
     def run(self, run: Run) -> StepBuilder:
-        if not isinstance(run, Run):
-            raise TypeError(f"run() needs a pgqrs.Run, got {type(run).__name__}")
-        self._run = run
+        self._run = require_type(run, Run, "run() needs a pgqrs.Run, got {type.__name__}")
         return self
 
     def name(self, name: str) -> StepBuilder:
-        if not isinstance(name, str):
-            raise TypeError(f"step name must be a str, not {type(name).__name__}")
-        self._name = name
+        self._name = require_str("step name", name)
         return self
 
     id = name
@@ -228,9 +228,9 @@ class StepBuilder:
         return self
 
     def retry(self, policy: StepRetryPolicy) -> StepBuilder:
-        if not isinstance(policy, StepRetryPolicy):
-            raise TypeError(f"retry() needs a pgqrs.StepRetryPolicy, got {type(policy).__name__}")
-        self._retry = policy
+        self._retry = require_type(
+            policy, StepRetryPolicy, "retry() needs a pgqrs.StepRetryPolicy, got {type.__name__}"
+        )
         return self
 
     def __repr__(self) -> str:
@@ -242,7 +242,7 @@ class StepBuilder:
         if not self._name:
             raise PgqrsError("Step name is required")
         return await self._run.acquire_step(
-            check_step_name(self._name), current_time=self._time, retry=self._retry
+            validate_step_name(self._name), current_time=self._time, retry=self._retry
         )
 
 
@@ -274,7 +274,7 @@ __all__ = [
 
 
 async def create_workflow(store: Context, name: str, arg: Any) -> Run:
-    """Semantics §12.3: the trigger is validated like any payload but not rate limited (no
+    """semantics.md §12.3: the trigger is validated like any payload but not rate limited (no
     producer), and the message stays pending for a `handle_workflow` loop to pick up."""
     validate_queue_name(name, "workflow")
     text = None if arg is None else trigger_payload(store, arg)

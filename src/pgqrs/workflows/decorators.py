@@ -1,4 +1,4 @@
-"""`@workflow` and `@step`: durable functions over a `Run` (api.md §13, semantics §12.7).
+"""`@workflow` and `@step`: durable functions over a `Run` (api.md §13, semantics.md §12.7).
 
 A step's result is stored the first time it succeeds; when the workflow runs again (after a
 crash, a retry or a pause) the stored result is handed back and the step's body does not run.
@@ -25,6 +25,13 @@ from ..errors import (
 from ..policy import StepRetryPolicy
 from ..tables.runs import cancelled
 from ..types import WorkflowStatus
+from ..validation import (
+    require_callable,
+    require_str,
+    require_type,
+    require_type_or_none,
+    require_workflow_name,
+)
 from .run import Run
 from .steps import retry_after_of
 
@@ -41,18 +48,7 @@ _PASS_THROUGH = (StepNotReadyError, RetriesExhaustedError, PausedError, Workflow
 _RECORDED = "_pgqrs_step_recorded"
 
 
-def _check_policy(retry: Any) -> StepRetryPolicy | None:
-    if retry is not None and not isinstance(retry, StepRetryPolicy):
-        raise TypeError(f"retry must be a pgqrs.StepRetryPolicy or None, not {type(retry)}")
-    return retry
-
-
-def _check_run(run: Any, what: str) -> Run:
-    if not isinstance(run, Run):
-        raise TypeError(
-            f"the first argument of a {what} must be a pgqrs.Run, got {type(run).__name__}"
-        )
-    return run
+_RETRY_EXPECTED = "retry must be a pgqrs.StepRetryPolicy or None, not {type}"
 
 
 async def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -63,7 +59,7 @@ async def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 class WorkflowDef:
-    """A decorated workflow: `await wf(run)` runs it (semantics §12.7)."""
+    """A decorated workflow: `await wf(run)` runs it (semantics.md §12.7)."""
 
     def __init__(
         self,
@@ -80,7 +76,7 @@ class WorkflowDef:
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # `async def`, so it is seen as the coroutine function it is (handlers that are not
-        # coroutine functions run on a thread: poller.call_handler).
+        # coroutine functions run on a thread: queue.loop.call_handler).
         return await self.run(*args, **kwargs)
 
     def __repr__(self) -> str:
@@ -91,15 +87,11 @@ def workflow(
     *, name: str, retry: StepRetryPolicy | None = None
 ) -> Callable[[Callable[..., Any]], WorkflowDef]:
     """Make `async def f(run, ...)` a durable workflow named `name` (metadata only)."""
-    if not isinstance(name, str):
-        raise TypeError(f"workflow name must be a str, not {type(name).__name__}")
-    if not name:
-        raise ValueError("workflow name must not be empty")
-    policy = _check_policy(retry)
+    require_workflow_name(name)
+    policy = require_type_or_none(retry, StepRetryPolicy, _RETRY_EXPECTED)
 
     def decorate(func: Callable[..., Any]) -> WorkflowDef:
-        if not callable(func):
-            raise TypeError(f"@workflow decorates a function, not {type(func).__name__}")
+        require_callable(func, "@workflow decorates a function, not {type.__name__}")
 
         async def runner(run: Run, *args: Any, **kwargs: Any) -> Any:
             return await _run_workflow(func, policy, run, args, kwargs)
@@ -116,7 +108,9 @@ async def _run_workflow(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    run = _check_run(run, "workflow")
+    run = require_type(
+        run, Run, "the first argument of a workflow must be a pgqrs.Run, got {type.__name__}"
+    )
     if retry is not None and run.retry_policy is None:
         run = run.with_retry(retry)
     run = run._fresh_execution()
@@ -179,9 +173,9 @@ def step(
     name: str | None = None,
 ) -> Any:
     """Make `async def f(run, ...)` a durable step; usable bare (`@step`) or with arguments."""
-    policy = _check_policy(retry)
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"step name must be a str, not {type(name).__name__}")
+    policy = require_type_or_none(retry, StepRetryPolicy, _RETRY_EXPECTED)
+    if name is not None:
+        require_str("step name", name)
     if func is None:
         return lambda f: _make_step(f, policy, name)
     return _make_step(func, policy, name)
@@ -190,13 +184,14 @@ def step(
 def _make_step(
     func: Callable[..., Any], retry: StepRetryPolicy | None, name: str | None
 ) -> Callable[..., Any]:
-    if not callable(func):
-        raise TypeError(f"@step decorates a function, not {type(func).__name__}")
+    require_callable(func, "@step decorates a function, not {type.__name__}")
     step_name = name or func.__name__
 
     @functools.wraps(func)
     async def wrapper(run: Run, *args: Any, **kwargs: Any) -> Any:
-        run = _check_run(run, "step")
+        run = require_type(
+            run, Run, "the first argument of a step must be a pgqrs.Run, got {type.__name__}"
+        )
         acquired = await run.acquire_step(step_name, retry=retry)
         guard = acquired.guard
         if guard is None:

@@ -1,10 +1,11 @@
-"""`handle_workflow`: running workflow runs from a poll loop (semantics §11).
+"""`handle_workflow`: running workflow runs from a poll loop (semantics.md §11).
 
 Claimed trigger messages are processed one after another, in claim order. Each gets its run
 (created on first delivery, found again after a crash); finished runs are archived without
 calling the handler; otherwise the handler's outcome decides what happens to the message
-(§11.2). Planned waits (a step's retry time, a pause) release the message "for scheduling":
-visible again at the planned time, with the claim given back so waiting never makes it poison.
+(semantics.md §11.2). Planned waits (a step's retry time, a pause) release the message "for
+scheduling": visible again at the planned time, with the claim given back so waiting never
+makes it poison.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ OUTAGE_RETRY_SECONDS = 1.0
 
 
 class WorkflowSettler:
-    """Settles each claimed trigger message according to its run (semantics §11)."""
+    """Settles each claimed trigger message according to its run (semantics.md §11)."""
 
     def __init__(self, fn: Handler, *, reraise: bool = False) -> None:
         self.fn = fn
@@ -157,7 +158,7 @@ class _Delivery:
             await self.fail_if_open(run_id, reason)
 
     async def finalise_if_cancelling(self, run_id: int, current: Any = None) -> bool:
-        """CANCELLING → CANCELLED (semantics §12.9); whether the run is now CANCELLED by us."""
+        """CANCELLING → CANCELLED (semantics.md §12.9); whether the run is now CANCELLED by us."""
         if current is not None and current != CANCELLING:
             return False
         if await runs.finalise_cancel(self.store.db, run_id, self.store.clock.now()):

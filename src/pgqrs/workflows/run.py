@@ -1,7 +1,7 @@
-"""`Run`: a workflow run as the code inside it sees it (api.md §12.1); steps in `step_guard`.
+"""`Run`: a workflow run as the code inside it sees it (api.md §12.1); steps in `.steps`.
 
-(Named `workflow_run`, not `workflow`, because `pgqrs.workflow` is the builder factory and a
-submodule of the same name would shadow it as an attribute of the package.)
+(In `pgqrs.workflows`, not a module `pgqrs.workflow`: `pgqrs.workflow` is the builder factory,
+and a submodule of that name would shadow it as an attribute of the package.)
 """
 
 from __future__ import annotations
@@ -11,12 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 from .._clock import Time, format_time, parse_time
 from .._clock import seconds as timedelta_of
-from ..errors import PausedError, ValidationError
+from ..errors import PausedError
 from ..policy import StepRetryPolicy
 from ..store.wakeup import run_key
 from ..tables import runs, steps
 from ..types import RunRecord, StepResultStatus, WorkflowStatus
-from ..validation import encode_json, require_duration
+from ..validation import (
+    encode_json,
+    require_duration,
+    require_str,
+    require_type_or_none,
+    validate_step_name,
+)
 from .steps import StepGuard, StepResult, permanent_error, retry_after_of
 
 if TYPE_CHECKING:
@@ -25,20 +31,7 @@ if TYPE_CHECKING:
 SLEEP_STEP_PREFIX = "__pgqrs_sleep__#"
 
 
-def _check_policy(policy: Any) -> StepRetryPolicy | None:
-    if policy is not None and not isinstance(policy, StepRetryPolicy):
-        raise TypeError(f"expected a pgqrs.StepRetryPolicy or None, got {type(policy).__name__}")
-    return policy
-
-
-def check_step_name(name: Any) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"step name must be a str, not {type(name).__name__}")
-    if not 1 <= len(name) <= 255:
-        raise ValidationError(
-            f"Validation failed: step name must be 1-255 characters (got {len(name)})"
-        )
-    return name
+_POLICY_EXPECTED = "expected a pgqrs.StepRetryPolicy or None, got {type.__name__}"
 
 
 class _Replay:
@@ -139,7 +132,9 @@ class Run:
         return self._derive(current_time=parse_time(time))
 
     def with_retry(self, policy: StepRetryPolicy | None) -> Run:
-        return self._derive(retry_policy=_check_policy(policy))
+        return self._derive(
+            retry_policy=require_type_or_none(policy, StepRetryPolicy, _POLICY_EXPECTED)
+        )
 
     def __repr__(self) -> str:
         return f"<pgqrs.Run id={self.id()} message_id={self.message_id}>"
@@ -169,8 +164,7 @@ class Run:
         return True
 
     async def pause(self, message: str, resume_after_seconds: float) -> bool:
-        if not isinstance(message, str):
-            raise TypeError(f"pause message must be a str, not {type(message).__name__}")
+        require_str("pause message", message)
         require_duration("resume_after_seconds", resume_after_seconds)
         error = encode_json({"message": message, "resume_after": resume_after_seconds})
         await self._finish(WorkflowStatus.Paused, error=error)
@@ -207,10 +201,11 @@ class Run:
         current_time: Time | None = None,
         retry: StepRetryPolicy | None = None,
     ) -> StepResult:
-        """Start (or skip, or resume) a step; semantics §12.5."""
-        check_step_name(step_name)
+        """Start (or skip, or resume) a step; semantics.md §12.5."""
+        validate_step_name(step_name)
         injected = parse_time(current_time) if current_time is not None else self._current_time
-        policy = _check_policy(retry) or self._retry_policy or StepRetryPolicy()
+        checked = require_type_or_none(retry, StepRetryPolicy, _POLICY_EXPECTED)
+        policy = checked or self._retry_policy or StepRetryPolicy()
         store = self._store
         now = self._now()
         record = await steps.acquire(store.db, self.id(), step_name, injected or now, now)
@@ -229,7 +224,7 @@ class Run:
         await steps.succeed(self._store.db, self.id(), step_name, text, self._now())
 
     async def fail_step(self, step_name: str, error: Any, current_time: Time | None = None) -> None:
-        """Acquire, then record the failure (semantics §12.6).
+        """Acquire, then record the failure (semantics.md §12.6).
 
         A dict with an `is_transient` key is stored as given and, when that key is truthy,
         scheduled like `StepGuard.fail_transient`; anything else is a permanent failure.

@@ -1,5 +1,5 @@
 """`StepResult` and `StepGuard`: what acquiring a step gives, and how its outcome is recorded
-(api.md §12.2-12.3, semantics §12.6)."""
+(api.md §12.2-12.3, semantics.md §12.6)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .._clock import format_time
 from ..policy import StepRetryPolicy
 from ..tables import steps
 from ..types import StepResultStatus
-from ..validation import MAX_DURATION_SECONDS, encode_json, require_duration
+from ..validation import MAX_DURATION_SECONDS, check_retry_after, encode_json, require_str
 
 if TYPE_CHECKING:
     from ..tables.context import Context
@@ -109,18 +109,9 @@ class StepGuard:
         self, code: str, message: str, retry_after: float | None = None
     ) -> datetime | None:
         """`fail_transient` that answers when the step may run again (None: exhausted)."""
-        for what, value in (("code", code), ("message", message)):
-            if not isinstance(value, str):
-                raise TypeError(f"fail_transient {what} must be a str, not {type(value).__name__}")
-        if retry_after is not None and (
-            isinstance(retry_after, bool)
-            or not isinstance(retry_after, int | float)
-            or not math.isfinite(retry_after)
-            or retry_after < 0
-        ):
-            raise ValueError("Invalid retry_after")
-        if retry_after is not None:
-            require_duration("retry_after", retry_after)
+        require_str("fail_transient code", code)
+        require_str("fail_transient message", message)
+        check_retry_after(retry_after)
         error: dict[str, Any] = {"is_transient": True, "code": code, "message": message}
         if retry_after is not None:
             whole = int(retry_after)

@@ -1,24 +1,45 @@
 """Every SQL statement the library runs, by name, written once; one module per entity.
 
-Statements are written for SQLite with three conventions that `render()` adapts per backend:
-`{s}` before a table name (the quoted Postgres schema plus a dot, empty on SQLite), `:name`
-parameters (`%(name)s` for psycopg) and `IN_LIST(:name)` for membership in a list parameter
-(`= ANY(...)` on Postgres, `json_each` on SQLite, where the executor passes lists as JSON).
-Each entity module holds a class of statements and, where Postgres spells something
-differently, a subclass with only those overrides; `Sql` and `PostgresSql` combine them.
+Where a statement goes: a statement on a table is an upper-case class attribute of that
+entity's module (`queues`, `workers`, `messages`, `failures`, `workflows`, `operations`,
+`bookkeeping`), written in SQLite's spelling with the conventions `render()` adapts per
+backend (`spelling.py`). Where Postgres needs something else, a subclass in the same module
+holds only those overrides; Turso's differences are a spelling step (`turso.py`), not a copy.
+A statement that only reads is declared with `read()`. `Sql`, `PostgresSql` and `TursoSql`
+combine the entity classes; `render(dialect)` returns their statements ready for the driver.
+
+The columns a statement returns come from one declaration per table (`columns.py`), which also
+builds the records. Statements the executors run on their own connections (transaction
+control, pragmas, the install lock) are in `session.py`. `snapshot.py` renders every statement
+of every backend into `docs/sql/` (`make sql-snapshot`), where changes are reviewed.
 """
 
 from __future__ import annotations
 
-import re
+from typing import Literal, overload
 
-from .bookkeeping import BookkeepingPostgres, BookkeepingSql
+from .bookkeeping import BookkeepingPostgres, BookkeepingSql, BookkeepingTurso
 from .failures import FailureSql
 from .messages import MessagePostgres, MessageSql
 from .operations import OperationsPostgres, OperationsSql
 from .queues import QueueSql
+from .spelling import DIALECTS, NOW_PARAMS, Dialect, Read, read, spell_statement, speller
 from .workers import WorkerSql
 from .workflows import WorkflowPostgres, WorkflowSql
+
+__all__ = [
+    "DIALECTS",
+    "NOW_PARAMS",
+    "STATEMENTS",
+    "Dialect",
+    "PostgresSql",
+    "Read",
+    "Sql",
+    "TursoSql",
+    "read",
+    "render",
+    "statement_names",
+]
 
 
 class Sql(QueueSql, WorkerSql, MessageSql, FailureSql, WorkflowSql, BookkeepingSql, OperationsSql):
@@ -26,59 +47,55 @@ class Sql(QueueSql, WorkerSql, MessageSql, FailureSql, WorkflowSql, BookkeepingS
 
 
 class PostgresSql(MessagePostgres, BookkeepingPostgres, OperationsPostgres, WorkflowPostgres, Sql):
-    """All statements, with Postgres's own spelling where it differs."""
+    """All statements, with Postgres's own text where it differs."""
 
 
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-_IN_LIST = re.compile(r"\bIN_LIST\(:(\w+)\)")
-_TS = re.compile(r"\bTS\((\w+(?:\.\w+)?)\)")
-
-# Parameters that name "now": NULL means the database's clock when the statement runs (the
-# SQLite executors fill the local time in at execution; PostgreSQL reads its own clock).
-NOW_PARAMS = ("now", "wall_now")
-_NOW = re.compile(r"(?<![:\w]):(now|wall_now)\b")
-
-# SQLite keeps timestamps as text, and text compares as time only in the fixed-width UTC form
-# the library writes (`YYYY-MM-DD HH:MM:SS.ffffff`, or the 19-character form of column
-# defaults). Other accepted forms (`T` separator, `Z` or an offset, other fractions: rows from
-# other programs) go through strftime first, which makes them UTC in that form at millisecond
-# precision. Our own rows take the first branch and keep their microseconds.
-_SQLITE_TS = (
-    "(CASE WHEN length({c}) IN (19, 26) AND substr({c}, 11, 1) = ' ' "
-    "AND substr({c}, -1) GLOB '[0-9]' THEN {c} "
-    "ELSE strftime('%Y-%m-%d %H:%M:%f', {c}) || '000' END)"
-)
+class TursoSql(BookkeepingTurso, Sql):
+    """All statements, and Turso's own bookkeeping lookup; `render("turso")` spells them."""
 
 
+# The statements of each dialect. (S3 is SQLite: its executor runs SQLite's statements.)
+STATEMENTS: dict[Dialect, type[Sql]] = {"sqlite": Sql, "turso": TursoSql, "postgres": PostgresSql}
+
+
+def statement_names(statements: type[Sql]) -> list[str]:
+    """The statements of a dialect's class in a fixed order: the shared ones entity by entity,
+    as `Sql` lists its bases, each in the order it is declared; then those the dialect adds."""
+    shared = Sql.__mro__
+    classes = [*shared, *(cls for cls in statements.__mro__ if cls not in shared)]
+    names: list[str] = []
+    for cls in classes:
+        names += [name for name in vars(cls) if name.isupper() and name not in names]
+    return names
+
+
+@overload
 def render(
-    dialect: type[Sql], *, schema_prefix: str, paramstyle: str, notify_channel: str | None = None
-) -> Sql:
-    """An instance of `dialect` whose statements are ready for the driver.
+    dialect: Literal["postgres"], *, schema_prefix: str = "", notify_channel: str | None = None
+) -> PostgresSql: ...
 
-    `paramstyle` is "named" (sqlite3: `:name`) or "pyformat" (psycopg: `%(name)s`). With a
+
+@overload
+def render(
+    dialect: Literal["turso"], *, schema_prefix: str = "", notify_channel: str | None = None
+) -> TursoSql: ...
+
+
+@overload
+def render(
+    dialect: Dialect, *, schema_prefix: str = "", notify_channel: str | None = None
+) -> Sql: ...
+
+
+def render(dialect: Dialect, *, schema_prefix: str = "", notify_channel: str | None = None) -> Sql:
+    """An instance of the dialect's statement class whose statements are ready for its driver.
+
+    `schema_prefix` replaces `{s}` (the quoted Postgres schema and a dot); with a
     `notify_channel` (Postgres), `{notify}` becomes a NOTIFY of the queue id on that channel.
     """
-    out = dialect()
-    notify = ""
-    if notify_channel is not None:
-        literal = "'" + notify_channel.replace("'", "''") + "'"
-        notify = f", (SELECT pg_notify({literal}, CAST(:queue_id AS text))) AS notified"
-    postgres = paramstyle == "pyformat"
-
-    def adapt(text: str) -> str:
-        text = text.replace("{s}", schema_prefix).replace("{notify}", notify)
-        if postgres:
-            text = _TS.sub(r"\1", text)
-            text = _NOW.sub(r"COALESCE(CAST(:\1 AS timestamptz), statement_timestamp())", text)
-            text = _IN_LIST.sub(r"= ANY(:\1)", text)
-            return _PARAM.sub(r"%(\1)s", text.replace("%", "%%"))
-        text = _TS.sub(lambda m: _SQLITE_TS.format(c=m[1]), text)
-        return _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\1))", text)
-
-    for name in dir(dialect):
-        if not name.isupper():
-            continue
-        value = getattr(dialect, name)
-        # A tuple is a sequence of statements run together (see Executor.batch).
-        setattr(out, name, tuple(map(adapt, value)) if isinstance(value, tuple) else adapt(value))
+    statements = STATEMENTS[dialect]
+    spell = speller(dialect, schema_prefix=schema_prefix, notify_channel=notify_channel)
+    out = statements()
+    for name in statement_names(statements):
+        setattr(out, name, spell_statement(getattr(statements, name), spell))
     return out

@@ -10,10 +10,8 @@ connection or a lock never lands with a lease that is already over (docs/guarant
 
 from __future__ import annotations
 
-MSG_COLS = (
-    "id, queue_id, payload, vt, enqueued_at, read_ct, dequeued_at, "
-    "producer_worker_id, consumer_worker_id, archived_at"
-)
+from .columns import MESSAGE
+from .spelling import read
 
 # The worker named :worker_id is the registration the caller holds (`fence`, set anew each time
 # a name registers): a handle from an earlier registration of the same worker passes no check.
@@ -38,44 +36,56 @@ VISIBLE = (
     f"{QUEUE_LIMIT}"
 )
 
+# Finished messages :ids archived at :wall_now, where the caller still owns them.
+_ARCHIVE = (
+    "UPDATE {s}pgqrs_messages SET archived_at = :wall_now WHERE id IN_LIST(:ids) "
+    f"AND {OWNED} RETURNING id"
+)
 # A claim's changes to each row it takes: the lease ends :lease seconds after :now.
 _TAKE = (
     "consumer_worker_id = :worker_id, vt = {s}pgqrs_add_seconds(:now, :lease), "
     "read_ct = COALESCE(read_ct, 0) + 1, dequeued_at = COALESCE(dequeued_at, :now)"
 )
-# The next batch in claim order (semantics §7.3), through the claim-order index (migration 8).
-# :ids are excluded: the poll loop archives them in the same statement (see LOOP_STEP).
-_NEXT_BATCH = (
-    "SELECT id FROM {s}pgqrs_messages WHERE queue_id = :queue_id AND {visible} AND {worker} "
-    "AND NOT (id IN_LIST(:ids)) ORDER BY enqueued_at, id LIMIT :limit"
-)
 
 
-def _claim_sqlite(worker: str) -> str:
+def _next_batch(loop_step: bool) -> str:
+    """The ids of the next batch in claim order (semantics.md §7.3), through the claim-order index
+    (migration 8), for a consumer that is not suspended, or (`loop_step`) that is polling.
+    :ids are excluded: the poll loop archives them in the same transaction."""
+    worker = POLLING if loop_step else NOT_SUSPENDED
+    return (
+        f"SELECT id FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id AND {VISIBLE} "
+        f"AND {worker} AND NOT (id IN_LIST(:ids)) ORDER BY enqueued_at, id LIMIT :limit"
+    )
+
+
+# The claim, in every variant, is made by one builder per dialect. Each gives the statements
+# of one transaction; the rows of the last are the claimed messages. `loop_step`: one poll-loop
+# iteration, which archives what the last handler finished (:ids), then claims the next batch
+# unless the worker stopped polling. Otherwise a consumer's claim (dequeue).
+
+
+def claim_sqlite(*, loop_step: bool) -> tuple[str, ...]:
     # Runs inside BEGIN IMMEDIATE, so no other writer can claim the same rows meanwhile.
-    return (
-        f"UPDATE {{s}}pgqrs_messages SET {_TAKE} WHERE id IN ("
-        + _NEXT_BATCH.format(s="{s}", visible=VISIBLE, worker=worker)
-        + f") RETURNING {MSG_COLS}"
+    take = (
+        f"UPDATE {{s}}pgqrs_messages SET {_TAKE} WHERE id IN ({_next_batch(loop_step)}) "
+        f"RETURNING {MESSAGE.select}"
     )
+    return (_ARCHIVE, take) if loop_step else (take,)
 
 
-def _claim_postgres(worker: str, *, archive_first: bool = False) -> str:
+def claim_postgres(*, loop_step: bool) -> tuple[str, ...]:
     # SKIP LOCKED lets any number of consumers claim side by side without waiting on each other.
-    archived = (
-        "WITH archived AS (UPDATE {s}pgqrs_messages SET archived_at = :wall_now "
-        f"WHERE id = ANY(:ids) AND {OWNED} RETURNING id), "
-        if archive_first
-        else "WITH "
-    )
+    # The loop step is one statement and one commit: a data-modifying CTE always runs to
+    # completion, so the archive happens even when nothing is claimed. All CTEs see one
+    # snapshot, in which a finished message whose lease lapsed is visible again: the claim
+    # excludes :ids, or it would take the row back and PostgreSQL would keep only one of the
+    # two updates of that row (the archive would be lost and the handler would run again).
+    archived = f"WITH archived AS ({_ARCHIVE}), " if loop_step else "WITH "
     return (
-        archived
-        + "picked AS ("
-        + _NEXT_BATCH.format(s="{s}", visible=VISIBLE, worker=worker)
-        + " FOR UPDATE SKIP LOCKED) "
-        + f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked WHERE m.id = picked.id "
-        + "RETURNING "
-        + ", ".join(f"m.{col.strip()}" for col in MSG_COLS.split(","))
+        f"{archived}picked AS ({_next_batch(loop_step)} FOR UPDATE SKIP LOCKED) "
+        f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked WHERE m.id = picked.id "
+        f"RETURNING {MESSAGE.qualified('m')}",
     )
 
 
@@ -91,24 +101,19 @@ class MessageSql:
         "producer_worker_id) SELECT :queue_id, value, {s}pgqrs_add_seconds(:now, :delay), "
         ":now, 0, :worker_id FROM json_each(:payloads) ORDER BY key RETURNING id"
     )
-    MSG_CLAIM = _claim_sqlite(NOT_SUSPENDED)
-    MSG_ARCHIVE = (
-        "UPDATE {s}pgqrs_messages SET archived_at = :wall_now WHERE id IN_LIST(:ids) "
-        f"AND {OWNED} RETURNING id"
-    )
-    # One poll-loop iteration, as one transaction: archive what the last handler finished
-    # (:ids), then claim the next batch, unless the worker stopped polling. The last
-    # statement's rows are the claimed messages.
-    LOOP_STEP: tuple[str, ...] = (MSG_ARCHIVE, _claim_sqlite(POLLING))
-    # Archived rows too (semantics §7.4): an owner may drop its history.
+    MSG_CLAIM = claim_sqlite(loop_step=False)[0]
+    MSG_ARCHIVE = _ARCHIVE
+    # One poll-loop iteration, as one transaction (see `claim_sqlite`).
+    LOOP_STEP = claim_sqlite(loop_step=True)
+    # Archived rows too (semantics.md §7.4): an owner may drop its history.
     MSG_DELETE = (
         "DELETE FROM {s}pgqrs_messages WHERE id IN_LIST(:ids) AND consumer_worker_id = :worker_id "
         f"AND {CURRENT}) RETURNING id"
     )
-    MSG_REFERENCED_BY_RUN = (
+    MSG_REFERENCED_BY_RUN = read(
         "SELECT message_id FROM {s}pgqrs_workflow_runs WHERE message_id IN_LIST(:ids)"
     )
-    # max(vt, now) + seconds: the lease never ends earlier than it would have (semantics §7.4).
+    # max(vt, now) + seconds: the lease never ends earlier than it would have (semantics.md §7.4).
     MSG_EXTEND = (
         "UPDATE {s}pgqrs_messages SET vt = {s}pgqrs_add_seconds("
         "CASE WHEN vt IS NULL OR TS(vt) < :now THEN :now ELSE vt END, :seconds) "
@@ -126,7 +131,7 @@ class MessageSql:
     )
     # Give claims back: released and the claim's read count returned, so it never counts
     # towards max_read_ct. For a claim cancelled before its messages reached a handler, and a
-    # workflow's planned wait ("release for scheduling", semantics §11.2).
+    # workflow's planned wait ("release for scheduling", semantics.md §11.2).
     MSG_GIVE_BACK = (
         "UPDATE {s}pgqrs_messages SET vt = {s}pgqrs_add_seconds(:now, :delay), "
         "consumer_worker_id = NULL, "
@@ -151,24 +156,24 @@ class MessageSql:
         "WHERE consumer_worker_id = :worker_id AND archived_at IS NULL "
         "AND (vt IS NULL OR TS(vt) <= :now)"
     )
-    MSG_BY_ID = f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE id = :id"
-    MSG_COUNT = "SELECT COUNT(*) FROM {s}pgqrs_messages WHERE archived_at IS NULL"
-    MSG_LIST_ARCHIVED = (
-        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
+    MSG_BY_ID = read(f"SELECT {MESSAGE.select} FROM {{s}}pgqrs_messages WHERE id = :id")
+    MSG_COUNT = read("SELECT COUNT(*) FROM {s}pgqrs_messages WHERE archived_at IS NULL")
+    MSG_LIST_ARCHIVED = read(
+        f"SELECT {MESSAGE.select} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
         "AND archived_at IS NOT NULL ORDER BY archived_at DESC, id DESC"
     )
     # Browsing a queue (the command line): bounded, newest archive first for history.
-    MSG_LIST_LIVE = (
-        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
+    MSG_LIST_LIVE = read(
+        f"SELECT {MESSAGE.select} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
         "AND archived_at IS NULL ORDER BY id LIMIT :limit"
     )
-    MSG_LIST_LEASED = (
-        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
+    MSG_LIST_LEASED = read(
+        f"SELECT {MESSAGE.select} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
         "AND archived_at IS NULL AND consumer_worker_id IS NOT NULL AND TS(vt) > :now "
         "ORDER BY id LIMIT :limit"
     )
-    MSG_LIST_ARCHIVED_RECENT = (
-        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
+    MSG_LIST_ARCHIVED_RECENT = read(
+        f"SELECT {MESSAGE.select} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
         "AND archived_at IS NOT NULL ORDER BY archived_at DESC, id DESC LIMIT :limit"
     )
 
@@ -191,10 +196,5 @@ class MessagePostgres(MessageSql):
         "FROM jsonb_array_elements(CAST(:payloads AS jsonb)) WITH ORDINALITY AS e(value, ord) "
         "ORDER BY e.ord RETURNING id) SELECT ins.id FROM ins{notify}"
     )
-    MSG_CLAIM = _claim_postgres(NOT_SUSPENDED)
-    # One statement and one commit per poll-loop iteration: a data-modifying CTE always runs to
-    # completion, so the archive happens even when nothing is claimed. All CTEs see one
-    # snapshot, in which a finished message whose lease lapsed is visible again: the claim
-    # excludes :ids, or it would take the row back and PostgreSQL would keep only one of the
-    # two updates of that row (the archive would be lost and the handler would run again).
-    LOOP_STEP = (_claim_postgres(POLLING, archive_first=True),)
+    MSG_CLAIM = claim_postgres(loop_step=False)[0]
+    LOOP_STEP = claim_postgres(loop_step=True)

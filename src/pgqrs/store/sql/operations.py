@@ -1,16 +1,20 @@
-"""Statements of the operations API (semantics §14): metrics, health, recovery, dead letters,
+"""Statements of the operations API (semantics.md §14): metrics, health, recovery, dead letters,
 cleanup.
 
-Message states follow semantics §7.1 at `:now` with `:max_read_ct` as the poison threshold.
+Message states follow semantics.md §7.1 at `:now` with `:max_read_ct` as the poison threshold.
 Every metrics statement reads unarchived rows through the partial hot-path index and archived
 rows through the partial archived index, so a queue's history never costs a table scan.
 """
 
 from __future__ import annotations
 
-from .messages import MSG_COLS, QUEUE_LIMIT
+from ..._clock import db_to_api
+from ...types import QueueMetrics, SystemStats, WorkerHealthStats
+from .columns import MESSAGE, Column, Shape, count, latest_time
+from .messages import QUEUE_LIMIT
+from .spelling import read
 
-# -- message states (semantics §7.1); each assumes `archived_at IS NULL` ----------------------
+# -- message states (semantics.md §7.1); each assumes `archived_at IS NULL` ----------------------
 # `{limit}` is the row's poison threshold: the queue's own `max_read_ct`, else :max_read_ct.
 _LEASED = "consumer_worker_id IS NOT NULL AND TS(vt) > :now"
 _NOT_LEASED = "(consumer_worker_id IS NULL OR vt IS NULL OR TS(vt) <= :now)"
@@ -46,11 +50,46 @@ def _live_aggregates(limit: str) -> str:
 
 _DONE_AGGREGATES = "COUNT(*) AS archived, MAX(enqueued_at) AS done_newest"
 
-# The row shape every queue-metrics statement returns.
-_METRICS_SELECT = (
-    "SELECT q.queue_name, COALESCE(live.live_total, 0) + COALESCE(done.archived, 0), "
-    "live.pending, live.delayed, live.locked, live.poison, done.archived, "
-    "live.oldest_pending, live.live_newest, done.done_newest"
+# The row every queue-metrics statement returns (from `q`, `live` and `done`).
+METRICS = Shape(
+    QueueMetrics,
+    Column("name", sql="q.queue_name"),
+    Column(
+        "total_messages", count, sql="COALESCE(live.live_total, 0) + COALESCE(done.archived, 0)"
+    ),
+    Column("pending_messages", count, sql="live.pending"),
+    Column("delayed_messages", count, sql="live.delayed"),
+    Column("locked_messages", count, sql="live.locked"),
+    Column("poison_messages", count, sql="live.poison"),
+    Column("archived_messages", count, sql="done.archived"),
+    Column("oldest_pending_message", db_to_api, sql="live.oldest_pending"),
+    Column("live_newest", field=None, sql="live.live_newest"),
+    Column("done_newest", field=None, sql="done.done_newest"),
+    combined={"newest_message": (latest_time, ("live_newest", "done_newest"))},
+)
+_METRICS_SELECT = f"SELECT {METRICS.select}"
+
+# The row of SYSTEM_STATS (from `live` and `done`).
+STATS = Shape(
+    SystemStats,
+    Column("total_queues", count, sql="(SELECT COUNT(*) FROM {s}pgqrs_queues)"),
+    Column("total_workers", count, sql="(SELECT COUNT(*) FROM {s}pgqrs_workers)"),
+    Column(
+        "active_workers",
+        count,
+        sql="(SELECT COUNT(*) FROM {s}pgqrs_workers WHERE status IN ('ready', 'polling'))",
+    ),
+    Column("total_messages", count, sql="live.live_total + done.archived"),
+    Column("pending_messages", count, sql="live.pending"),
+    Column("delayed_messages", count, sql="live.delayed"),
+    Column("locked_messages", count, sql="live.locked"),
+    Column("poison_messages", count, sql="live.poison"),
+    Column("archived_messages", count, sql="done.archived"),
+    Column(
+        "schema_version",
+        lambda version: str(count(version)),
+        sql="(SELECT MAX(version) FROM {s}pgqrs_py_migrations)",
+    ),
 )
 
 # A message was a dead letter when it reached the poison threshold and was not leased: now for
@@ -86,14 +125,28 @@ _STALE = (
     f"AND (CAST(:healthy_for AS DOUBLE PRECISION) IS NULL OR :healthy_for >= {_SILENCE})"
 )
 
-_HEALTH_COLUMNS = (
-    "COUNT(w.id), "
-    + ", ".join(
-        _count(f"w.status = '{status}'")
+# Worker counts by status (of the workers `w`); stale: `ready`/`polling` workers whose last
+# beat is before :cutoff. The caller names the group (`given`).
+_HEALTH = (
+    Column("total_workers", count, sql="COUNT(w.id)"),
+    *(
+        Column(f"{status}_workers", count, sql=_count(f"w.status = '{status}'"))
         for status in ("ready", "polling", "interrupted", "suspended", "stopped")
-    )
-    + ", "
-    + _count("w.status IN ('ready', 'polling') AND TS(w.heartbeat_at) < :cutoff")
+    ),
+    Column(
+        "stale_workers",
+        count,
+        sql=_count("w.status IN ('ready', 'polling') AND TS(w.heartbeat_at) < :cutoff"),
+    ),
+)
+HEALTH = Shape(WorkerHealthStats, *_HEALTH, given=("queue_name",))
+# ... grouped by queue: the queue's id and name first (no queue: the admin group).
+HEALTH_BY_QUEUE = Shape(
+    WorkerHealthStats,
+    Column("queue_id", field=None, sql="w.queue_id"),
+    Column("queue", field=None, sql="q.queue_name"),
+    *_HEALTH,
+    given=("queue_name",),
 )
 
 
@@ -123,15 +176,12 @@ class OperationsSql:
         "JOIN {s}pgqrs_queues lq ON lq.id = queue_id WHERE archived_at IS NULL), "
         "done AS (SELECT COUNT(*) AS archived FROM {s}pgqrs_messages "
         "WHERE archived_at IS NOT NULL) "
-        "SELECT (SELECT COUNT(*) FROM {s}pgqrs_queues), (SELECT COUNT(*) FROM {s}pgqrs_workers), "
-        "(SELECT COUNT(*) FROM {s}pgqrs_workers WHERE status IN ('ready', 'polling')), "
-        "live.live_total + done.archived, live.pending, live.delayed, live.locked, live.poison, "
-        "done.archived, (SELECT MAX(version) FROM {s}pgqrs_py_migrations) FROM live, done"
+        f"SELECT {STATS.select} FROM live, done"
     )
     # Per queue: messages archived and messages enqueued since :since (throughput). Each count
     # is an index range scan of that queue: (queue_id, archived_at) for the archived side,
     # (queue_id, enqueued_at) of archived rows and the hot-path index of live rows for arrivals.
-    QUEUE_THROUGHPUT = (
+    QUEUE_THROUGHPUT = read(
         "SELECT q.queue_name, "
         "(SELECT COUNT(*) FROM {s}pgqrs_messages m WHERE m.queue_id = q.id "
         "AND m.archived_at IS NOT NULL AND TS(m.archived_at) >= :since), "
@@ -141,16 +191,18 @@ class OperationsSql:
         "AND m.archived_at IS NULL AND TS(m.enqueued_at) >= :since) "
         "FROM {s}pgqrs_queues q ORDER BY q.queue_name"
     )
-    WORKER_HEALTH_GLOBAL = f"SELECT {_HEALTH_COLUMNS} FROM {{s}}pgqrs_workers w"
-    WORKER_HEALTH_BY_QUEUE = (
-        f"SELECT w.queue_id, q.queue_name, {_HEALTH_COLUMNS} FROM {{s}}pgqrs_workers w "
+    WORKER_HEALTH_GLOBAL = read(f"SELECT {HEALTH.select} FROM {{s}}pgqrs_workers w")
+    WORKER_HEALTH_BY_QUEUE = read(
+        f"SELECT {HEALTH_BY_QUEUE.select} FROM {{s}}pgqrs_workers w "
         "LEFT JOIN {s}pgqrs_queues q ON q.id = w.queue_id GROUP BY w.queue_id, q.queue_name"
     )
 
     # -- recovery ----------------------------------------------------------------------------
     # Oldest heartbeat first: the longest-silent worker gives its messages back first.
-    STALE_WORKERS = f"SELECT id FROM {{s}}pgqrs_workers WHERE {_STALE} ORDER BY heartbeat_at, id"
-    STALE_WORKERS_OF_QUEUE = (
+    STALE_WORKERS = read(
+        f"SELECT id FROM {{s}}pgqrs_workers WHERE {_STALE} ORDER BY heartbeat_at, id"
+    )
+    STALE_WORKERS_OF_QUEUE = read(
         f"SELECT id FROM {{s}}pgqrs_workers WHERE queue_id = :queue_id AND {_STALE} "
         "ORDER BY heartbeat_at, id"
     )
@@ -169,19 +221,19 @@ class OperationsSql:
         "UPDATE {s}pgqrs_messages SET archived_at = :now WHERE queue_id = :queue_id "
         f"AND archived_at IS NULL AND {_POISON.format(limit=_ONE_QUEUE)} RETURNING id"
     )
-    DLQ_LIST = (
-        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages "
+    DLQ_LIST = read(
+        f"SELECT {MESSAGE.select} FROM {{s}}pgqrs_messages "
         f"WHERE {_DEAD_LETTER.format(limit=_ROW_QUEUE)} ORDER BY id"
     )
-    DLQ_LIST_QUEUE = (
-        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
+    DLQ_LIST_QUEUE = read(
+        f"SELECT {MESSAGE.select} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
         f"AND {_DEAD_LETTER.format(limit=_ONE_QUEUE)} ORDER BY id"
     )
     DLQ_REPLAY = (
         "UPDATE {s}pgqrs_messages SET read_ct = 0, vt = :now, enqueued_at = :now, "
         "archived_at = NULL, consumer_worker_id = NULL, dequeued_at = NULL "
         f"WHERE id = :id AND (archived_at IS NOT NULL OR ({_POISON.format(limit=_ROW_QUEUE)})) "
-        f"RETURNING {MSG_COLS}"
+        f"RETURNING {MESSAGE.select}"
     )
 
     # -- cleanup -----------------------------------------------------------------------------
@@ -189,7 +241,7 @@ class OperationsSql:
         "DELETE FROM {s}pgqrs_workers WHERE id = :id AND status = 'stopped' "
         f"AND {_WORKER_UNREFERENCED} RETURNING id"
     )
-    WORKER_REFERENCES = (
+    WORKER_REFERENCES = read(
         "SELECT (SELECT COUNT(*) FROM {s}pgqrs_messages WHERE producer_worker_id = :id), "
         "(SELECT COUNT(*) FROM {s}pgqrs_messages WHERE consumer_worker_id = :id), "
         "(SELECT COUNT(*) FROM {s}pgqrs_workflow_runs WHERE worker_id = :id)"
@@ -199,8 +251,8 @@ class OperationsSql:
         "AND (TS(shutdown_at) < :cutoff OR (shutdown_at IS NULL AND TS(heartbeat_at) < :cutoff)) "
         f"AND {_WORKER_UNREFERENCED}"
     )
-    WORKER_MESSAGES = (
-        f"SELECT {MSG_COLS} FROM {{s}}pgqrs_messages WHERE consumer_worker_id = :id "
+    WORKER_MESSAGES = read(
+        f"SELECT {MESSAGE.select} FROM {{s}}pgqrs_messages WHERE consumer_worker_id = :id "
         "AND archived_at IS NULL ORDER BY id"
     )
     # One bounded chunk, oldest archive first; a message a workflow run points at is kept.

@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
-QUEUE_COLS = "id, queue_name, created_at"
+from .columns import QUEUE, SETTINGS
+from .spelling import read
 
 
 class QueueSql:
     QUEUE_INSERT = (
         "INSERT INTO {s}pgqrs_queues (queue_name, created_at, max_read_ct) "
-        f"VALUES (:name, :now, :max_read_ct) RETURNING {QUEUE_COLS}"
+        f"VALUES (:name, :now, :max_read_ct) RETURNING {QUEUE.select}"
     )
     QUEUE_INSERT_IF_ABSENT = (
         "INSERT INTO {s}pgqrs_queues (queue_name, created_at, max_read_ct) "
         "VALUES (:name, :now, :max_read_ct) "
-        f"ON CONFLICT (queue_name) DO NOTHING RETURNING {QUEUE_COLS}"
+        f"ON CONFLICT (queue_name) DO NOTHING RETURNING {QUEUE.select}"
     )
-    QUEUE_SETTINGS = "SELECT queue_name, max_read_ct FROM {s}pgqrs_queues WHERE id = :id"
+    QUEUE_SETTINGS = read(f"SELECT {SETTINGS.select} FROM {{s}}pgqrs_queues WHERE id = :id")
     QUEUE_SET_MAX_READ_CT = (
         "UPDATE {s}pgqrs_queues SET max_read_ct = :max_read_ct WHERE id = :id "
-        "RETURNING queue_name, max_read_ct"
+        f"RETURNING {SETTINGS.select}"
     )
-    QUEUE_BY_NAME = f"SELECT {QUEUE_COLS} FROM {{s}}pgqrs_queues WHERE queue_name = :name"
-    QUEUE_BY_ID = f"SELECT {QUEUE_COLS} FROM {{s}}pgqrs_queues WHERE id = :id"
-    QUEUE_LIST = f"SELECT {QUEUE_COLS} FROM {{s}}pgqrs_queues ORDER BY id"
-    QUEUE_COUNT = "SELECT COUNT(*) FROM {s}pgqrs_queues"
+    QUEUE_BY_NAME = read(f"SELECT {QUEUE.select} FROM {{s}}pgqrs_queues WHERE queue_name = :name")
+    QUEUE_BY_ID = read(f"SELECT {QUEUE.select} FROM {{s}}pgqrs_queues WHERE id = :id")
+    QUEUE_LIST = read(f"SELECT {QUEUE.select} FROM {{s}}pgqrs_queues ORDER BY id")
+    QUEUE_COUNT = read("SELECT COUNT(*) FROM {s}pgqrs_queues")
     QUEUE_DELETE = "DELETE FROM {s}pgqrs_queues WHERE id = :id"
-    QUEUE_HAS_MESSAGES = "SELECT EXISTS (SELECT 1 FROM {s}pgqrs_messages WHERE queue_id = :id)"
-    QUEUE_ACTIVE_WORKERS = (
+    QUEUE_HAS_MESSAGES = read(
+        "SELECT EXISTS (SELECT 1 FROM {s}pgqrs_messages WHERE queue_id = :id)"
+    )
+    QUEUE_ACTIVE_WORKERS = read(
         "SELECT COUNT(*) FROM {s}pgqrs_workers WHERE queue_id = :id AND status <> 'stopped'"
     )
-    QUEUE_HAS_WORKFLOW = "SELECT EXISTS (SELECT 1 FROM {s}pgqrs_workflows WHERE queue_id = :id)"
-    QUEUE_IS_WORKFLOW_QUEUE = (
+    QUEUE_HAS_WORKFLOW = read(
+        "SELECT EXISTS (SELECT 1 FROM {s}pgqrs_workflows WHERE queue_id = :id)"
+    )
+    QUEUE_IS_WORKFLOW_QUEUE = read(
         "SELECT EXISTS (SELECT 1 FROM {s}pgqrs_workflows WHERE queue_id = :id)"
     )
     # Stopped workers go with their queue, unless a message elsewhere still names them.

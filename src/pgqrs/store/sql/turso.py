@@ -1,5 +1,5 @@
-"""Turso's spelling of the statements: SQLite's, without user-defined SQL functions, and with
-one planner hint.
+"""Turso's spelling step (`render("turso")` applies it before SQLite's): SQLite's statements,
+without user-defined SQL functions, and with one planner hint.
 
 pyturso cannot register Python functions, so every call of the SQLite backend's
 `pgqrs_add_seconds(ts, secs)` is rewritten into the same arithmetic in plain SQL: stored
@@ -10,8 +10,6 @@ to milliseconds, so the sum is done on integer microseconds and formatted back.
 from __future__ import annotations
 
 import re
-
-from . import Sql
 
 # `b` is the stored timestamp, `s` the seconds to add (a float); NULL in either gives NULL.
 # Fractions shorter than six digits (rows written by other programs) are padded, not misread.
@@ -27,6 +25,15 @@ _CALL = "pgqrs_add_seconds("
 # at batch 10). A unary `+` keeps that comparison off the index, as in SQLite.
 _BY_IDS = re.compile(r"\bWHERE id IN_LIST\(")
 _CONSUMER = re.compile(r"\bAND consumer_worker_id =")
+
+
+def spell(text: str) -> str:
+    """A statement in SQLite's spelling (before `IN_LIST` is expanded) as Turso needs it."""
+    if _CALL in text:
+        text = inline_add_seconds(text)
+    if _BY_IDS.search(text):
+        text = _CONSUMER.sub("AND +consumer_worker_id =", text)
+    return text
 
 
 def inline_add_seconds(text: str) -> str:
@@ -59,31 +66,3 @@ def _arguments(text: str, pos: int) -> tuple[list[str], int]:
             if ch == ")":
                 return args, i + 1
     raise ValueError(f"unbalanced pgqrs_add_seconds call: {text}")
-
-
-class TursoSql(Sql):
-    """All statements, Turso spelling (see the module docstring)."""
-
-    # pgqrs's own Turso bookkeeping (schema §6.2): any row means pgqrs installed the file.
-    TURSO_SCHEMA_VERSION_ROWS = "SELECT COUNT(*) FROM {s}pgqrs_schema_version"
-
-
-def turso_spelling(text: str) -> str:
-    """A statement of `Sql` as Turso needs it."""
-    if _CALL in text:
-        text = inline_add_seconds(text)
-    if _BY_IDS.search(text):
-        text = _CONSUMER.sub("AND +consumer_worker_id =", text)
-    return text
-
-
-for _name in dir(Sql):
-    _value = getattr(Sql, _name)
-    if not _name.isupper():
-        continue
-    if isinstance(_value, str) and turso_spelling(_value) != _value:
-        setattr(TursoSql, _name, turso_spelling(_value))
-    elif isinstance(_value, tuple):  # statements run together (Executor.batch)
-        _spelled = tuple(turso_spelling(text) for text in _value)
-        if _spelled != _value:
-            setattr(TursoSql, _name, _spelled)

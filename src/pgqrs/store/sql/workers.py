@@ -8,7 +8,8 @@ handles pass NULL and act on whatever registration the row has.
 
 from __future__ import annotations
 
-WORKER_COLS = "id, name, status, queue_id, heartbeat_at, started_at, shutdown_at"
+from .columns import WORKER
+from .spelling import read
 
 _THIS_REGISTRATION = "(CAST(:fence AS BIGINT) IS NULL OR fence = :fence)"
 
@@ -16,19 +17,22 @@ _THIS_REGISTRATION = "(CAST(:fence AS BIGINT) IS NULL OR fence = :fence)"
 class WorkerSql:
     WORKER_INSERT = (
         "INSERT INTO {s}pgqrs_workers (name, queue_id, started_at, heartbeat_at, status, fence) "
-        f"VALUES (:name, :queue_id, :now, :now, 'ready', :fence) RETURNING {WORKER_COLS}"
+        f"VALUES (:name, :queue_id, :now, :now, 'ready', :fence) RETURNING {WORKER.select}"
     )
     WORKER_REREGISTER = (
         "UPDATE {s}pgqrs_workers SET status = 'ready', queue_id = :queue_id, started_at = :now, "
         "heartbeat_at = :now, shutdown_at = NULL, fence = :fence, "
         "heartbeat_interval_seconds = NULL WHERE id = :id AND status = 'stopped' "
-        f"RETURNING {WORKER_COLS}"
+        f"RETURNING {WORKER.select}"
     )
-    WORKER_BY_NAME = f"SELECT {WORKER_COLS} FROM {{s}}pgqrs_workers WHERE name = :name"
-    WORKER_BY_ID = f"SELECT {WORKER_COLS} FROM {{s}}pgqrs_workers WHERE id = :id"
-    WORKER_LIST = f"SELECT {WORKER_COLS} FROM {{s}}pgqrs_workers ORDER BY started_at DESC, id DESC"
-    WORKER_COUNT = "SELECT COUNT(*) FROM {s}pgqrs_workers"
-    WORKER_STATUS = "SELECT status, fence FROM {s}pgqrs_workers WHERE id = :id"
+    WORKER_BY_NAME = read(f"SELECT {WORKER.select} FROM {{s}}pgqrs_workers WHERE name = :name")
+    WORKER_BY_ID = read(f"SELECT {WORKER.select} FROM {{s}}pgqrs_workers WHERE id = :id")
+    WORKER_LIST = read(
+        f"SELECT {WORKER.select} FROM {{s}}pgqrs_workers ORDER BY started_at DESC, id DESC"
+    )
+    WORKER_COUNT = read("SELECT COUNT(*) FROM {s}pgqrs_workers")
+    # (status, fence): read by position where it is used.
+    WORKER_STATUS = read("SELECT status, fence FROM {s}pgqrs_workers WHERE id = :id")
     WORKER_SET_STATUS = (
         "UPDATE {s}pgqrs_workers SET status = :to WHERE id = :id AND status IN_LIST(:allowed) "
         f"AND {_THIS_REGISTRATION} RETURNING status"
@@ -52,7 +56,7 @@ class WorkerSql:
         "UPDATE {s}pgqrs_workers SET heartbeat_at = :now "
         f"WHERE id = :id AND {_THIS_REGISTRATION} RETURNING status"
     )
-    WORKER_HELD_COUNT = (
+    WORKER_HELD_COUNT = read(
         "SELECT COUNT(*) FROM {s}pgqrs_messages "
         "WHERE consumer_worker_id = :id AND archived_at IS NULL"
     )

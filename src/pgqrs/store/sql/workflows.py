@@ -1,23 +1,15 @@
 """Statements on `pgqrs_workflows`, `pgqrs_workflow_runs` and `pgqrs_workflow_steps`.
 
 Run transitions are guarded in the WHERE clause with the statuses they may start from
-(semantics §12.4); an UPDATE that changes nothing means the move was illegal. Status labels are
+(semantics.md §12.4); an UPDATE that changes nothing means the move was illegal. Status labels are
 written as literals so Postgres coerces them to its enum type without casts.
 """
 
 from __future__ import annotations
 
+from .columns import RUN, STEP, WORKFLOW
 from .messages import QUEUE_LIMIT
-
-WORKFLOW_COLS = "id, name, queue_id, created_at"
-RUN_COLS = (
-    "id, workflow_id, message_id, status, input, output, error, created_at, updated_at, "
-    "started_at, paused_at, completed_at"
-)
-STEP_COLS = (
-    "id, run_id, step_name, status, input, output, error, retry_count, retry_at, created_at, "
-    "updated_at, started_at, completed_at"
-)
+from .spelling import read
 
 # The statuses a run can still leave by finishing, pausing or being cancelled.
 _OPEN = "status IN ('QUEUED', 'RUNNING', 'PAUSED')"
@@ -34,36 +26,40 @@ class WorkflowSql:
     WF_INSERT_IF_ABSENT = (
         "INSERT INTO {s}pgqrs_workflows (name, queue_id, created_at) "
         "VALUES (:name, :queue_id, :now) ON CONFLICT (name) DO NOTHING "
-        f"RETURNING {WORKFLOW_COLS}"
+        f"RETURNING {WORKFLOW.select}"
     )
-    WF_BY_NAME = f"SELECT {WORKFLOW_COLS} FROM {{s}}pgqrs_workflows WHERE name = :name"
-    WF_LIST = f"SELECT {WORKFLOW_COLS} FROM {{s}}pgqrs_workflows ORDER BY id"
-    # The workflow of a message's queue is the one named like the queue (semantics §12.3).
-    WF_FOR_QUEUE = (
+    WF_BY_NAME = read(f"SELECT {WORKFLOW.select} FROM {{s}}pgqrs_workflows WHERE name = :name")
+    WF_LIST = read(f"SELECT {WORKFLOW.select} FROM {{s}}pgqrs_workflows ORDER BY id")
+    # The workflow of a message's queue is the one named like the queue (semantics.md §12.3).
+    WF_FOR_QUEUE = read(
         "SELECT q.queue_name, w.id FROM {s}pgqrs_queues q "
         "LEFT JOIN {s}pgqrs_workflows w ON w.name = q.queue_name WHERE q.id = :queue_id"
     )
 
     # -- runs ----------------------------------------------------------------------------------
-    # Get or create the run of a trigger message (semantics §12.3); the last statement's rows
+    # Get or create the run of a trigger message (semantics.md §12.3); the last statement's rows
     # are the run. The workflow is the one named like the message's queue; none means no row.
     RUN_OPEN_FOR_MESSAGE: tuple[str, ...] = (
         "INSERT INTO {s}pgqrs_workflow_runs (workflow_id, message_id, status, input, "
         "created_at, updated_at) SELECT w.id, :message_id, 'QUEUED', :input, :now, :now "
         "FROM {s}pgqrs_queues q JOIN {s}pgqrs_workflows w ON w.name = q.queue_name "
         "WHERE q.id = :queue_id ON CONFLICT (message_id) DO NOTHING",
-        f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :message_id",
+        f"SELECT {RUN.select} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :message_id",
     )
-    RUN_BY_ID = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE id = :id"
-    RUN_BY_MESSAGE = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :id"
-    RUN_LIST = f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs ORDER BY created_at DESC, id DESC"
+    RUN_BY_ID = read(f"SELECT {RUN.select} FROM {{s}}pgqrs_workflow_runs WHERE id = :id")
+    RUN_BY_MESSAGE = read(
+        f"SELECT {RUN.select} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :id"
+    )
+    RUN_LIST = read(
+        f"SELECT {RUN.select} FROM {{s}}pgqrs_workflow_runs ORDER BY created_at DESC, id DESC"
+    )
     # Browsing runs (the command line): of some workflows, in some statuses, newest first.
-    RUN_LIST_FILTERED = (
-        f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs "
+    RUN_LIST_FILTERED = read(
+        f"SELECT {RUN.select} FROM {{s}}pgqrs_workflow_runs "
         "WHERE workflow_id IN_LIST(:workflow_ids) AND CAST(status AS TEXT) IN_LIST(:statuses) "
         "ORDER BY created_at DESC, id DESC LIMIT :limit"
     )
-    RUN_STATUS = "SELECT status FROM {s}pgqrs_workflow_runs WHERE id = :id"
+    RUN_STATUS = read("SELECT status FROM {s}pgqrs_workflow_runs WHERE id = :id")
     RUN_START = (
         "UPDATE {s}pgqrs_workflow_runs SET status = 'RUNNING', "
         "started_at = COALESCE(started_at, :now), updated_at = :now "
@@ -100,7 +96,7 @@ class WorkflowSql:
         "RETURNING message_id"
     )
     # When the failed steps of a run may be tried again (NULL: retries exhausted).
-    RUN_ERROR_STEP_RETRIES = (
+    RUN_ERROR_STEP_RETRIES = read(
         "SELECT retry_at FROM {s}pgqrs_workflow_steps WHERE run_id = :id AND status = 'ERROR'"
     )
     # -- steps ---------------------------------------------------------------------------------
@@ -118,16 +114,16 @@ class WorkflowSql:
         f"status = CASE WHEN {_SETTLED} THEN {_T}.status ELSE 'RUNNING' END, "
         f"started_at = CASE WHEN {_SETTLED} THEN {_T}.started_at ELSE :now END, "
         f"updated_at = CASE WHEN {_SETTLED} THEN {_T}.updated_at ELSE :now END "
-        f"RETURNING {STEP_COLS}"
+        f"RETURNING {STEP.select}"
     )
-    STEP_BY_NAME = (
-        f"SELECT {STEP_COLS} FROM {{s}}pgqrs_workflow_steps WHERE run_id = :run_id "
+    STEP_BY_NAME = read(
+        f"SELECT {STEP.select} FROM {{s}}pgqrs_workflow_steps WHERE run_id = :run_id "
         "AND step_name = :name"
     )
     STEP_REOPEN = (
         "UPDATE {s}pgqrs_workflow_steps SET status = 'RUNNING', error = NULL, retry_at = NULL, "
         "last_retry_at = :now, started_at = :now, updated_at = :now "
-        f"WHERE id = :id AND status = 'ERROR' RETURNING {STEP_COLS}"
+        f"WHERE id = :id AND status = 'ERROR' RETURNING {STEP.select}"
     )
     STEP_SUCCEED = (
         "UPDATE {s}pgqrs_workflow_steps SET status = 'SUCCESS', output = :output, error = NULL, "
@@ -139,15 +135,15 @@ class WorkflowSql:
         "retry_at = :retry_at, retry_count = :retry_count, updated_at = :now "
         "WHERE run_id = :run_id AND step_name = :name"
     )
-    STEP_RETRY_COUNT = (
+    STEP_RETRY_COUNT = read(
         "SELECT retry_count FROM {s}pgqrs_workflow_steps WHERE run_id = :run_id "
         "AND step_name = :name"
     )
-    STEP_LIST = (
-        f"SELECT {STEP_COLS} FROM {{s}}pgqrs_workflow_steps ORDER BY created_at DESC, id DESC"
+    STEP_LIST = read(
+        f"SELECT {STEP.select} FROM {{s}}pgqrs_workflow_steps ORDER BY created_at DESC, id DESC"
     )
-    STEP_LIST_BY_RUN = (
-        f"SELECT {STEP_COLS} FROM {{s}}pgqrs_workflow_steps WHERE run_id = :run_id ORDER BY id"
+    STEP_LIST_BY_RUN = read(
+        f"SELECT {STEP.select} FROM {{s}}pgqrs_workflow_steps WHERE run_id = :run_id ORDER BY id"
     )
 
 
@@ -161,7 +157,7 @@ class WorkflowPostgres(WorkflowSql):
         "WITH ins AS (INSERT INTO {s}pgqrs_workflow_runs (workflow_id, message_id, status, "
         "input, created_at, updated_at) SELECT w.id, :message_id, 'QUEUED', :input, :now, :now "
         "FROM {s}pgqrs_queues q JOIN {s}pgqrs_workflows w ON w.name = q.queue_name "
-        f"WHERE q.id = :queue_id ON CONFLICT (message_id) DO NOTHING RETURNING {RUN_COLS}) "
-        f"SELECT {RUN_COLS} FROM ins UNION ALL "
-        f"SELECT {RUN_COLS} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :message_id",
+        f"WHERE q.id = :queue_id ON CONFLICT (message_id) DO NOTHING RETURNING {RUN.select}) "
+        f"SELECT {RUN.select} FROM ins UNION ALL "
+        f"SELECT {RUN.select} FROM {{s}}pgqrs_workflow_runs WHERE message_id = :message_id",
     )

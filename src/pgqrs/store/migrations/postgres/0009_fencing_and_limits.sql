@@ -1,6 +1,6 @@
 -- pgqrs-py additions; nullable columns that pgqrs itself neither reads nor writes.
 -- Each registration of a worker draws a new fence: handles of an earlier registration of the
--- same worker pass no check (docs/guarantees.md, "Fencing").
+-- same worker pass no check (docs/guarantees.md, "Leases and fencing").
 ALTER TABLE {schema}.pgqrs_workers ADD COLUMN IF NOT EXISTS fence BIGINT;
 -- The heartbeat interval a worker's poll loop keeps: sweeps judge each worker by its own.
 ALTER TABLE {schema}.pgqrs_workers ADD COLUMN IF NOT EXISTS heartbeat_interval_seconds DOUBLE PRECISION;

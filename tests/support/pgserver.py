@@ -143,7 +143,7 @@ class PgServer:
             "log_disconnections": "off",
         }
         with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write("\n# pgqrs fault tests (tests/faults/pgserver.py)\n")
+            conf.write("\n# pgqrs fault tests (tests/support/pgserver.py)\n")
             for name, value in settings.items():
                 conf.write(f"{name} = {value}\n")
         self._initialised = True

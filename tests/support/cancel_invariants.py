@@ -45,7 +45,7 @@ from typing import Any
 import psycopg
 
 import pgqrs
-from tests.conftest import Target
+from tests.support.target import Target
 
 LIVE = ("ready", "polling", "interrupted")  # statuses of a worker that can still settle
 DEAD = ("suspended", "stopped")

@@ -1,115 +1,16 @@
-"""Pure checks run before anything touches storage: JSON encoding, payload rules, names, arguments.
-
-Semantics §4 (JSON), §6 (names), §8.1-8.2 (payload rules and their order). No I/O here, so every
-rule is unit-testable and a rejected call provably writes nothing.
-"""
+"""Payload rules and their order (semantics.md §8.1-8.2), and the payload lists producers take."""
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
-from .errors import ConfigError, SerializationError, ValidationError
-
-__all__ = [
-    "PayloadRules",
-    "decode_json",
-    "encode_json",
-    "encode_payloads",
-    "require_duration",
-    "require_int",
-    "validate_queue_name",
-    "validate_schema_name",
-    "validate_worker_name",
-]
+from ..errors import ValidationError
+from .encoding import encode
 
 # --------------------------------------------------------------------------------------------
-# Argument checks
-
-
-def require_int(name: str, value: object, minimum: int | None = None) -> int:
-    """`value` as an int of at least `minimum`; `bool` is refused although it is an int subclass."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-# The longest duration any argument may name: pgqrs takes durations as u32 seconds, and a time
-# this far ahead still fits every backend's timestamps (PostgreSQL reads back nothing past year
-# 294276, Python nothing past 9999), so no accepted value can store a row that cannot be read.
-MAX_DURATION_SECONDS = 2**32 - 1
-
-
-def require_duration(name: str, value: object) -> float:
-    """`value` as a finite float between 0 and MAX_DURATION_SECONDS (NaN would slip through a
-    plain `< 0` test), checked before anything is written."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if number > MAX_DURATION_SECONDS:
-        raise ValueError(
-            f"{name} must be at most {MAX_DURATION_SECONDS} seconds (about 136 years), "
-            f"got {value!r}"
-        )
-    return number
-
-
-# --------------------------------------------------------------------------------------------
-# JSON (semantics §4)
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-# json writes U+0000 as the escape \u0000 (preceded by an even run of backslashes); PostgreSQL's
-# jsonb refuses it, so every backend refuses it up front and behaves the same.
-_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-
-
-def _encode(value: object, where: str = "") -> tuple[str, int]:
-    """The stored text of `value` and its UTF-8 size, or SerializationError.
-
-    `where` names the payload in a batch (`Payload at index i: `).
-    """
-    try:
-        text = _ENCODER.encode(value)
-    except (TypeError, ValueError, RecursionError) as err:
-        raise SerializationError(f"Serialization error: {where}{err}") from err
-    try:
-        # ensure_ascii=False lets a lone surrogate through json; no database can store it.
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError as err:
-        bad = err.object[err.start : err.end]
-        raise SerializationError(
-            f"Serialization error: {where}{bad!r} cannot be encoded as UTF-8 ({err.reason})"
-        ) from err
-    if "\\u0000" in text and _NUL_ESCAPE.search(text):
-        raise SerializationError(
-            f"Serialization error: {where}the NUL character (U+0000) cannot be stored "
-            "(PostgreSQL jsonb rejects it); remove or replace it"
-        )
-    return text, size
-
-
-def encode_json(value: object) -> str:
-    """The compact stored form of `value` (semantics §4.2); SerializationError when not JSON."""
-    return _encode(value)[0]
-
-
-_DECODER = json.JSONDecoder()
-
-
-def decode_json(text: str) -> Any:
-    return _DECODER.decode(text)  # json.loads without its per-call keyword handling
-
-
-# --------------------------------------------------------------------------------------------
-# Payload rules (semantics §8.1-8.2)
+# Payload rules (semantics.md §8.1-8.2)
 
 
 class PayloadSettings(Protocol):
@@ -251,7 +152,7 @@ def _structure_error(payload: object, rules: PayloadRules) -> str | None:
 
 
 def encode_payloads(payloads: Sequence[object], rules: PayloadRules, *, batch: bool) -> list[str]:
-    """The stored texts of `payloads`, after every check of semantics §8.1, in the §8.2 order.
+    """The stored texts of `payloads`, after every check of semantics.md §8.1, in the §8.2 order.
 
     All payloads pass one stage before any is checked by the next, so a batch reports a
     serialization error ahead of a size error wherever the two sit. `batch` selects the size
@@ -261,7 +162,7 @@ def encode_payloads(payloads: Sequence[object], rules: PayloadRules, *, batch: b
     def where(index: int) -> str:
         return f"Payload at index {index}: " if len(payloads) > 1 else ""
 
-    encoded = [_encode(payload, where(index)) for index, payload in enumerate(payloads)]
+    encoded = [encode(payload, where(index)) for index, payload in enumerate(payloads)]
     for index, payload in enumerate(payloads):
         reason = _structure_error(payload, rules)
         if reason is not None:
@@ -279,65 +180,18 @@ def encode_payloads(payloads: Sequence[object], rules: PayloadRules, *, batch: b
 
 
 # --------------------------------------------------------------------------------------------
-# Names (semantics §6)
-
-_QUEUE_NAME_BAD_CHAR = re.compile(r"[^A-Za-z0-9_.:\-]")
-_SCHEMA_NAME_BAD_CHAR = re.compile(r"[^A-Za-z0-9_$]")
-_EPHEMERAL_PREFIX = "__ephemeral__"
+# The lists producers take
 
 
-def _show(text: str, limit: int = 64) -> str:
-    """`text` fit for an error message: bounded, with control characters escaped."""
-    shown = text if len(text) <= limit else text[:limit] + "…"
-    if shown.isprintable():
-        return shown
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+def check_payload_list(payloads: object) -> list[Any] | tuple[Any, ...]:
+    """`enqueue_batch(payloads)`: a list (or tuple) of payloads; an empty one enqueues nothing."""
+    if not isinstance(payloads, (list, tuple)):
+        raise TypeError(f"enqueue_batch() needs a list of payloads, got {type(payloads)}")
+    return payloads
 
 
-def _require_str(what: str, name: object) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"{what} must be a str, not {type(name).__name__}")
-    return name
-
-
-def validate_queue_name(name: object, kind: str = "queue") -> str:
-    """`name` if it is a valid queue (or, with kind="workflow", workflow) name."""
-    name = _require_str(f"{kind} name", name)
-    reason: str | None = None
-    if not 1 <= len(name) <= 255:
-        reason = f"must be 1-255 characters (got {len(name)})"
-    elif (bad := _QUEUE_NAME_BAD_CHAR.search(name)) is not None:
-        reason = f"contains '{_show(bad.group())}' (allowed: ASCII letters, digits, _ . : -)"
-    if reason is not None:
-        raise ValidationError(f"Validation failed: invalid {kind} name '{_show(name)}': {reason}")
-    return name
-
-
-def validate_worker_name(name: object) -> str:
-    """`name` if it is valid as an explicit worker name."""
-    name = _require_str("worker name", name)
-    reason: str | None = None
-    if not 1 <= len(name) <= 255:
-        reason = f"must be 1-255 characters (got {len(name)})"
-    elif name != name.strip():
-        reason = "must not start or end with whitespace"
-    elif name.startswith(_EPHEMERAL_PREFIX):
-        reason = f"must not start with '{_EPHEMERAL_PREFIX}' (reserved for ephemeral workers)"
-    if reason is not None:
-        raise ValidationError(f"Validation failed: invalid worker name '{_show(name)}': {reason}")
-    return name
-
-
-def validate_schema_name(name: object) -> str:
-    """`name` if it is a valid Postgres schema name (it is also quoted wherever it is used)."""
-    name = _require_str("schema", name)
-    reason: str | None = None
-    if not 1 <= len(name) <= 63:
-        reason = f"must be 1-63 characters (got {len(name)})"
-    elif not (name[0] == "_" or (name[0].isascii() and name[0].isalpha())):
-        reason = f"must start with an ASCII letter or '_', not '{_show(name[0])}'"
-    elif (bad := _SCHEMA_NAME_BAD_CHAR.search(name)) is not None:
-        reason = f"contains '{_show(bad.group())}' (allowed: ASCII letters, digits, _ $)"
-    if reason is not None:
-        raise ConfigError(f"Invalid configuration value for schema: '{_show(name)}' {reason}")
-    return name
+def check_payloads_given(payloads: Sequence[object]) -> Sequence[object]:
+    """`pgqrs.produce_batch(store, queue, payloads)`: at least one payload."""
+    if not payloads:
+        raise ValidationError("Validation failed: No messages to enqueue")
+    return payloads

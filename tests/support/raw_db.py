@@ -18,7 +18,7 @@ import boto3
 import botocore.exceptions
 import psycopg
 
-from tests.conftest import PG_DSN, Target
+from tests.support.target import PG_DSN, Target
 
 # This library's own tables: migration bookkeeping and the last error of failed messages.
 PY_TABLES = ("pgqrs_py_migrations", "pgqrs_py_message_errors")
@@ -60,12 +60,12 @@ class RawDb:
         if self.target.backend == "turso":
             import turso
 
-            conn = turso.connect(self.path, isolation_level=None)
-            conn.execute("PRAGMA foreign_keys=OFF")  # as a plain sqlite3 connection
+            turso_conn = turso.connect(self.path, isolation_level=None)
+            turso_conn.execute("PRAGMA foreign_keys=OFF")  # as a plain sqlite3 connection
             try:
-                yield conn
+                yield turso_conn
             finally:
-                conn.close()
+                turso_conn.close()
             return
         if self.target.backend != "s3":
             with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as conn:
@@ -99,7 +99,7 @@ class RawDb:
             with self._file() as conn:
                 return [tuple(r) for r in conn.execute(self._sql(sql), params).fetchall()]
         with psycopg.connect(PG_DSN, autocommit=True) as pg:
-            cursor = pg.execute(self._sql(sql), params)  # type: ignore[call-overload]
+            cursor = pg.execute(self._sql(sql), params)
             return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
 
     def script(self, sql: str) -> None:
@@ -109,7 +109,7 @@ class RawDb:
                 conn.executescript("BEGIN;\n" + sql.replace("{s}", "") + "\nCOMMIT;")
             return
         with psycopg.connect(PG_DSN) as pg:
-            pg.execute(sql.replace("{s}", self.prefix))  # type: ignore[call-overload]
+            pg.execute(sql.replace("{s}", self.prefix))
 
     def tables(self) -> set[str]:
         if self.backend == "sqlite":

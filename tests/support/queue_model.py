@@ -46,13 +46,13 @@ RULE_RECLAIM = (
     "messages whose lease has expired (vt <= t)"
 )
 
-# An owner's delete acts on its archived rows too (semantics §7.4, and pgqrs); False would hold
+# An owner's delete acts on its archived rows too (semantics.md §7.4, and pgqrs); False would hold
 # the library to "unarchived messages only".
 DELETE_ARCHIVED = True
 RULE_DELETE = (
-    "delete: owner's message -> row deleted (archived rows too, spec 7.4)"
+    "delete: owner's message -> row deleted (archived rows too, semantics.md §7.4)"
     if DELETE_ARCHIVED
-    else "delete: owner's unarchived message -> row deleted (issue 10; spec 7.4 and the "
+    else "delete: owner's unarchived message -> row deleted (issue 10; semantics.md §7.4 and the "
     "library before it also deleted the owner's archived rows)"
 )
 
@@ -289,9 +289,9 @@ class QueueModel:
     def reclaim(self, older_than: float) -> tuple[list[int], dict[int, Either]]:
         """NEW: the workers stopped, and the messages released.
 
-        A released message has no owner; its `vt` is either left at the end of the lapsed
-        lease or set to now (spec §14 says now; issue 10 does not say): both are visible now,
-        so the model takes whichever the library wrote (the Either pairs returned).
+        A released message has no owner; its `vt` stays at the end of the lapsed lease
+        (semantics.md §9.6, §14), where a forced reclaim would write now: both are visible
+        now, so the model takes whichever the library wrote (the Either pairs returned).
         """
         cutoff = self.now - timedelta(seconds=older_than)
         stale = [

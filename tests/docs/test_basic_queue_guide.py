@@ -9,6 +9,7 @@ each snippet add.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -99,7 +100,9 @@ async def test_handoff_moves_the_next_message_to_b(
     handled: dict[str, list[int]] = {"a": [], "b": []}
     first_done, second_done = asyncio.Event(), asyncio.Event()
 
-    def recorder(name: str, done: asyncio.Event) -> object:
+    def recorder(
+        name: str, done: asyncio.Event
+    ) -> Callable[[list[pgqrs.QueueMessage]], Awaitable[None]]:
         async def handle(msgs: list[pgqrs.QueueMessage]) -> None:
             handled[name].extend(m.id for m in msgs)
             done.set()

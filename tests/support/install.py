@@ -4,7 +4,7 @@ that an installed store works."""
 from __future__ import annotations
 
 import pgqrs
-from tests.conftest import Target
+from tests.support.target import Target
 
 MIGRATION_NAMES = [
     (1, "base_types"),

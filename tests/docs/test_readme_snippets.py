@@ -1,7 +1,8 @@
 """Docs are executable: every Python block of the README runs, as written, as a program.
 
 Sections whose programs work together (a worker beside a producer, a crash and a resume) have
-tests of their own, which also compare what they print: tests/docs/ and test_production_doc.
+tests of their own, which also compare what they print: test_readme_production.py and
+test_readme_workflows.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 OWN_TESTS = {"## Running workers in production", "## Durable workflows"}
 
 
-def blocks() -> list[object]:
+def blocks() -> list[pytest.ParameterSet]:
     found = []
     for heading, body in sections():
         if heading in OWN_TESTS:

@@ -1,8 +1,8 @@
 """Handlers the command-line tests run, in-process and with `pgqrs run` in a real process.
 
-`pgqrs run tests.cli.handlers:NAME` imports this module from the repository root (the working
-directory of the child). What the handlers did is written to files in $PGQRS_TEST_OUT, so the
-parent test waits for events, not for time.
+`pgqrs run tests.support.cli_handlers:NAME` imports this module from the repository root (the
+working directory of the child). What the handlers did is written to files in $PGQRS_TEST_OUT,
+so the parent test waits for events, not for time.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pgqrs
 from pgqrs.decorators import step, workflow
@@ -51,13 +52,13 @@ async def shout(run: pgqrs.Run, name: str) -> str:
 
 
 @workflow(name="greet")
-async def greet(run: pgqrs.Run, who: dict) -> str:
+async def greet(run: pgqrs.Run, who: dict[str, Any]) -> str:
     loud = await shout(run, who["name"])
     return f"hello {loud}"
 
 
 @workflow(name="doomed")
-async def doomed(run: pgqrs.Run, who: dict) -> str:
+async def doomed(run: pgqrs.Run, who: dict[str, Any]) -> str:
     raise RuntimeError("no greeting for you")
 
 

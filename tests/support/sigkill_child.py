@@ -1,7 +1,7 @@
 """Child programs of the SIGKILL storm (tests/faults/test_sigkill_storm.py).
 
-    python -m tests.faults.children_kill drain QUEUE LOG LEASE BATCH WORK_MS
-    python -m tests.faults.children_kill workflow LOG LEASE STEP_MS
+    python -m tests.support.sigkill_child drain QUEUE LOG LEASE BATCH WORK_MS
+    python -m tests.support.sigkill_child workflow LOG LEASE STEP_MS
 
 The database comes from `Target.env()` (tests/support/process.py `child_store`). Each child
 appends JSON lines to its own LOG file, one `os.write` per line or batch of lines (so a SIGKILL

@@ -1,7 +1,7 @@
 """Child programs of the PostgreSQL fault scenarios (tests/faults/test_pg_restart.py).
 
-    python -m tests.faults.children consumer QUEUE DIR LEASE
-    python -m tests.faults.children workflow NAME DIR LEASE
+    python -m tests.support.restart_child consumer QUEUE DIR LEASE
+    python -m tests.support.restart_child workflow NAME DIR LEASE
 
 The database comes from PGQRS_CHILD_DSN / PGQRS_CHILD_SCHEMA (`Target.env()`), the connection
 timeout from PGQRS_CHILD_CONNECT_TIMEOUT. Each child runs `pgqrs.run_worker` until SIGTERM and

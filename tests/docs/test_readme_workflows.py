@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import Target
-from ..support.docs import section
+from tests.support.docs import section
+from tests.support.target import Target
 
 BLOCK = re.compile(r"```(python|text)\n(.*?)```", re.S)
 

@@ -1,0 +1,82 @@
+"""Pure checks run before anything touches storage: every check of a caller's argument, JSON
+encoding, payload rules, names.
+
+No I/O here, so every rule is unit-testable and a rejected call provably writes nothing. One
+module per concern:
+
+    arguments   types, numbers and durations, batch sizes and intervals of arguments
+    names       queue, workflow, worker, step and schema names (semantics.md §6)
+    encoding    JSON text (semantics.md §4)
+    payloads    payload rules and their order (semantics.md §8.1-8.2), payload lists
+
+Checks that need the database (a queue still holding messages, a duplicate worker name) are not
+here: they are made by the statements themselves, in `pgqrs.tables`. The settings of a `Config`
+are checked by its own field table, in `pgqrs.config`.
+"""
+
+from __future__ import annotations
+
+from .arguments import (
+    MAX_DURATION_SECONDS,
+    check_batch_size,
+    check_builder_batch,
+    check_builder_poll_interval,
+    check_builder_seconds,
+    check_iterator_poll_interval,
+    check_lease,
+    check_result_timeout,
+    check_retry_after,
+    check_some_builders,
+    require_callable,
+    require_duration,
+    require_int,
+    require_str,
+    require_type,
+    require_type_or_none,
+)
+from .encoding import decode_json, encode_json
+from .names import (
+    require_workflow_name,
+    validate_queue_name,
+    validate_schema_name,
+    validate_step_name,
+    validate_worker_name,
+)
+from .payloads import (
+    PayloadRules,
+    PayloadSettings,
+    check_payload_list,
+    check_payloads_given,
+    encode_payloads,
+)
+
+__all__ = [
+    "MAX_DURATION_SECONDS",
+    "PayloadRules",
+    "PayloadSettings",
+    "check_batch_size",
+    "check_builder_batch",
+    "check_builder_poll_interval",
+    "check_builder_seconds",
+    "check_iterator_poll_interval",
+    "check_lease",
+    "check_payload_list",
+    "check_payloads_given",
+    "check_result_timeout",
+    "check_retry_after",
+    "check_some_builders",
+    "decode_json",
+    "encode_json",
+    "encode_payloads",
+    "require_callable",
+    "require_duration",
+    "require_int",
+    "require_str",
+    "require_type",
+    "require_type_or_none",
+    "require_workflow_name",
+    "validate_queue_name",
+    "validate_schema_name",
+    "validate_step_name",
+    "validate_worker_name",
+]
