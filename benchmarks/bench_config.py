@@ -21,7 +21,13 @@ SCENARIOS = (
     "backlog_scaling",
     "memory",
     "workflow_memory",
+    "sync_enqueue",
+    "backlog_priority",
+    "enqueue_dedup",
 )
+# Scenarios of this library's own API, which pgqrs 0.15.3 does not have (compare.py runs no
+# reference case for them).
+THIS_ONLY_SCENARIOS = ("sync_enqueue", "backlog_priority", "enqueue_dedup")
 RAW_SCENARIOS = ("enqueue_single", "enqueue_batch", "drain", "backlog_scaling")
 # Turso and S3 run the throughput scenarios only: the others measure the engine, not the
 # backend (e2e_latency, workflow) or need a bulk loader behind the library's back
@@ -55,6 +61,11 @@ FULL: dict[str, Any] = {
     "memory_messages": 100_000,
     "memory_batch": 10,
     "workflow_memory_runs": 20_000,
+    "sync_enqueue": 5_000,
+    "sync_enqueue_round": 250,
+    "enqueue_dedup": 5_000,
+    "enqueue_dedup_round": 250,
+    "enqueue_dedup_batch": 100,
 }
 QUICK: dict[str, Any] = {
     "enqueue_single": 40,
@@ -75,6 +86,11 @@ QUICK: dict[str, Any] = {
     "memory_messages": 400,
     "memory_batch": 10,
     "workflow_memory_runs": 60,
+    "sync_enqueue": 40,
+    "sync_enqueue_round": 10,
+    "enqueue_dedup": 40,
+    "enqueue_dedup_round": 10,
+    "enqueue_dedup_batch": 10,
 }
 # What differs per backend. S3 (Durable mode) uploads the whole database file after every
 # write, so each enqueue and each claim or archive is one upload: 2,000 messages, no B=1 (two
@@ -95,6 +111,8 @@ BACKEND_FULL: dict[str, dict[str, Any]] = {
 BACKEND_QUICK: dict[str, dict[str, Any]] = {"s3": {"drain_consumers": [1]}}
 BACKLOG_CLAIM = 10  # dequeue(batch_size=10) + archive_many per backlog_scaling sample
 BACKLOG_WARMUP = 3  # claims before sampling (cold caches, statement preparation)
+# backlog_priority: the visible rows' priorities cycle through -3..3 (issue 12).
+BACKLOG_PRIORITIES = 7
 
 
 def sizes(

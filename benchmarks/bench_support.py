@@ -165,23 +165,29 @@ def sqlite_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def bulk_load(target: Target, queue_id: int, visible: int, archived: int) -> float:
+def bulk_load(
+    target: Target, queue_id: int, visible: int, archived: int, priorities: int = 0
+) -> float:
     """Insert `archived` archived rows, then `visible` pending ones, in one statement each.
 
     Archived rows are older than the visible ones (they were processed first), as in a real
-    queue. Returns the seconds it took. PostgreSQL then gets VACUUM ANALYZE, which autovacuum
-    would do within a minute of such a load in production; SQLite is left unanalysed, as
-    applications leave it.
+    queue. With `priorities` (this library's migration 11), row g gets priority
+    `g % priorities - priorities // 2`, so priorities are mixed in enqueue order. Returns the
+    seconds it took. PostgreSQL then gets VACUUM ANALYZE, which autovacuum would do within a
+    minute of such a load in production; SQLite is left unanalysed, as applications leave it.
     """
+    column, value = "", ""
+    if priorities:
+        column, value = ", priority", f", g % {priorities} - {priorities // 2}"
     started = time.perf_counter()
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     if target.backend == "postgres":
         stamp = "CAST(%(base)s AS timestamptz) + g * interval '1 microsecond'"
         insert = (
             f"INSERT INTO {target.messages} "
-            "(queue_id, payload, vt, enqueued_at, read_ct, archived_at) "
+            f"(queue_id, payload, vt, enqueued_at, read_ct, archived_at{column}) "
             "SELECT %(q)s, jsonb_build_object('n', g, 'kind', 'bench', 'ref', 'order-' || g), "
-            f"{stamp}, {stamp}, 0, {{archived}} "
+            f"{stamp}, {stamp}, 0, {{archived}}{value.replace('%', '%%')} "
             "FROM generate_series(CAST(%(first)s AS bigint), CAST(%(last)s AS bigint)) AS g"
         )
         with psycopg.connect(target.dsn, autocommit=True) as conn:
@@ -211,9 +217,9 @@ def bulk_load(target: Target, queue_id: int, visible: int, archived: int) -> flo
     insert = (
         "WITH RECURSIVE s(g) AS (SELECT :first UNION ALL SELECT g + 1 FROM s WHERE g < :last) "
         f"INSERT INTO {target.messages} "
-        "(queue_id, payload, vt, enqueued_at, read_ct, archived_at) "
+        f"(queue_id, payload, vt, enqueued_at, read_ct, archived_at{column}) "
         "SELECT :q, json_object('n', g, 'kind', 'bench', 'ref', printf('order-%08d', g)), "
-        f"{stamp}, {stamp}, 0, {{archived}} FROM s"
+        f"{stamp}, {stamp}, 0, {{archived}}{value} FROM s"
     )
     conn = sqlite3.connect(target.path, isolation_level=None, timeout=30)
     try:

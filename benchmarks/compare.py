@@ -112,7 +112,8 @@ class Case:
 
     def impls(self) -> list[str]:
         chosen = ["this"]
-        if self.backend in bench_config.REFERENCE_BACKENDS:
+        reference = self.scenario not in bench_config.THIS_ONLY_SCENARIOS
+        if self.backend in bench_config.REFERENCE_BACKENDS and reference:
             chosen.append("pgqrs")
         if self.raw and self.backend in bench_config.RAW_BACKENDS:
             chosen.append("raw")
@@ -141,9 +142,10 @@ def plan(
                         for b in sizes["drain_batches"]:
                             args = ("--modes", mode, "--consumers", str(c), "--batches", str(b))
                             cases.append(Case(scenario, backend, args, raw=mode == "explicit"))
-            elif scenario == "backlog_scaling":
+            elif scenario in ("backlog_scaling", "backlog_priority"):
+                raw = scenario == "backlog_scaling"
                 for n in sizes["backlog_sizes"]:
-                    cases.append(Case(scenario, backend, ("--sizes", str(n)), raw=True))
+                    cases.append(Case(scenario, backend, ("--sizes", str(n)), raw=raw))
             else:
                 raw = scenario in RAW_SCENARIOS
                 once = scenario in ("memory", "workflow_memory")
@@ -322,6 +324,18 @@ METRICS = {
         "p50 / p95 / p99 ms", lat("p50"), False, (("", lat("p95")), ("", lat("p99")))
     ),
     "backlog_scaling": Metric("claim p50 / p99 ms", lat("p50"), False, (("", lat("p99")),)),
+    "backlog_priority": Metric("claim p50 / p99 ms", lat("p50"), False, (("", lat("p99")),)),
+    "enqueue_dedup": Metric(
+        "keyed msgs/s / plain msgs/s / keyed÷plain time (single, batch, duplicates)",
+        throughput,
+        True,
+        (
+            ("", field_of("plain_msgs_per_s")),
+            ("", field_of("keyed_over_plain")),
+            ("", field_of("batch_keyed_over_plain")),
+            ("", field_of("duplicate_over_plain")),
+        ),
+    ),
     "memory": Metric(
         "peak RSS MiB / slope MiB per 100k",
         field_of("rss_peak_mib"),
@@ -334,7 +348,14 @@ METRICS = {
         False,
         (("", field_of("rss_slope_mib_per_100k")),),
     ),
+    "sync_enqueue": Metric(
+        "sync msgs/s / async msgs/s / sync÷async time",
+        throughput,
+        True,
+        (("", field_of("async_msgs_per_s")), ("", field_of("sync_over_async"))),
+    ),
 }
+SYNC_COST_LIMIT = 1.3  # issue 12: a blocking enqueue costs at most 1.3x an awaited one
 
 
 def fmt(value: float | None) -> str:
@@ -363,6 +384,13 @@ def _show_params(scenario: str, params: dict[str, Any]) -> str:
         return f"{params['mode']}, C={params['consumers']} B={params['batch']}"
     if scenario == "backlog_scaling":
         return f"{params['visible']:,} visible + {params['archived']:,} archived"
+    if scenario == "backlog_priority":
+        return (
+            f"{params['visible']:,} visible ({params['priorities']} priorities) "
+            f"+ {params['archived']:,} archived"
+        )
+    if scenario == "enqueue_dedup":
+        return f"new keys vs none, rounds of {params['round']}, batches of {params['batch']}"
     if scenario == "e2e_latency":
         return f"{params['rate']}/s for {params['seconds']:g} s, separate stores"
     if scenario == "workflow":
@@ -373,6 +401,8 @@ def _show_params(scenario: str, params: dict[str, Any]) -> str:
         return f"poll loop, B={params['batch']}"
     if scenario == "workflow_memory":
         return "handle_workflow, 3 steps"
+    if scenario == "sync_enqueue":
+        return f"pgqrs.sync vs async, alternating rounds of {params['round']}"
     return ""
 
 
@@ -440,7 +470,7 @@ def _backend_order(backend: str) -> int:
 def _param_order(scenario: str, params: dict[str, Any]) -> tuple[Any, ...]:
     if scenario == "drain":
         return (params["mode"] != "explicit", params["consumers"], params["batch"])
-    if scenario == "backlog_scaling":
+    if scenario in ("backlog_scaling", "backlog_priority"):
         return (params["visible"],)
     return ()
 
@@ -521,26 +551,26 @@ def targets(
             )
         )
     out.append(_ratio_target(table, "workflow runs/s", 3.0, "pgqrs", "workflow"))
-    backlog = sorted(
-        (r for r in table if r["scenario"] == "backlog_scaling" and r["backend"] == "postgres"),
-        key=lambda r: r["params"]["visible"],
-    )
-    small = backlog[0]["values"].get("this") if backlog else None
-    large = backlog[-1]["values"].get("this") if backlog else None
-    if len(backlog) < 2 or not small or not large:
-        out.append(
-            ("backlog_scaling", "p50 at largest <= 1.5x p50 at smallest", "not measured", None)
+    # backlog_priority (issue 12): the same target with mixed priorities.
+    for scenario in ("backlog_scaling", "backlog_priority"):
+        backlog = sorted(
+            (r for r in table if r["scenario"] == scenario and r["backend"] == "postgres"),
+            key=lambda r: r["params"]["visible"],
         )
-    else:
-        lo, hi = backlog[0]["params"]["visible"], backlog[-1]["params"]["visible"]
-        out.append(
-            (
-                "backlog_scaling",
-                f"claim p50 at {hi:,} <= 1.5x p50 at {lo:,}",
-                f"{large:.2f} ms / {small:.2f} ms = {large / small:.2f}x",
-                large / small <= 1.5,
+        small = backlog[0]["values"].get("this") if backlog else None
+        large = backlog[-1]["values"].get("this") if backlog else None
+        if len(backlog) < 2 or not small or not large:
+            out.append((scenario, "p50 at largest <= 1.5x p50 at smallest", "not measured", None))
+        else:
+            lo, hi = backlog[0]["params"]["visible"], backlog[-1]["params"]["visible"]
+            out.append(
+                (
+                    scenario,
+                    f"claim p50 at {hi:,} <= 1.5x p50 at {lo:,}",
+                    f"{large:.2f} ms / {small:.2f} ms = {large / small:.2f}x",
+                    large / small <= 1.5,
+                )
             )
-        )
     for mode in ("explicit", "poll"):
         out.append(
             _ratio_target(
@@ -553,6 +583,21 @@ def targets(
                 consumers=1,
                 batch=100,
                 mode=mode,
+            )
+        )
+    for backend in ("postgres", "sqlite"):
+        sync_row = _row(table, "sync_enqueue", backend)
+        sync_cell = None
+        if sync_row is not None:
+            key = params_key("sync_enqueue", sync_row["params"])
+            sync_cell = cells.get(("sync_enqueue", backend, key, "this"))
+        cost = None if sync_cell is None else sync_cell.median(field_of("sync_over_async"))
+        out.append(
+            (
+                f"sync enqueue_single, {backend} (issue 12)",
+                f"<= {SYNC_COST_LIMIT:g}x the async time",
+                "not measured" if cost is None else f"{cost:.2f}x",
+                None if cost is None else cost <= SYNC_COST_LIMIT,
             )
         )
     memory = _row(table, "memory", "postgres")

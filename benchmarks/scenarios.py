@@ -522,6 +522,194 @@ async def workflow_memory(target: Target, s: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+async def sync_enqueue(target: Target, s: dict[str, Any]) -> dict[str, Any]:
+    """Single-message enqueues through the blocking API (`pgqrs.sync`, issue 12) against the
+    same enqueues awaited, side by side in one process on one database: an async store and a
+    sync store, rounds of `sync_enqueue_round` messages alternating between the two (which
+    goes first alternates too), so both meet the same load and the same table. The line's
+    msgs/s and latencies are the sync side's; `async_msgs_per_s` and `sync_over_async` (sync
+    time over async time; target <= 1.3) compare. This library only: pgqrs 0.15.3 has no
+    blocking API. The sync calls block this loop's thread, which is how a sync program's
+    thread waits."""
+    import pgqrs.sync  # this library's module, absent from pgqrs 0.15.3
+
+    count, size = s["sync_enqueue"], s["sync_enqueue_round"]
+    timed: dict[str, float] = {"sync": 0.0, "async": 0.0}
+    latencies: dict[str, list[float]] = {"sync": [], "async": []}
+    async with installed(target) as store:
+        await store.queue(QUEUE)
+        producer = await store.producer(QUEUE)
+        blocking = pgqrs.sync.connect_with(config(target))
+        try:
+            sync_producer = blocking.producer(QUEUE)
+
+            async def round_of(side: str, first: int, n: int) -> None:
+                started = time.perf_counter()
+                for i in range(first, first + n):
+                    t0 = time.perf_counter()
+                    if side == "sync":
+                        sync_producer.enqueue(bench_config.payload(i))
+                    else:
+                        await producer.enqueue(bench_config.payload(i))
+                    latencies[side].append(time.perf_counter() - t0)
+                timed[side] += time.perf_counter() - started
+
+            for turn, first in enumerate(range(0, count, size)):
+                n = min(size, count - first)
+                order = ("async", "sync") if turn % 2 == 0 else ("sync", "async")
+                for side in order:
+                    await round_of(side, first, n)
+            sync_producer.shutdown()
+        finally:
+            blocking.close()
+        if await (await store.get_messages()).count() != 2 * count:
+            raise RuntimeError("not every message was stored")
+    return support.result(
+        "sync_enqueue",
+        IMPL,
+        target.backend,
+        {"messages": count, "round": size},
+        count,
+        timed["sync"],
+        latencies=latencies["sync"],
+        async_msgs_per_s=round(count / timed["async"], 1),
+        async_latency_ms=support.latency_ms(latencies["async"]),
+        sync_over_async=round(timed["sync"] / timed["async"], 3),
+    )
+
+
+async def backlog_priority(target: Target, s: dict[str, Any], size: int) -> dict[str, Any]:
+    """backlog_scaling with mixed priorities (issue 12): `size` visible messages whose
+    priorities cycle through -3..3 in enqueue order, and `size` archived ones. Each sample is
+    one dequeue(batch_size=10) + archive_many; claims must come in claim order (priority
+    descending, then oldest first), which is checked. This library only: pgqrs 0.15.3 has no
+    priorities."""
+    samples, budget = s["backlog_samples"], s["backlog_budget_s"]
+    kinds = bench_config.BACKLOG_PRIORITIES
+    async with installed(target) as store:
+        queue = await store.queue(QUEUE)
+        load_s = support.bulk_load(
+            target, int(queue.id), visible=size, archived=size, priorities=kinds
+        )
+        consumer = await store.consumer(QUEUE)
+        latencies: list[float] = []
+        last = (kinds, 0)  # (priority, row number) of the last message claimed
+
+        async def claim() -> float:
+            nonlocal last
+            t0 = time.perf_counter()
+            messages = await consumer.dequeue(bench_config.BACKLOG_CLAIM)
+            oks = await consumer.archive_many([m.id for m in messages])
+            took = time.perf_counter() - t0
+            if len(messages) != bench_config.BACKLOG_CLAIM or not all(oks):
+                raise RuntimeError(f"claimed {len(messages)} of {bench_config.BACKLOG_CLAIM}")
+            for m in messages:  # priority = n % kinds - kinds // 2, higher first, then by n
+                n = int(m.payload["n"])
+                here = (n % kinds - kinds // 2, n)
+                if (-here[0], here[1]) <= (-last[0], last[1]):
+                    raise RuntimeError(f"claim order broken: {here} after {last}")
+                last = here
+            return took
+
+        for _ in range(bench_config.BACKLOG_WARMUP):
+            await claim()
+        started = time.perf_counter()
+        while len(latencies) < samples:
+            latencies.append(await claim())
+            if time.perf_counter() - started > budget and len(latencies) >= min(20, samples):
+                break
+        elapsed = time.perf_counter() - started
+    return support.result(
+        "backlog_priority",
+        IMPL,
+        target.backend,
+        {"visible": size, "archived": size, "priorities": kinds},
+        len(latencies) * bench_config.BACKLOG_CLAIM,
+        elapsed,
+        latencies=latencies,
+        samples=len(latencies),
+        load_seconds=round(load_s, 1),
+    )
+
+
+async def enqueue_dedup(target: Target, s: dict[str, Any]) -> dict[str, Any]:
+    """Enqueues with deduplication keys against the same enqueues without (issue 12), side by
+    side in one process on one queue: rounds of `enqueue_dedup_round` single enqueues
+    alternating between plain and keyed (a new key each), then the same for batches of
+    `enqueue_dedup_batch`, then every key enqueued again (all duplicates: nothing written). The
+    line's msgs/s and latencies are the keyed single enqueues'; `plain_msgs_per_s`,
+    `keyed_over_plain` (time ratio, single), `batch_keyed_over_plain` and
+    `duplicate_over_plain` compare. This library only: pgqrs 0.15.3 has no keys."""
+    count, size, batch = s["enqueue_dedup"], s["enqueue_dedup_round"], s["enqueue_dedup_batch"]
+    timed: dict[str, float] = dict.fromkeys(
+        ("plain", "keyed", "plain_batch", "keyed_batch", "duplicate"), 0.0
+    )
+    latencies: list[float] = []
+    async with installed(target) as store:
+        await store.queue(QUEUE)
+        producer = await store.producer(QUEUE)
+
+        async def single(side: str, first: int, n: int) -> None:
+            started = time.perf_counter()
+            for i in range(first, first + n):
+                if side == "plain":
+                    await producer.enqueue(bench_config.payload(i))
+                else:
+                    t0 = time.perf_counter()
+                    found = await producer.enqueue(bench_config.payload(i), dedup_key=f"k{i}")
+                    latencies.append(time.perf_counter() - t0)
+                    if side == "keyed" and found.duplicate:
+                        raise RuntimeError(f"key k{i} was new, not a duplicate")
+                    if side == "duplicate" and not found.duplicate:
+                        raise RuntimeError(f"key k{i} was enqueued twice")
+            timed[side] += time.perf_counter() - started
+
+        async def batches(side: str, first: int, n: int) -> None:
+            started = time.perf_counter()
+            for lo in range(first, first + n, batch):
+                hi = min(lo + batch, first + n)
+                payloads = [bench_config.payload(i) for i in range(lo, hi)]
+                if side == "plain_batch":
+                    await producer.enqueue_batch(payloads)
+                else:
+                    keys = [f"b{i}" for i in range(lo, hi)]
+                    found = await producer.enqueue_batch(payloads, dedup_keys=keys)
+                    if any(i.duplicate for i in found):
+                        raise RuntimeError("a new key was answered as a duplicate")
+            timed[side] += time.perf_counter() - started
+
+        for turn, first in enumerate(range(0, count, size)):
+            n = min(size, count - first)
+            order = ("plain", "keyed") if turn % 2 == 0 else ("keyed", "plain")
+            for side in order:
+                await single(side, first, n)
+        keyed_latencies = list(latencies)
+        for turn, first in enumerate(range(0, count, size * batch // 10)):
+            n = min(size * batch // 10, count - first)
+            order = (
+                ("plain_batch", "keyed_batch") if turn % 2 == 0 else ("keyed_batch", "plain_batch")
+            )
+            for side in order:
+                await batches(side, first, n)
+        await single("duplicate", 0, count)
+        stored = await (await store.get_messages()).count()
+        if stored != 4 * count:
+            raise RuntimeError(f"{stored} messages stored, not {4 * count}")
+    return support.result(
+        "enqueue_dedup",
+        IMPL,
+        target.backend,
+        {"messages": count, "round": size, "batch": batch},
+        count,
+        timed["keyed"],
+        latencies=keyed_latencies,
+        plain_msgs_per_s=round(count / timed["plain"], 1),
+        keyed_over_plain=round(timed["keyed"] / timed["plain"], 3),
+        batch_keyed_over_plain=round(timed["keyed_batch"] / timed["plain_batch"], 3),
+        duplicate_over_plain=round(timed["duplicate"] / timed["plain"], 3),
+    )
+
+
 SCENARIOS = bench_config.SCENARIOS
 
 
@@ -544,10 +732,16 @@ def cases(scenario: str, s: dict[str, Any]) -> list[Callable[[Target], Any]]:
         return [lambda t: workflow_runs(t, s)]
     if scenario == "backlog_scaling":
         return [lambda t, n=n: backlog_scaling(t, s, n) for n in s["backlog_sizes"]]
+    if scenario == "backlog_priority":
+        return [lambda t, n=n: backlog_priority(t, s, n) for n in s["backlog_sizes"]]
+    if scenario == "enqueue_dedup":
+        return [lambda t: enqueue_dedup(t, s)]
     if scenario == "memory":
         return [lambda t: memory(t, s)]
     if scenario == "workflow_memory":
         return [lambda t: workflow_memory(t, s)]
+    if scenario == "sync_enqueue":
+        return [lambda t: sync_enqueue(t, s)]
     raise ValueError(f"unknown scenario {scenario!r}")
 
 
@@ -560,6 +754,9 @@ async def main(argv: list[str] | None = None) -> None:
         for scenario in args.scenario:
             if not bench_config.runs_on(scenario, backend):
                 print(f"skipped: {scenario} does not run on {backend}", file=sys.stderr)
+                continue
+            if REFERENCE and scenario in bench_config.THIS_ONLY_SCENARIOS:
+                print(f"skipped: {IMPL_VERSION} has no {scenario} API", file=sys.stderr)
                 continue
             for case in cases(scenario, args.sizes(backend)):
                 with support.fresh_target(backend, args.dsn) as target:

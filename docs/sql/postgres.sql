@@ -7,28 +7,58 @@
 -- statement only Postgres runs); the others are the shared statements, spelled for psycopg.
 
 -- QUEUE_INSERT
-INSERT INTO "public".pgqrs_queues (queue_name, created_at, max_read_ct)
-VALUES (%(name)s, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(max_read_ct)s) RETURNING id,
-                                                                                                            queue_name,
-                                                                                                            created_at;
+INSERT INTO "public".pgqrs_queues (queue_name, created_at, max_read_ct, max_payload_size_bytes, max_string_length, max_object_depth)
+VALUES (%(name)s, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(max_read_ct)s, %(max_payload_size_bytes)s, %(max_string_length)s, %(max_object_depth)s) RETURNING id,
+                                                                                                                                                                                     queue_name,
+                                                                                                                                                                                     created_at;
 
 -- QUEUE_INSERT_IF_ABSENT
-INSERT INTO "public".pgqrs_queues (queue_name, created_at, max_read_ct)
-VALUES (%(name)s, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(max_read_ct)s) ON CONFLICT (queue_name) DO NOTHING RETURNING id,
-                                                                                                                                                queue_name,
-                                                                                                                                                created_at;
+INSERT INTO "public".pgqrs_queues (queue_name, created_at, max_read_ct, max_payload_size_bytes, max_string_length, max_object_depth)
+VALUES (%(name)s, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(max_read_ct)s, %(max_payload_size_bytes)s, %(max_string_length)s, %(max_object_depth)s) ON CONFLICT (queue_name) DO NOTHING RETURNING id,
+                                                                                                                                                                                                                         queue_name,
+                                                                                                                                                                                                                         created_at;
 
 -- QUEUE_SETTINGS
 SELECT queue_name,
-       max_read_ct
+       max_read_ct,
+       max_payload_size_bytes,
+       max_string_length,
+       max_object_depth
 FROM "public".pgqrs_queues
 WHERE id = %(id)s;
 
--- QUEUE_SET_MAX_READ_CT
+-- QUEUE_SETTINGS_BY_NAME
+SELECT queue_name,
+       max_read_ct,
+       max_payload_size_bytes,
+       max_string_length,
+       max_object_depth
+FROM "public".pgqrs_queues
+WHERE queue_name = %(name)s;
+
+-- QUEUE_UPDATE_SETTINGS
 UPDATE "public".pgqrs_queues
-SET max_read_ct = %(max_read_ct)s
+SET max_read_ct = CASE
+                      WHEN %(set_max_read_ct)s = 1 THEN %(max_read_ct)s
+                      ELSE max_read_ct
+                  END,
+                  max_payload_size_bytes = CASE
+                                               WHEN %(set_max_payload_size_bytes)s = 1 THEN %(max_payload_size_bytes)s
+                                               ELSE max_payload_size_bytes
+                                           END,
+                                           max_string_length = CASE
+                                                                   WHEN %(set_max_string_length)s = 1 THEN %(max_string_length)s
+                                                                   ELSE max_string_length
+                                                               END,
+                                                               max_object_depth = CASE
+                                                                                      WHEN %(set_max_object_depth)s = 1 THEN %(max_object_depth)s
+                                                                                      ELSE max_object_depth
+                                                                                  END
 WHERE id = %(id)s RETURNING queue_name,
-                            max_read_ct;
+                            max_read_ct,
+                            max_payload_size_bytes,
+                            max_string_length,
+                            max_object_depth;
 
 -- QUEUE_BY_NAME
 SELECT id,
@@ -248,13 +278,14 @@ WHERE consumer_worker_id = %(id)s
 
 -- MSG_INSERT  [postgres]
 WITH ins AS
-    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id)
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority)
      VALUES (%(queue_id)s,
              %(payload)s,
              "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
              COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
              0,
-             %(worker_id)s) RETURNING id)
+             %(worker_id)s,
+             %(priority)s) RETURNING id)
 SELECT ins.id
 FROM ins,
 
@@ -262,12 +293,13 @@ FROM ins,
 
 -- MSG_INSERT_BATCH  [postgres]
 WITH ins AS
-    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id) SELECT %(queue_id)s,
-                                                                                                                  e.value,
-                                                                                                                  "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
-                                                                                                                  COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
-                                                                                                                  0,
-                                                                                                                  %(worker_id)s
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority) SELECT %(queue_id)s,
+                                                                                                                            e.value,
+                                                                                                                            "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
+                                                                                                                            COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                            0,
+                                                                                                                            %(worker_id)s,
+                                                                                                                            %(priority)s
      FROM jsonb_array_elements(CAST(%(payloads)s AS jsonb)) WITH
      ORDINALITY AS e(value, ord)
      ORDER BY e.ord RETURNING id)
@@ -275,6 +307,247 @@ SELECT ins.id
 FROM ins,
 
     (SELECT pg_notify('pgqrs.public', CAST(%(queue_id)s AS text))) AS notified;
+
+-- MSG_INSERT_KEYED  [postgres]
+WITH locked AS MATERIALIZED
+    (SELECT count(pg_advisory_xact_lock(hashtext(current_schema() || '.' || CAST(%(queue_id)s AS text)), hashtext(k))) AS n
+     FROM
+         (SELECT DISTINCT k
+          FROM unnest(CAST(%(key_list)s AS text[])) AS u(k)
+          ORDER BY k) AS keys), input AS
+    (SELECT e.ord,
+            e.value AS payload,
+            k.value AS dedup_key,
+            row_number() OVER (PARTITION BY k.value
+                               ORDER BY e.ord) AS nth
+     FROM jsonb_array_elements(CAST(%(payloads)s AS jsonb)) WITH
+     ORDINALITY AS e(value, ord)
+     JOIN jsonb_array_elements_text(CAST(%(keys)s AS jsonb)) WITH
+     ORDINALITY AS k(value, ord) ON k.ord = e.ord), held AS
+    (SELECT x.id,
+            u.k AS dedup_key,
+            0,
+            x.archived
+     FROM unnest(CAST(%(key_list)s AS text[])) AS u(k)
+     CROSS JOIN LATERAL
+         (SELECT h.id,
+                 0 AS archived
+          FROM "public".pgqrs_messages h
+          WHERE h.queue_id = %(queue_id)s
+              AND h.dedup_key = u.k
+              AND h.archived_at IS NULL
+          UNION ALL SELECT h.id,
+                           1
+          FROM "public".pgqrs_messages h
+          WHERE h.queue_id = %(queue_id)s
+              AND h.dedup_key = u.k
+              AND h.archived_at IS NOT NULL
+              AND h.cancelled_at IS NULL
+              AND "public".pgqrs_add_seconds(h.archived_at, %(window)s) > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) AS x),
+                                                    ins AS
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, dedup_key) SELECT %(queue_id)s,
+                                                                                                                                       i.payload,
+                                                                                                                                       "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
+                                                                                                                                       COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                                       0,
+                                                                                                                                       %(worker_id)s,
+                                                                                                                                       %(priority)s,
+                                                                                                                                       i.dedup_key
+     FROM input i
+     CROSS JOIN locked
+     WHERE i.dedup_key IS NULL
+         OR (i.nth = 1
+             AND NOT EXISTS
+                 (SELECT 1
+                  FROM held
+                  WHERE held.dedup_key = i.dedup_key))
+     ORDER BY i.ord ON CONFLICT (queue_id,
+                                 dedup_key)
+     WHERE archived_at IS NULL
+         AND dedup_key IS NOT NULL DO NOTHING RETURNING id,
+                                                        dedup_key)
+SELECT ins.id,
+       ins.dedup_key,
+       1,
+       0
+FROM ins,
+
+    (SELECT pg_notify('pgqrs.public', CAST(%(queue_id)s AS text))) AS notified
+UNION ALL
+SELECT *
+FROM held;
+
+-- MSG_INSERT_KEYED_WINDOW (1 of 2)  [postgres]
+WITH locked AS MATERIALIZED
+    (SELECT count(pg_advisory_xact_lock(hashtext(current_schema() || '.' || CAST(%(queue_id)s AS text)), hashtext(k))) AS n
+     FROM
+         (SELECT DISTINCT k
+          FROM unnest(CAST(%(key_list)s AS text[])) AS u(k)
+          ORDER BY k) AS keys)
+SELECT NULL,
+       NULL,
+       NULL,
+       NULL
+FROM locked
+WHERE locked.n < 0;
+
+-- MSG_INSERT_KEYED_WINDOW (2 of 2)  [postgres]
+WITH locked AS MATERIALIZED
+    (SELECT count(pg_advisory_xact_lock(hashtext(current_schema() || '.' || CAST(%(queue_id)s AS text)), hashtext(k))) AS n
+     FROM
+         (SELECT DISTINCT k
+          FROM unnest(CAST(%(key_list)s AS text[])) AS u(k)
+          ORDER BY k) AS keys), input AS
+    (SELECT e.ord,
+            e.value AS payload,
+            k.value AS dedup_key,
+            row_number() OVER (PARTITION BY k.value
+                               ORDER BY e.ord) AS nth
+     FROM jsonb_array_elements(CAST(%(payloads)s AS jsonb)) WITH
+     ORDINALITY AS e(value, ord)
+     JOIN jsonb_array_elements_text(CAST(%(keys)s AS jsonb)) WITH
+     ORDINALITY AS k(value, ord) ON k.ord = e.ord), held AS
+    (SELECT x.id,
+            u.k AS dedup_key,
+            0,
+            x.archived
+     FROM unnest(CAST(%(key_list)s AS text[])) AS u(k)
+     CROSS JOIN LATERAL
+         (SELECT h.id,
+                 0 AS archived
+          FROM "public".pgqrs_messages h
+          WHERE h.queue_id = %(queue_id)s
+              AND h.dedup_key = u.k
+              AND h.archived_at IS NULL
+          UNION ALL SELECT h.id,
+                           1
+          FROM "public".pgqrs_messages h
+          WHERE h.queue_id = %(queue_id)s
+              AND h.dedup_key = u.k
+              AND h.archived_at IS NOT NULL
+              AND h.cancelled_at IS NULL
+              AND "public".pgqrs_add_seconds(h.archived_at, %(window)s) > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) AS x),
+                                                    ins AS
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, dedup_key) SELECT %(queue_id)s,
+                                                                                                                                       i.payload,
+                                                                                                                                       "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
+                                                                                                                                       COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                                       0,
+                                                                                                                                       %(worker_id)s,
+                                                                                                                                       %(priority)s,
+                                                                                                                                       i.dedup_key
+     FROM input i
+     CROSS JOIN locked
+     WHERE i.dedup_key IS NULL
+         OR (i.nth = 1
+             AND NOT EXISTS
+                 (SELECT 1
+                  FROM held
+                  WHERE held.dedup_key = i.dedup_key))
+     ORDER BY i.ord ON CONFLICT (queue_id,
+                                 dedup_key)
+     WHERE archived_at IS NULL
+         AND dedup_key IS NOT NULL DO NOTHING RETURNING id,
+                                                        dedup_key)
+SELECT ins.id,
+       ins.dedup_key,
+       1,
+       0
+FROM ins,
+
+    (SELECT pg_notify('pgqrs.public', CAST(%(queue_id)s AS text))) AS notified
+UNION ALL
+SELECT *
+FROM held;
+
+-- MSG_KEY_HOLDERS
+SELECT h.id,
+       h.dedup_key,
+       0,
+       CASE
+           WHEN h.archived_at IS NULL THEN 0
+           ELSE 1
+       END
+FROM "public".pgqrs_messages h
+WHERE h.queue_id = %(queue_id)s
+    AND h.dedup_key = ANY(%(key_list)s)
+    AND h.cancelled_at IS NULL;
+
+-- MSG_CANCEL
+UPDATE "public".pgqrs_messages
+SET archived_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+    cancelled_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+WHERE queue_id = %(queue_id)s
+    AND id = %(id)s
+    AND archived_at IS NULL
+    AND (consumer_worker_id IS NULL
+         OR vt IS NULL
+         OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+    AND NOT EXISTS
+        (SELECT 1
+         FROM "public".pgqrs_workflow_runs r
+         WHERE r.message_id = "public".pgqrs_messages.id) RETURNING id;
+
+-- MSG_CANCEL_KEY
+UPDATE "public".pgqrs_messages
+SET archived_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+    cancelled_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+WHERE queue_id = %(queue_id)s
+    AND dedup_key = %(key)s
+    AND archived_at IS NULL
+    AND (consumer_worker_id IS NULL
+         OR vt IS NULL
+         OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+    AND NOT EXISTS
+        (SELECT 1
+         FROM "public".pgqrs_workflow_runs r
+         WHERE r.message_id = "public".pgqrs_messages.id) RETURNING id;
+
+-- MSG_CANCEL_STATE
+SELECT m.id,
+       m.archived_at,
+       m.cancelled_at,
+       CASE
+           WHEN m.consumer_worker_id IS NOT NULL
+                AND m.vt IS NOT NULL
+                AND m.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()) THEN 1
+           ELSE 0
+       END,
+       m.consumer_worker_id,
+       m.vt,
+    (SELECT r.id
+     FROM "public".pgqrs_workflow_runs r
+     WHERE r.message_id = m.id)
+FROM "public".pgqrs_messages m
+WHERE m.queue_id = %(queue_id)s
+    AND m.id = %(id)s;
+
+-- MSG_CANCEL_KEY_STATE
+SELECT m.id,
+       m.archived_at,
+       m.cancelled_at,
+       CASE
+           WHEN m.consumer_worker_id IS NOT NULL
+                AND m.vt IS NOT NULL
+                AND m.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()) THEN 1
+           ELSE 0
+       END,
+       m.consumer_worker_id,
+       m.vt,
+    (SELECT r.id
+     FROM "public".pgqrs_workflow_runs r
+     WHERE r.message_id = m.id)
+FROM "public".pgqrs_messages m
+WHERE m.queue_id = %(queue_id)s
+    AND m.dedup_key = %(key)s
+    AND m.archived_at IS NULL;
+
+-- MSG_OPTIONS
+SELECT priority,
+       dedup_key,
+       cancelled_at
+FROM "public".pgqrs_messages
+WHERE id = %(id)s;
 
 -- MSG_CLAIM  [postgres]
 WITH picked AS
@@ -295,7 +568,8 @@ WITH picked AS
                   AND w.fence = %(fence)s
                   AND w.status <> 'suspended')
          AND NOT (id = ANY(%(ids)s))
-     ORDER BY enqueued_at,
+     ORDER BY priority DESC,
+              enqueued_at,
               id
      LIMIT %(limit)s
      FOR UPDATE SKIP LOCKED)
@@ -314,7 +588,8 @@ WHERE m.id = picked.id RETURNING m.id,
                                  m.dequeued_at,
                                  m.producer_worker_id,
                                  m.consumer_worker_id,
-                                 m.archived_at;
+                                 m.archived_at,
+                                 m.priority;
 
 -- MSG_ARCHIVE
 UPDATE "public".pgqrs_messages
@@ -358,7 +633,8 @@ WITH archived AS
                   AND w.fence = %(fence)s
                   AND w.status = 'polling')
          AND NOT (id = ANY(%(ids)s))
-     ORDER BY enqueued_at,
+     ORDER BY priority DESC,
+              enqueued_at,
               id
      LIMIT %(limit)s
      FOR UPDATE SKIP LOCKED)
@@ -377,7 +653,8 @@ WHERE m.id = picked.id RETURNING m.id,
                                  m.dequeued_at,
                                  m.producer_worker_id,
                                  m.consumer_worker_id,
-                                 m.archived_at;
+                                 m.archived_at,
+                                 m.priority;
 
 -- MSG_DELETE
 DELETE
@@ -494,7 +771,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM "public".pgqrs_messages
 WHERE id = %(id)s;
 
@@ -513,7 +791,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM "public".pgqrs_messages
 WHERE queue_id = %(queue_id)s
     AND archived_at IS NOT NULL
@@ -530,7 +809,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM "public".pgqrs_messages
 WHERE queue_id = %(queue_id)s
     AND archived_at IS NULL
@@ -547,7 +827,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM "public".pgqrs_messages
 WHERE queue_id = %(queue_id)s
     AND archived_at IS NULL
@@ -566,7 +847,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM "public".pgqrs_messages
 WHERE queue_id = %(queue_id)s
     AND archived_at IS NOT NULL
@@ -1395,7 +1677,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM "public".pgqrs_messages
 WHERE COALESCE(read_ct, 0) >= COALESCE(
                                            (SELECT mq.max_read_ct
@@ -1416,7 +1699,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM "public".pgqrs_messages
 WHERE queue_id = %(queue_id)s
     AND COALESCE(read_ct, 0) >= COALESCE(
@@ -1453,7 +1737,8 @@ WHERE id = %(id)s
                                                                                                       dequeued_at,
                                                                                                       producer_worker_id,
                                                                                                       consumer_worker_id,
-                                                                                                      archived_at;
+                                                                                                      archived_at,
+                                                                                                      priority;
 
 -- WORKER_DELETE_STOPPED
 DELETE
@@ -1515,7 +1800,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM "public".pgqrs_messages
 WHERE consumer_worker_id = %(id)s
     AND archived_at IS NULL

@@ -7,28 +7,58 @@
 -- own statement, or SQLite's text rewritten by Turso's spelling step.
 
 -- QUEUE_INSERT
-INSERT INTO pgqrs_queues (queue_name, created_at, max_read_ct)
-VALUES (:name, :now, :max_read_ct) RETURNING id,
-                                             queue_name,
-                                             created_at;
+INSERT INTO pgqrs_queues (queue_name, created_at, max_read_ct, max_payload_size_bytes, max_string_length, max_object_depth)
+VALUES (:name, :now, :max_read_ct, :max_payload_size_bytes, :max_string_length, :max_object_depth) RETURNING id,
+                                                                                                             queue_name,
+                                                                                                             created_at;
 
 -- QUEUE_INSERT_IF_ABSENT
-INSERT INTO pgqrs_queues (queue_name, created_at, max_read_ct)
-VALUES (:name, :now, :max_read_ct) ON CONFLICT (queue_name) DO NOTHING RETURNING id,
-                                                                                 queue_name,
-                                                                                 created_at;
+INSERT INTO pgqrs_queues (queue_name, created_at, max_read_ct, max_payload_size_bytes, max_string_length, max_object_depth)
+VALUES (:name, :now, :max_read_ct, :max_payload_size_bytes, :max_string_length, :max_object_depth) ON CONFLICT (queue_name) DO NOTHING RETURNING id,
+                                                                                                                                                 queue_name,
+                                                                                                                                                 created_at;
 
 -- QUEUE_SETTINGS  [read]
 SELECT queue_name,
-       max_read_ct
+       max_read_ct,
+       max_payload_size_bytes,
+       max_string_length,
+       max_object_depth
 FROM pgqrs_queues
 WHERE id = :id;
 
--- QUEUE_SET_MAX_READ_CT
+-- QUEUE_SETTINGS_BY_NAME  [read]
+SELECT queue_name,
+       max_read_ct,
+       max_payload_size_bytes,
+       max_string_length,
+       max_object_depth
+FROM pgqrs_queues
+WHERE queue_name = :name;
+
+-- QUEUE_UPDATE_SETTINGS
 UPDATE pgqrs_queues
-SET max_read_ct = :max_read_ct
+SET max_read_ct = CASE
+                      WHEN :set_max_read_ct = 1 THEN :max_read_ct
+                      ELSE max_read_ct
+                  END,
+                  max_payload_size_bytes = CASE
+                                               WHEN :set_max_payload_size_bytes = 1 THEN :max_payload_size_bytes
+                                               ELSE max_payload_size_bytes
+                                           END,
+                                           max_string_length = CASE
+                                                                   WHEN :set_max_string_length = 1 THEN :max_string_length
+                                                                   ELSE max_string_length
+                                                               END,
+                                                               max_object_depth = CASE
+                                                                                      WHEN :set_max_object_depth = 1 THEN :max_object_depth
+                                                                                      ELSE max_object_depth
+                                                                                  END
 WHERE id = :id RETURNING queue_name,
-                         max_read_ct;
+                         max_read_ct,
+                         max_payload_size_bytes,
+                         max_string_length,
+                         max_object_depth;
 
 -- QUEUE_BY_NAME  [read]
 SELECT id,
@@ -253,11 +283,11 @@ WHERE consumer_worker_id = :id
     AND archived_at IS NULL;
 
 -- MSG_INSERT  [turso]
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id)
-VALUES (:queue_id, :payload, (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000) FROM (SELECT unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER) + CAST(round(s * 1000000) AS INTEGER) AS t FROM (SELECT (:now) AS b, (:delay) AS s))), :now, 0, :worker_id) RETURNING id;
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority)
+VALUES (:queue_id, :payload, (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000) FROM (SELECT unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER) + CAST(round(s * 1000000) AS INTEGER) AS t FROM (SELECT (:now) AS b, (:delay) AS s))), :now, 0, :worker_id, :priority) RETURNING id;
 
 -- MSG_INSERT_BATCH  [turso]
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id)
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority)
 SELECT :queue_id,
        value,
     (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000)
@@ -267,9 +297,285 @@ SELECT :queue_id,
               (SELECT (:now) AS b,
                       (:delay) AS s))), :now,
                                         0,
-                                        :worker_id
+                                        :worker_id,
+                                        :priority
 FROM json_each(:payloads)
 ORDER BY key RETURNING id;
+
+-- MSG_INSERT_KEYED (1 of 2)  [turso]
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, dedup_key)
+SELECT :queue_id,
+       i.payload,
+    (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000)
+     FROM
+         (SELECT unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER) + CAST(round(s * 1000000) AS INTEGER) AS t
+          FROM
+              (SELECT (:now) AS b,
+                      (:delay) AS s))), :now,
+                                        0,
+                                        :worker_id,
+                                        :priority,
+                                        i.dedup_key
+FROM
+    (SELECT p.key AS ord,
+            p.value AS payload,
+            k.value AS dedup_key,
+            row_number() OVER (PARTITION BY k.value
+                               ORDER BY p.key) AS nth
+     FROM json_each(:payloads) p
+     JOIN json_each(:keys) k ON k.key = p.key) AS i
+WHERE i.dedup_key IS NULL
+    OR (i.nth = 1
+        AND NOT EXISTS
+            (SELECT 1
+             FROM pgqrs_messages h
+             WHERE h.queue_id = :queue_id
+                 AND h.dedup_key = i.dedup_key
+                 AND h.archived_at IS NULL)
+        AND NOT EXISTS
+            (SELECT 1
+             FROM pgqrs_messages h
+             WHERE h.queue_id = :queue_id
+                 AND h.dedup_key = i.dedup_key
+                 AND h.archived_at IS NOT NULL
+                 AND h.cancelled_at IS NULL
+                 AND
+                     (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000)
+                      FROM
+                          (SELECT unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER) + CAST(round(s * 1000000) AS INTEGER) AS t
+                           FROM
+                               (SELECT (h.archived_at) AS b,
+                                       (:window) AS s))) > :now))
+ORDER BY i.ord RETURNING id,
+                         dedup_key,
+                         1,
+                         0;
+
+-- MSG_INSERT_KEYED (2 of 2)  [turso]
+SELECT h.id,
+       h.dedup_key,
+       0,
+       0
+FROM pgqrs_messages h
+WHERE h.queue_id = :queue_id
+    AND h.dedup_key IN
+        (SELECT value
+         FROM json_each(:key_list))
+    AND h.archived_at IS NULL
+UNION ALL
+SELECT h.id,
+       h.dedup_key,
+       0,
+       1
+FROM pgqrs_messages h
+WHERE h.queue_id = :queue_id
+    AND h.dedup_key IN
+        (SELECT value
+         FROM json_each(:key_list))
+    AND h.archived_at IS NOT NULL
+    AND h.cancelled_at IS NULL
+    AND
+        (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000)
+         FROM
+             (SELECT unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER) + CAST(round(s * 1000000) AS INTEGER) AS t
+              FROM
+                  (SELECT (h.archived_at) AS b,
+                          (:window) AS s))) > :now;
+
+-- MSG_INSERT_KEYED_WINDOW (1 of 2)  [turso]
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, dedup_key)
+SELECT :queue_id,
+       i.payload,
+    (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000)
+     FROM
+         (SELECT unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER) + CAST(round(s * 1000000) AS INTEGER) AS t
+          FROM
+              (SELECT (:now) AS b,
+                      (:delay) AS s))), :now,
+                                        0,
+                                        :worker_id,
+                                        :priority,
+                                        i.dedup_key
+FROM
+    (SELECT p.key AS ord,
+            p.value AS payload,
+            k.value AS dedup_key,
+            row_number() OVER (PARTITION BY k.value
+                               ORDER BY p.key) AS nth
+     FROM json_each(:payloads) p
+     JOIN json_each(:keys) k ON k.key = p.key) AS i
+WHERE i.dedup_key IS NULL
+    OR (i.nth = 1
+        AND NOT EXISTS
+            (SELECT 1
+             FROM pgqrs_messages h
+             WHERE h.queue_id = :queue_id
+                 AND h.dedup_key = i.dedup_key
+                 AND h.archived_at IS NULL)
+        AND NOT EXISTS
+            (SELECT 1
+             FROM pgqrs_messages h
+             WHERE h.queue_id = :queue_id
+                 AND h.dedup_key = i.dedup_key
+                 AND h.archived_at IS NOT NULL
+                 AND h.cancelled_at IS NULL
+                 AND
+                     (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000)
+                      FROM
+                          (SELECT unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER) + CAST(round(s * 1000000) AS INTEGER) AS t
+                           FROM
+                               (SELECT (h.archived_at) AS b,
+                                       (:window) AS s))) > :now))
+ORDER BY i.ord RETURNING id,
+                         dedup_key,
+                         1,
+                         0;
+
+-- MSG_INSERT_KEYED_WINDOW (2 of 2)  [turso]
+SELECT h.id,
+       h.dedup_key,
+       0,
+       0
+FROM pgqrs_messages h
+WHERE h.queue_id = :queue_id
+    AND h.dedup_key IN
+        (SELECT value
+         FROM json_each(:key_list))
+    AND h.archived_at IS NULL
+UNION ALL
+SELECT h.id,
+       h.dedup_key,
+       0,
+       1
+FROM pgqrs_messages h
+WHERE h.queue_id = :queue_id
+    AND h.dedup_key IN
+        (SELECT value
+         FROM json_each(:key_list))
+    AND h.archived_at IS NOT NULL
+    AND h.cancelled_at IS NULL
+    AND
+        (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000)
+         FROM
+             (SELECT unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER) + CAST(round(s * 1000000) AS INTEGER) AS t
+              FROM
+                  (SELECT (h.archived_at) AS b,
+                          (:window) AS s))) > :now;
+
+-- MSG_KEY_HOLDERS  [read]
+SELECT h.id,
+       h.dedup_key,
+       0,
+       CASE
+           WHEN h.archived_at IS NULL THEN 0
+           ELSE 1
+       END
+FROM pgqrs_messages h
+WHERE h.queue_id = :queue_id
+    AND h.dedup_key IN
+        (SELECT value
+         FROM json_each(:key_list))
+    AND h.cancelled_at IS NULL;
+
+-- MSG_CANCEL
+UPDATE pgqrs_messages
+SET archived_at = :now,
+    cancelled_at = :now
+WHERE queue_id = :queue_id
+    AND id = :id
+    AND archived_at IS NULL
+    AND (consumer_worker_id IS NULL
+         OR vt IS NULL
+         OR (CASE
+                 WHEN length(vt) IN (19,
+                                     26)
+                      AND substr(vt, 11, 1) = ' '
+                      AND substr(vt, -1) GLOB '[0-9]' THEN vt
+                 ELSE strftime('%Y-%m-%d %H:%M:%f', vt) || '000'
+             END) <= :now)
+    AND NOT EXISTS
+        (SELECT 1
+         FROM pgqrs_workflow_runs r
+         WHERE r.message_id = pgqrs_messages.id) RETURNING id;
+
+-- MSG_CANCEL_KEY
+UPDATE pgqrs_messages
+SET archived_at = :now,
+    cancelled_at = :now
+WHERE queue_id = :queue_id
+    AND dedup_key = :key
+    AND archived_at IS NULL
+    AND (consumer_worker_id IS NULL
+         OR vt IS NULL
+         OR (CASE
+                 WHEN length(vt) IN (19,
+                                     26)
+                      AND substr(vt, 11, 1) = ' '
+                      AND substr(vt, -1) GLOB '[0-9]' THEN vt
+                 ELSE strftime('%Y-%m-%d %H:%M:%f', vt) || '000'
+             END) <= :now)
+    AND NOT EXISTS
+        (SELECT 1
+         FROM pgqrs_workflow_runs r
+         WHERE r.message_id = pgqrs_messages.id) RETURNING id;
+
+-- MSG_CANCEL_STATE  [read]
+SELECT m.id,
+       m.archived_at,
+       m.cancelled_at,
+       CASE
+           WHEN m.consumer_worker_id IS NOT NULL
+                AND m.vt IS NOT NULL
+                AND (CASE
+                         WHEN length(m.vt) IN (19,
+                                               26)
+                              AND substr(m.vt, 11, 1) = ' '
+                              AND substr(m.vt, -1) GLOB '[0-9]' THEN m.vt
+                         ELSE strftime('%Y-%m-%d %H:%M:%f', m.vt) || '000'
+                     END) > :now THEN 1
+           ELSE 0
+       END,
+       m.consumer_worker_id,
+       m.vt,
+    (SELECT r.id
+     FROM pgqrs_workflow_runs r
+     WHERE r.message_id = m.id)
+FROM pgqrs_messages m
+WHERE m.queue_id = :queue_id
+    AND m.id = :id;
+
+-- MSG_CANCEL_KEY_STATE  [read]
+SELECT m.id,
+       m.archived_at,
+       m.cancelled_at,
+       CASE
+           WHEN m.consumer_worker_id IS NOT NULL
+                AND m.vt IS NOT NULL
+                AND (CASE
+                         WHEN length(m.vt) IN (19,
+                                               26)
+                              AND substr(m.vt, 11, 1) = ' '
+                              AND substr(m.vt, -1) GLOB '[0-9]' THEN m.vt
+                         ELSE strftime('%Y-%m-%d %H:%M:%f', m.vt) || '000'
+                     END) > :now THEN 1
+           ELSE 0
+       END,
+       m.consumer_worker_id,
+       m.vt,
+    (SELECT r.id
+     FROM pgqrs_workflow_runs r
+     WHERE r.message_id = m.id)
+FROM pgqrs_messages m
+WHERE m.queue_id = :queue_id
+    AND m.dedup_key = :key
+    AND m.archived_at IS NULL;
+
+-- MSG_OPTIONS  [read]
+SELECT priority,
+       dedup_key,
+       cancelled_at
+FROM pgqrs_messages
+WHERE id = :id;
 
 -- MSG_CLAIM  [turso]
 UPDATE pgqrs_messages
@@ -309,7 +615,8 @@ WHERE id IN
              AND NOT (id IN
                           (SELECT value
                            FROM json_each(:ids)))
-         ORDER BY enqueued_at,
+         ORDER BY priority DESC,
+                  enqueued_at,
                   id
          LIMIT :limit) RETURNING id,
                                  queue_id,
@@ -320,7 +627,8 @@ WHERE id IN
                                  dequeued_at,
                                  producer_worker_id,
                                  consumer_worker_id,
-                                 archived_at;
+                                 archived_at,
+                                 priority;
 
 -- MSG_ARCHIVE  [turso]
 UPDATE pgqrs_messages
@@ -388,7 +696,8 @@ WHERE id IN
              AND NOT (id IN
                           (SELECT value
                            FROM json_each(:ids)))
-         ORDER BY enqueued_at,
+         ORDER BY priority DESC,
+                  enqueued_at,
                   id
          LIMIT :limit) RETURNING id,
                                  queue_id,
@@ -399,7 +708,8 @@ WHERE id IN
                                  dequeued_at,
                                  producer_worker_id,
                                  consumer_worker_id,
-                                 archived_at;
+                                 archived_at,
+                                 priority;
 
 -- MSG_DELETE  [turso]
 DELETE
@@ -562,7 +872,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM pgqrs_messages
 WHERE id = :id;
 
@@ -581,7 +892,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NOT NULL
@@ -598,7 +910,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NULL
@@ -615,7 +928,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NULL
@@ -640,7 +954,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NOT NULL
@@ -1617,7 +1932,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM pgqrs_messages
 WHERE COALESCE(read_ct, 0) >= COALESCE(
                                            (SELECT mq.max_read_ct
@@ -1649,7 +1965,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND COALESCE(read_ct, 0) >= COALESCE(
@@ -1703,7 +2020,8 @@ WHERE id = :id
                                                 dequeued_at,
                                                 producer_worker_id,
                                                 consumer_worker_id,
-                                                archived_at;
+                                                archived_at,
+                                                priority;
 
 -- WORKER_DELETE_STOPPED
 DELETE
@@ -1777,7 +2095,8 @@ SELECT id,
        dequeued_at,
        producer_worker_id,
        consumer_worker_id,
-       archived_at
+       archived_at,
+       priority
 FROM pgqrs_messages
 WHERE consumer_worker_id = :id
     AND archived_at IS NULL

@@ -3,6 +3,8 @@
 API-compatible with the Python bindings of pgqrs (the Rust library) 0.15.x.
 """
 
+from typing import TYPE_CHECKING
+
 from . import decorators as decorators  # the submodule: pgqrs.decorators.workflow / step
 from ._version import __version__
 from .admin import Admin, admin
@@ -11,6 +13,7 @@ from .config import Config
 from .errors import (
     ConfigError,
     InternalError,
+    MessageLeasedError,
     MessageNotFoundError,
     NotFoundError,
     PausedError,
@@ -35,7 +38,7 @@ from .handles import Messages, Queues, Workers, WorkflowRuns, Workflows, Workflo
 from .queue.iterator import ConsumerIterator
 from .queue.run_worker import catch_signals_early, run_worker, run_workers
 from .queue.workers import Consumer, Producer, WorkerHandle
-from .records import DeadLetter, MessageError, QueueSettings
+from .records import DeadLetter, EnqueuedId, MessageError, QueueSettings
 from .shortcuts import (
     archive,
     archive_batch,
@@ -84,6 +87,19 @@ from .workflows.dequeue import DequeueBuilder
 from .workflows.run import Run
 from .workflows.steps import StepGuard, StepResult
 
+if TYPE_CHECKING:
+    from . import sync as sync  # the blocking API (api.md §21)
+else:
+
+    def __getattr__(name: str) -> object:
+        # `pgqrs.sync` imported on first use: `import pgqrs` stays as fast for async code.
+        if name == "sync":
+            import importlib
+
+            return importlib.import_module(".sync", __name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Admin",
     "BackoffStrategy",
@@ -94,6 +110,7 @@ __all__ = [
     "DequeueBuilder",
     "DurabilityMode",
     "InternalError",
+    "MessageLeasedError",
     "MessageNotFoundError",
     "Messages",
     "NotFoundError",
@@ -168,6 +185,7 @@ __all__ = [
     "workflow",
     "catch_signals_early",
     "DeadLetter",
+    "EnqueuedId",
     "MessageError",
     "QueueSettings",
     "run_worker",

@@ -4,9 +4,11 @@ before any storage access; the work itself is in `pgqrs.tables` and `pgqrs.queue
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import enum
+from typing import TYPE_CHECKING, Any, Final
 
 from ._clock import seconds
+from .errors import ValidationError
 from .queue.recovery import _queue_ids, reclaim_stale
 from .records import DeadLetter, MessageError, QueueSettings
 from .store import migrate
@@ -14,12 +16,31 @@ from .store.wakeup import queue_key, run_key
 from .tables import cleanup, failures, messages, metrics, queues, recovery, runs
 from .tables import workers as worker_rows
 from .types import QueueInfo, QueueMessage, QueueMetrics, SystemStats, WorkerHealthStats, WorkerInfo
-from .validation import require_duration, require_int, validate_queue_name
+from .validation import (
+    check_dedup_key,
+    check_message_id,
+    check_queue_limits,
+    require_duration,
+    require_int,
+    validate_queue_name,
+)
 from .workflows.builders import create_workflow
 
 if TYPE_CHECKING:
     from .client import Store
     from .workflows.run import Run
+
+
+class _Keep(enum.Enum):
+    """`update_queue`'s default: leave the setting as it is (None means "back to Config")."""
+
+    KEEP = "keep"
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = _Keep.KEEP
 
 
 class Admin:
@@ -43,29 +64,72 @@ class Admin:
         await migrate.verify(self._store.db)
 
     async def create_queue(
-        self, name: str, exist_ok: bool = False, *, max_read_ct: int | None = None
+        self,
+        name: str,
+        exist_ok: bool = False,
+        *,
+        max_read_ct: int | None = None,
+        max_payload_size_bytes: int | None = None,
+        max_string_length: int | None = None,
+        max_object_depth: int | None = None,
     ) -> QueueInfo:
         """Create a queue. `max_read_ct` (default: this store's Config.max_read_ct) is stored
-        with it: every process that touches the queue makes dead letters at the same count."""
+        with it: every process that touches the queue makes dead letters at the same count.
+        The payload limits (default None: each producer's Config value) are stored with it
+        too, and every producer of the queue applies them (semantics.md §7.6)."""
         validate_queue_name(name)
         limit = self._store.settings.max_read_ct
         if max_read_ct is not None:
             limit = require_int("max_read_ct", max_read_ct, 1)
+        limits = check_queue_limits(
+            {
+                "max_payload_size_bytes": max_payload_size_bytes,
+                "max_string_length": max_string_length,
+                "max_object_depth": max_object_depth,
+            }
+        )
         store = self._store
         return await queues.create(
-            store.db, name, store.clock.now(), exist_ok=exist_ok, max_read_ct=limit
+            store.db, name, store.clock.now(), exist_ok=exist_ok, max_read_ct=limit, limits=limits
         )
 
     async def queue_settings(self, name: str) -> QueueSettings:
-        """What the queue decides for every process: its poison threshold."""
-        info = await self.get_queue(name)
-        return await queues.settings(self._store.db, info.id)
+        """What the queue decides for every process: its poison threshold and its own payload
+        limits (None: each process's Config value)."""
+        validate_queue_name(name)
+        return await queues.settings_by_name(self._store.db, name)
 
-    async def update_queue(self, name: str, *, max_read_ct: int) -> QueueSettings:
-        """Change the queue's poison threshold for every process, from their next claim on."""
-        limit = require_int("max_read_ct", max_read_ct, 1)
+    async def update_queue(
+        self,
+        name: str,
+        *,
+        max_read_ct: int | _Keep = KEEP,
+        max_payload_size_bytes: int | _Keep | None = KEEP,
+        max_string_length: int | _Keep | None = KEEP,
+        max_object_depth: int | _Keep | None = KEEP,
+    ) -> QueueSettings:
+        """Change the settings given, for every process; the others stay. The poison
+        threshold counts from each process's next claim, payload limits from each producer's
+        next refresh (semantics.md §7.6); a limit set to None goes back to each producer's
+        Config value."""
+        changes: dict[str, int | None] = {}
+        if not isinstance(max_read_ct, _Keep):
+            changes["max_read_ct"] = require_int("max_read_ct", max_read_ct, 1)
+        given = {
+            "max_payload_size_bytes": max_payload_size_bytes,
+            "max_string_length": max_string_length,
+            "max_object_depth": max_object_depth,
+        }
+        changes.update(
+            check_queue_limits({k: v for k, v in given.items() if not isinstance(v, _Keep)})
+        )
+        if not changes:
+            raise ValidationError(
+                "Validation failed: nothing to update: give max_read_ct, "
+                "max_payload_size_bytes, max_string_length or max_object_depth"
+            )
         info = await self.get_queue(name)
-        return await queues.set_max_read_ct(self._store.db, info.id, limit)
+        return await queues.update_settings(self._store.db, info.id, changes)
 
     async def get_queue(self, name: str) -> QueueInfo:
         validate_queue_name(name)
@@ -188,6 +252,32 @@ class Admin:
         [message] = await store.messages.read(store.db, [row])
         store.wakeups.notify(queue_key(message.queue_id))
         return message
+
+    # -- cancelling queued messages (beyond pgqrs) ------------------------------------------
+    async def cancel_message(self, queue: str, message_id: int) -> bool:
+        """Cancel a queued message of `queue` (semantics.md §7.9): archived with a mark and
+        never delivered. True when this call cancelled it, False when it was archived
+        already; `MessageLeasedError` while a consumer holds it under a running lease,
+        `ValidationError` for a workflow trigger (cancel the run instead),
+        `MessageNotFoundError` for an id not in the queue."""
+        mid = check_message_id(message_id)
+        return await self._cancel(queue, message_id=mid)
+
+    async def cancel_message_key(self, queue: str, dedup_key: str) -> bool:
+        """`cancel_message` for the unarchived message of `queue` holding `dedup_key`; False
+        when no unarchived message holds it."""
+        key = check_dedup_key(dedup_key)
+        return await self._cancel(queue, key=key)
+
+    async def _cancel(
+        self, queue: str, *, message_id: int | None = None, key: str | None = None
+    ) -> bool:
+        store = self._store
+        queue_id = await self._queue_id(queue)
+        assert queue_id is not None
+        return await messages.cancel(
+            store.db, queue_id, store.sql_now(), message_id=message_id, key=key, queue=queue
+        )
 
     # -- cleanup -----------------------------------------------------------------------------
     async def delete_worker(self, worker_id: int) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 __all__ = [
     "ConfigError",
     "InternalError",
+    "MessageLeasedError",
     "MessageNotFoundError",
     "NotFoundError",
     "PausedError",
@@ -109,6 +110,15 @@ class InternalError(PgqrsError):
 
 class StateTransitionError(PgqrsError):
     pass
+
+
+class MessageLeasedError(StateTransitionError):
+    """A message under a running lease cannot be cancelled (semantics.md §7.9): its handler
+    may be running. `message_id`, the `worker_id` holding it and when the lease ends."""
+
+    message_id: int | None = None
+    worker_id: int | None = None
+    lease_ends: str | None = None
 
 
 class TransientStepError(PgqrsError):

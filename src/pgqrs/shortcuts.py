@@ -2,34 +2,136 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from .queue.loop import Handler
-from .queue.workers import Consumer, Producer, ephemeral_producer, prepare_payloads
+from .queue.workers import (
+    Consumer,
+    Producer,
+    ephemeral_producer,
+    prepare_payloads,
+    queue_rules,
+    write_messages,
+)
+from .records import EnqueuedId
+from .store.borrowed import borrow
 from .types import QueueMessage
-from .validation import check_payloads_given, require_type
+from .validation import (
+    EnqueueOptions,
+    check_payload_list,
+    check_payloads_given,
+    enqueue_options,
+    require_duration,
+    require_type,
+)
 from .workflows.dequeue import DequeueBuilder
 
 if TYPE_CHECKING:
     from .client import Store
 
 
-async def _produce(store: Store, queue: str, payloads: list[Any], *, batch: bool) -> list[int]:
-    """Enqueue through a producer that lives for this call only (semantics.md §9.5)."""
-    texts = prepare_payloads(store, payloads, batch=batch)  # refuse before any write
+async def _produce(
+    store: Store,
+    queue: str,
+    payloads: list[Any],
+    options: EnqueueOptions,
+    *,
+    batch: bool,
+    connection: object | None,
+) -> list[EnqueuedId]:
+    """Enqueue through a producer that lives for this call only (semantics.md §9.5), or, on a
+    connection the application holds, with no producer at all (semantics.md §7.7)."""
+    db = None if connection is None else await borrow(connection, store.db)
+    rules = await queue_rules(store, queue)  # the queue's own limits (semantics.md §7.6)
+    texts = prepare_payloads(store, payloads, batch=batch, rules=rules)  # refuse before writes
+    if db is not None:
+        info = await store.get_queue(queue)
+        return await write_messages(store, info.id, None, texts, 0.0, options, db)
     async with ephemeral_producer(store, queue) as producer:
-        return await producer.write(texts)
+        return await producer.write(texts, 0.0, options)
 
 
-async def produce(store: Store, queue: str, payload: Any) -> int:
+@overload
+async def produce(
+    store: Store,
+    queue: str,
+    payload: Any,
+    *,
+    priority: int = 0,
+    dedup_key: None = None,
+    dedup_window_seconds: None = None,
+    connection: object | None = None,
+) -> int: ...
+
+
+@overload
+async def produce(
+    store: Store,
+    queue: str,
+    payload: Any,
+    *,
+    priority: int = 0,
+    dedup_key: str,
+    dedup_window_seconds: float | None = None,
+    connection: object | None = None,
+) -> EnqueuedId: ...
+
+
+async def produce(
+    store: Store,
+    queue: str,
+    payload: Any,
+    *,
+    priority: int = 0,
+    dedup_key: str | None = None,
+    dedup_window_seconds: float | None = None,
+    connection: object | None = None,
+) -> int:
     """Enqueue one payload through a producer that lives for this call only."""
-    return (await _produce(store, queue, [payload], batch=False))[0]
+    options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False)
+    return (await _produce(store, queue, [payload], options, batch=False, connection=connection))[0]
 
 
-async def produce_batch(store: Store, queue: str, payloads: list[Any]) -> list[int]:
+@overload
+async def produce_batch(
+    store: Store,
+    queue: str,
+    payloads: list[Any],
+    *,
+    priority: int = 0,
+    dedup_keys: None = None,
+    dedup_window_seconds: None = None,
+    connection: object | None = None,
+) -> list[int]: ...
+
+
+@overload
+async def produce_batch(
+    store: Store,
+    queue: str,
+    payloads: list[Any],
+    *,
+    priority: int = 0,
+    dedup_keys: Sequence[str | None],
+    dedup_window_seconds: float | None = None,
+    connection: object | None = None,
+) -> list[EnqueuedId]: ...
+
+
+async def produce_batch(
+    store: Store,
+    queue: str,
+    payloads: list[Any],
+    *,
+    priority: int = 0,
+    dedup_keys: Sequence[str | None] | None = None,
+    dedup_window_seconds: float | None = None,
+    connection: object | None = None,
+) -> list[int] | list[EnqueuedId]:
     check_payloads_given(payloads)
-    return await _produce(store, queue, list(payloads), batch=True)
+    options = enqueue_options(priority, dedup_keys, dedup_window_seconds, len(payloads), batch=True)
+    return await _produce(store, queue, list(payloads), options, batch=True, connection=connection)
 
 
 async def consume(store: Store, queue: str, handler: Handler) -> None:
@@ -42,16 +144,127 @@ async def consume_batch(store: Store, queue: str, batch_size: int, handler: Hand
     await DequeueBuilder().from_queue(queue).batch(batch_size).handle_batch(handler).execute(store)
 
 
-async def enqueue(producer: Producer, payload: Any) -> int:
-    return await producer.enqueue(payload)
+@overload
+async def enqueue(
+    producer: Producer,
+    payload: Any,
+    *,
+    priority: int = 0,
+    dedup_key: None = None,
+    dedup_window_seconds: None = None,
+    connection: object | None = None,
+) -> int: ...
 
 
-async def enqueue_batch(producer: Producer, payloads: list[Any]) -> list[int]:
-    return await producer.enqueue_batch(payloads)
+@overload
+async def enqueue(
+    producer: Producer,
+    payload: Any,
+    *,
+    priority: int = 0,
+    dedup_key: str,
+    dedup_window_seconds: float | None = None,
+    connection: object | None = None,
+) -> EnqueuedId: ...
 
 
-async def enqueue_delayed(producer: Producer, payload: Any, delay_seconds: float) -> int:
-    return await producer.enqueue_delayed(payload, delay_seconds)
+async def enqueue(
+    producer: Producer,
+    payload: Any,
+    *,
+    priority: int = 0,
+    dedup_key: str | None = None,
+    dedup_window_seconds: float | None = None,
+    connection: object | None = None,
+) -> int:
+    options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False)
+    return (await producer._insert([payload], 0.0, options, batch=False, connection=connection))[0]
+
+
+@overload
+async def enqueue_batch(
+    producer: Producer,
+    payloads: list[Any],
+    *,
+    priority: int = 0,
+    dedup_keys: None = None,
+    dedup_window_seconds: None = None,
+    connection: object | None = None,
+) -> list[int]: ...
+
+
+@overload
+async def enqueue_batch(
+    producer: Producer,
+    payloads: list[Any],
+    *,
+    priority: int = 0,
+    dedup_keys: Sequence[str | None],
+    dedup_window_seconds: float | None = None,
+    connection: object | None = None,
+) -> list[EnqueuedId]: ...
+
+
+async def enqueue_batch(
+    producer: Producer,
+    payloads: list[Any],
+    *,
+    priority: int = 0,
+    dedup_keys: Sequence[str | None] | None = None,
+    dedup_window_seconds: float | None = None,
+    connection: object | None = None,
+) -> list[int] | list[EnqueuedId]:
+    # The checks of `Producer.enqueue_batch`, then its insert (the overloads of the method
+    # cannot take a key list that may be None).
+    check_payload_list(payloads)
+    options = enqueue_options(priority, dedup_keys, dedup_window_seconds, len(payloads), batch=True)
+    if not payloads:
+        return []
+    return await producer._insert(payloads, 0.0, options, batch=True, connection=connection)
+
+
+@overload
+async def enqueue_delayed(
+    producer: Producer,
+    payload: Any,
+    delay_seconds: float,
+    *,
+    priority: int = 0,
+    dedup_key: None = None,
+    dedup_window_seconds: None = None,
+    connection: object | None = None,
+) -> int: ...
+
+
+@overload
+async def enqueue_delayed(
+    producer: Producer,
+    payload: Any,
+    delay_seconds: float,
+    *,
+    priority: int = 0,
+    dedup_key: str,
+    dedup_window_seconds: float | None = None,
+    connection: object | None = None,
+) -> EnqueuedId: ...
+
+
+async def enqueue_delayed(
+    producer: Producer,
+    payload: Any,
+    delay_seconds: float,
+    *,
+    priority: int = 0,
+    dedup_key: str | None = None,
+    dedup_window_seconds: float | None = None,
+    connection: object | None = None,
+) -> int:
+    require_duration("delay_seconds", delay_seconds)
+    options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False)
+    delay = float(delay_seconds)
+    return (await producer._insert([payload], delay, options, batch=False, connection=connection))[
+        0
+    ]
 
 
 @overload

@@ -1,4 +1,4 @@
-"""`pgqrs messages list|show` and `pgqrs dlq list|replay|archive`."""
+"""`pgqrs messages list|show|cancel` and `pgqrs dlq list|replay|archive`."""
 
 from __future__ import annotations
 
@@ -97,3 +97,60 @@ def test_dead_letters(cli: Cli) -> None:
     assert "No dead letters." in cli.ok("dlq", "list").stdout
     assert cli.fails("dlq", "list", "nope") == "Queue 'nope' not found"
     assert cli.fails("dlq", "replay", "999").startswith("Message with id '999' not found")
+
+
+# -- cancelling queued messages (issue 12) -----------------------------------------------------
+async def _to_cancel(store: pgqrs.Store) -> dict[str, int]:
+    """jobs: a queued message, one with a key and a priority, and one under a running lease."""
+    await pgqrs.admin(store).create_queue("jobs")
+    producer = await store.producer("jobs")
+    leased = await producer.enqueue({"n": "leased"})
+    [held] = await (await store.consumer("jobs")).dequeue_many_with_delay(1, 600)
+    assert held.id == leased
+    queued = await producer.enqueue({"n": "queued"})
+    keyed = await producer.enqueue({"n": "keyed"}, priority=7, dedup_key="order-7")
+    return {"queued": queued, "keyed": keyed, "leased": leased}
+
+
+def test_cancel_message_cli_by_id_and_by_key(cli: Cli) -> None:
+    ids = cli.lib(_to_cancel)
+    shown = cli.json("messages", "show", str(ids["keyed"]))
+    assert (shown["priority"], shown["dedup_key"], shown["cancelled_at"]) == (7, "order-7", None)
+    text = cli.ok("messages", "show", str(ids["keyed"])).stdout
+    assert "priority" in text
+    assert "order-7" in text
+
+    out = cli.ok("messages", "cancel", str(ids["queued"])).stdout
+    assert out.strip() == f"Cancelled message {ids['queued']} of 'jobs'"
+    done = cli.json("messages", "cancel", "--key", "order-7", "--queue", "jobs")
+    assert done == {"queue": "jobs", "id": None, "key": "order-7", "cancelled": True}
+    shown = cli.json("messages", "show", str(ids["keyed"]))
+    assert shown["state"] == "cancelled"
+    assert shown["cancelled_at"] is not None
+    assert [m["id"] for m in cli.json("messages", "list", "jobs")] == [ids["leased"]]
+
+
+def test_cancel_message_cli_errors(cli: Cli) -> None:
+    ids = cli.lib(_to_cancel)
+    leased = cli.fails("messages", "cancel", str(ids["leased"]))
+    assert leased.startswith(f"Message {ids['leased']} is leased by worker ")
+    assert cli.fails("messages", "cancel", "999") == "Message with id '999' not found"
+    assert cli.fails("messages", "cancel", "999", "--queue", "jobs") == (
+        "Message with id '999' not found in queue 'jobs'"
+    )
+    assert cli.fails("messages", "cancel", "--key", "nope", "--queue", "jobs") == (
+        "No queued message of 'jobs' holds key 'nope'"
+    )
+    cli.ok("messages", "cancel", str(ids["queued"]))
+    assert cli.fails("messages", "cancel", str(ids["queued"])) == (
+        f"Message {ids['queued']} is archived already: nothing to cancel"
+    )
+    assert cli.fails("messages", "cancel", "--key", "", "--queue", "jobs") == (
+        "Validation failed: dedup_key must not be empty (pass None for no key)"
+    )
+    for usage in (
+        ("messages", "cancel"),
+        ("messages", "cancel", "1", "--key", "k", "--queue", "jobs"),
+        ("messages", "cancel", "--key", "k"),
+    ):
+        assert cli(*usage).exit_code == 2

@@ -259,7 +259,10 @@ async def test_oversize_payload_single(small_store: pgqrs.Store) -> None:
     for call in (producer.enqueue(payload), producer.enqueue_delayed(payload, 1)):
         with pytest.raises(pgqrs.ValidationError) as caught:
             await call
-        assert str(caught.value) == "Payload size 102 exceeds limit 64"
+        # pgqrs's message, then where the limit comes from (semantics.md §8.1).
+        message, _, why = str(caught.value).partition(" (")
+        assert message == "Payload size 102 exceeds limit 64"
+        assert why.startswith("max_payload_size_bytes = 64 from this process's Config;")
     exact = "y" * 62  # 64 bytes stored: at the limit is fine
     await producer.enqueue(exact)
     after = await counts(small_store)
@@ -275,7 +278,7 @@ async def test_oversize_payload_utf8_bytes_count(
     before = await counts(small)
     with pytest.raises(pgqrs.ValidationError) as caught:
         await producer.enqueue({"k": "é" * 20})  # {"k":"éé…"}: 8 + 40 bytes
-    assert str(caught.value) == "Payload size 48 exceeds limit 40"
+    assert str(caught.value).partition(" (")[0] == "Payload size 48 exceeds limit 40"
     assert await counts(small) == before
 
 
@@ -284,12 +287,12 @@ async def test_oversize_payload_in_a_batch(small_store: pgqrs.Store) -> None:
     before = await counts(small_store)
     with pytest.raises(pgqrs.ValidationError) as caught:
         await producer.enqueue_batch([{"ok": 1}, "x" * 100, "y" * 200])
-    assert str(caught.value) == (
+    assert str(caught.value).partition(" (")[0] == (
         "Validation failed: Payload at index 1 too large: 102 bytes exceeds limit 64"
     )
     with pytest.raises(pgqrs.ValidationError) as caught:
         await producer.enqueue_batch(["x" * 100])
-    assert str(caught.value) == (
+    assert str(caught.value).partition(" (")[0] == (
         "Validation failed: Payload at index 0 too large: 102 bytes exceeds limit 64"
     )
     assert await counts(small_store) == before
@@ -307,20 +310,25 @@ async def test_too_deep_payload(setup: Setup, unchanged: None) -> None:
     producer = setup.producer
     with pytest.raises(pgqrs.ValidationError) as caught:
         await producer.enqueue(nest(6))
-    assert str(caught.value) == "Validation failed: Object depth 6 exceeds limit 5 at $.a.b.c.d.e.f"
+    # pgqrs's message, then where the limit comes from (semantics.md §8.1).
+    message, _, why = str(caught.value).partition(" (")
+    assert message == "Validation failed: Object depth 6 exceeds limit 5 at $.a.b.c.d.e.f"
+    assert why.startswith("max_object_depth = 5 from this process's Config, pgqrs's default;")
     with pytest.raises(pgqrs.ValidationError) as caught:
         await producer.enqueue([[[[[[1]]]]]])
-    assert str(caught.value) == (
+    assert str(caught.value).partition(" (")[0] == (
         "Validation failed: Object depth 6 exceeds limit 5 at $[0][0][0][0][0][0]"
     )
     with pytest.raises(pgqrs.ValidationError) as caught:
         await producer.enqueue_batch([nest(5), nest(6)])
-    assert str(caught.value) == (
+    assert str(caught.value).partition(" (")[0] == (
         "Validation failed: Payload at index 1: Object depth 6 exceeds limit 5 at $.a.b.c.d.e.f"
     )
     with pytest.raises(pgqrs.ValidationError) as caught:
         await producer.enqueue_batch([nest(6)])
-    assert str(caught.value) == "Validation failed: Object depth 6 exceeds limit 5 at $.a.b.c.d.e.f"
+    assert str(caught.value).partition(" (")[0] == (
+        "Validation failed: Object depth 6 exceeds limit 5 at $.a.b.c.d.e.f"
+    )
 
 
 async def test_five_levels_are_accepted(setup: Setup) -> None:
@@ -377,10 +385,14 @@ async def test_long_strings_and_keys(make_store: StoreFactory, store: pgqrs.Stor
     before = await counts(short)
     with pytest.raises(pgqrs.ValidationError) as caught:
         await producer.enqueue({"a": ["ok", "123456789"]})
-    assert str(caught.value) == "Validation failed: String length 9 exceeds limit 8 at $.a[1]"
+    message, _, why = str(caught.value).partition(" (")
+    assert message == "Validation failed: String length 9 exceeds limit 8 at $.a[1]"
+    assert why.startswith("max_string_length = 8 from this process's Config;")
     with pytest.raises(pgqrs.ValidationError) as caught:
         await producer.enqueue({"a_long_key": 1})
-    assert str(caught.value) == "Validation failed: Key 'a_long_key' length 10 exceeds limit 8 at $"
+    assert str(caught.value).partition(" (")[0] == (
+        "Validation failed: Key 'a_long_key' length 10 exceeds limit 8 at $"
+    )
     assert await counts(short) == before
 
 
@@ -406,7 +418,7 @@ async def test_negative_delays(setup: Setup, unchanged: None) -> None:
         with pytest.raises(ValueError, match=r"delay_seconds"):
             await pgqrs.enqueue_delayed(setup.producer, {"n": 1}, bad)
     with pytest.raises(TypeError, match=r"delay_seconds must be a number"):
-        await setup.producer.enqueue_delayed({"n": 1}, "5")  # type: ignore[arg-type]
+        await setup.producer.enqueue_delayed({"n": 1}, "5")  # type: ignore[call-overload]
 
 
 async def test_bad_lease_times(setup: Setup, unchanged: None) -> None:

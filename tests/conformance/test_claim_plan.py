@@ -62,7 +62,7 @@ async def test_postgres_claim_reads_a_batch_not_the_backlog(store: pgqrs.Store, 
         )
         nodes = list(_walk(json.loads(rows[0][0])[0]["Plan"]))
         assert not any(n["Node Type"] == "Sort" for n in nodes), nodes
-        scans = [n for n in nodes if n.get("Index Name") == "idx_pgqrs_messages_claim_order"]
+        scans = [n for n in nodes if n.get("Index Name") == "idx_pgqrs_messages_claim_priority"]
         assert scans, nodes
         # It stopped after the batch: a handful of rows read, not the 50,000 visible ones.
         assert all(n["Actual Rows"] <= 10 for n in scans), scans
@@ -85,7 +85,7 @@ async def test_sqlite_claim_walks_the_claim_order_index(store: pgqrs.Store, queu
     for statement in (store.db.sql.MSG_CLAIM, *store.db.sql.LOOP_STEP[1:]):
         rows = await store.db.fetch("EXPLAIN QUERY PLAN " + statement, claim_params(consumer))
         details = [str(row[-1]) for row in rows]
-        assert any("idx_messages_claim_order" in d for d in details), details
+        assert any("idx_messages_claim_priority" in d for d in details), details
         assert not any("TEMP B-TREE" in d for d in details), details  # no sort
     claimed = await consumer.dequeue(10)
     assert [m.id for m in claimed] == list(range(1, 21, 2))

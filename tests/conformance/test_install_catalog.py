@@ -15,6 +15,10 @@ PG_COLUMNS = {
         ("queue_name", "varchar", "NO"),
         ("created_at", "timestamptz", "NO"),
         ("max_read_ct", "int4", "YES"),  # migration 9 (ours): the queue's poison threshold
+        # migration 12 (ours): the queue's own payload limits
+        ("max_payload_size_bytes", "int4", "YES"),
+        ("max_string_length", "int4", "YES"),
+        ("max_object_depth", "int4", "YES"),
     ],
     "pgqrs_workers": [
         ("id", "int8", "NO"),
@@ -39,6 +43,10 @@ PG_COLUMNS = {
         ("producer_worker_id", "int8", "YES"),
         ("consumer_worker_id", "int8", "YES"),
         ("archived_at", "timestamptz", "YES"),
+        # migration 11 (ours): priority (default 0), deduplication key, cancellation mark
+        ("priority", "int4", "NO"),
+        ("dedup_key", "text", "YES"),
+        ("cancelled_at", "timestamptz", "YES"),
     ],
     "pgqrs_workflows": [
         ("id", "int8", "NO"),
@@ -140,11 +148,22 @@ PG_INDEXES = {
         "queue_id, enqueued_at",
         "(archived_at IS NOT NULL)",
     ),
-    # migration 8 (ours): unarchived messages in claim order
-    "idx_pgqrs_messages_claim_order": (
+    # migration 11 (ours): unarchived messages in claim order (replaces migration 8's index),
+    # one unarchived message per deduplication key (UNIQUE), archived messages by key
+    "idx_pgqrs_messages_claim_priority": (
         "pgqrs_messages",
-        "queue_id, enqueued_at, id",
+        "queue_id, priority DESC, enqueued_at, id",
         "(archived_at IS NULL)",
+    ),
+    "idx_pgqrs_messages_dedup_key": (
+        "pgqrs_messages",
+        "queue_id, dedup_key",
+        "((archived_at IS NULL) AND (dedup_key IS NOT NULL))",
+    ),
+    "idx_pgqrs_messages_dedup_archived": (
+        "pgqrs_messages",
+        "queue_id, dedup_key, archived_at",
+        "((archived_at IS NOT NULL) AND (dedup_key IS NOT NULL))",
     ),
     "idx_pgqrs_workflows_name": ("pgqrs_workflows", "name", None),
     "idx_pgqrs_workflow_runs_message_id": ("pgqrs_workflow_runs", "message_id", None),
@@ -219,6 +238,7 @@ async def test_postgres_defaults_identity_and_sequences(store: pgqrs.Store, targ
     assert status_default.startswith("'ready'::")
     assert status_default.endswith("worker_status")
     assert defaults[("pgqrs_messages", "read_ct")] == "0"
+    assert defaults[("pgqrs_messages", "priority")] == "0"  # pgqrs's inserts get priority 0
     assert defaults[("pgqrs_workflow_steps", "retry_count")] == "0"
     for key in [
         ("pgqrs_queues", "created_at"),
@@ -284,6 +304,7 @@ async def test_postgres_indexes_match_the_schema(store: pgqrs.Store, target: Tar
         assert found_table == table
         assert f"USING btree ({columns})" in definition, definition
         assert found_predicate == predicate, name
+        assert ("UNIQUE" in definition) == (name == "idx_pgqrs_messages_dedup_key"), name
 
 
 @pytest.mark.backends("postgres")
@@ -340,14 +361,24 @@ SQLITE_INDEXES = {
     "idx_messages_consumer_active": ("pgqrs_messages", ["consumer_worker_id"], True),
     "idx_messages_archived_at": ("pgqrs_messages", ["queue_id", "archived_at"], True),
     "idx_messages_archived_enqueued": ("pgqrs_messages", ["queue_id", "enqueued_at"], True),
-    "idx_messages_claim_order": ("pgqrs_messages", ["queue_id", "enqueued_at", "id"], True),
+    "idx_messages_claim_priority": (
+        "pgqrs_messages",
+        ["queue_id", "priority", "enqueued_at", "id"],
+        True,
+    ),
+    "idx_messages_dedup_key": ("pgqrs_messages", ["queue_id", "dedup_key"], True),
+    "idx_messages_dedup_archived": (
+        "pgqrs_messages",
+        ["queue_id", "dedup_key", "archived_at"],
+        True,
+    ),
     "idx_workflow_runs_message_id": ("pgqrs_workflow_runs", ["message_id"], False),
     "idx_workflow_runs_status": ("pgqrs_workflow_runs", ["status"], False),
     "idx_workflow_steps_status": ("pgqrs_workflow_steps", ["status"], False),
 }
 
 SQLITE_COLUMNS = {
-    "pgqrs_queues": ["id", "queue_name", "created_at", "max_read_ct"],
+    "pgqrs_queues": [c for c, _, _ in PG_COLUMNS["pgqrs_queues"]],
     "pgqrs_workers": [
         "id",
         "queue_id",

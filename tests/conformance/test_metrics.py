@@ -230,8 +230,8 @@ def _message_scans(nodes: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     ]
 
 
-# The partial indexes that hold exactly the unarchived rows (schema.md §2.4, migration 8).
-UNARCHIVED_INDEXES = {"idx_pgqrs_messages_hot_path", "idx_pgqrs_messages_claim_order"}
+# The partial indexes that hold exactly the unarchived rows (schema.md §2.4, migration 11).
+UNARCHIVED_INDEXES = {"idx_pgqrs_messages_hot_path", "idx_pgqrs_messages_claim_priority"}
 
 
 @pytest.mark.slow

@@ -14,13 +14,7 @@ import pytest
 import pgqrs
 from tests.support.process import spawn
 from tests.support.target import StoreFactory, Target
-
-HOUR_MS = 3_600_000  # a poll interval no test could wait out
-
-
-async def wait_until_polling(consumer: pgqrs.Consumer) -> None:
-    while await consumer.status() != pgqrs.WorkerStatus.Polling:
-        await asyncio.sleep(0.01)
+from tests.support.waiting import HOUR_MS, wait_until_polling
 
 
 async def run_until_handled(

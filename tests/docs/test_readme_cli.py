@@ -40,7 +40,9 @@ def test_every_command_is_documented() -> None:
     text = section(HEADING)
     missing = [c for c in commands() if f"$ {c}" not in text and f"`{c}" not in text]
     assert missing == []
-    assert len(commands()) == 27  # the issue 5 list, `workflow create` and `queue update`
+    # the issue 5 list, `workflow create`, `queue update` and (issue 12) `queue show`,
+    # `messages cancel`
+    assert len(commands()) == 29
 
 
 @pytest.mark.parametrize("args", examples(), ids=" ".join)

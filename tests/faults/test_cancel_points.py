@@ -318,6 +318,146 @@ async def test_cancel_enqueue_delayed(rig: Rig) -> None:
     await rig.drive("enqueue_delayed", op, check, setup=setup)
 
 
+# -- priorities, deduplication keys, cancelling queued messages (issue 12) ---------------------
+class _Keys:
+    """A fresh deduplication key for every run of a drive (each run enqueues anew)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, tag: str = "") -> str:
+        self.n += 1
+        return f"key-{self.n}{tag}"
+
+
+async def test_cancel_enqueue_with_key(rig: Rig) -> None:
+    keys = _Keys()
+    setup, op, check = _enqueue_drive(
+        rig, lambda p: p.enqueue({"n": 1}, priority=3, dedup_key=keys()), 1
+    )
+    await rig.drive("enqueue(dedup_key=)", op, check, setup=setup)
+
+
+async def test_cancel_enqueue_batch_with_keys(rig: Rig) -> None:
+    keys = _Keys()
+
+    def enqueue(p: pgqrs.Producer) -> Coroutine[Any, Any, Any]:
+        first, second = keys("a"), keys("b")
+        payloads = [{"n": i} for i in range(4)]
+        # The second `first` is a duplicate within the batch: three messages, or none.
+        return p.enqueue_batch(payloads, dedup_keys=[first, None, first, second], priority=-1)
+
+    setup, op, check = _enqueue_drive(rig, enqueue, 3)
+    await rig.drive("enqueue_batch(dedup_keys=)", op, check, setup=setup)
+
+
+async def test_cancel_enqueue_duplicate_within_window(rig: Rig) -> None:
+    """A key whose message was archived moments ago, with a window: never a new message."""
+    state: dict[str, Any] = {}
+
+    async def setup() -> None:
+        home = await rig.home()
+        state["home"] = home
+        if state.get("queue_id") != home.queue_id:  # once per store (a recovered one too)
+            state["queue_id"] = home.queue_id
+            state["id"] = await home.producer.enqueue({"n": 0}, dedup_key="kept")
+            consumer = await rig.store.consumer(home.queue)
+            [m] = await consumer.dequeue()
+            assert await consumer.archive(m.id)
+
+    def op() -> Coroutine[Any, Any, Any]:
+        producer: pgqrs.Producer = state["home"].producer
+        return producer.enqueue({"n": 1}, dedup_key="kept", dedup_window_seconds=3600)
+
+    async def check(point: Point, snapshot: Snapshot) -> None:
+        old = {m.id for m in rig.before.messages} if rig.before is not None else set()
+        new = [m for m in snapshot.of_queue(state["home"].queue_id) if m.id not in old]
+        _expect(not new, f"a duplicate enqueue wrote message(s) {[m.id for m in new]}")
+        if not point.cancelled:
+            _expect(
+                point.result == state["id"] and point.result.duplicate,
+                f"the duplicate enqueue returned {point.result!r}",
+            )
+
+    await rig.drive("enqueue(duplicate)", op, check, setup=setup)
+
+
+async def test_cancel_produce_with_key(rig: Rig) -> None:
+    queue = ("", 0)
+    keys = _Keys()
+
+    async def setup() -> None:
+        nonlocal queue
+        queue = await rig.queue()
+
+    async def check(point: Point, snapshot: Snapshot) -> None:
+        all_or_nothing(len(snapshot.of_queue(queue[1])), 1, "messages enqueued")
+        ephemeral_stopped(rig.before, snapshot)
+
+    await rig.drive(
+        "produce(dedup_key=)",
+        lambda: pgqrs.produce(rig.store, queue[0], {"n": 1}, dedup_key=keys()),
+        check,
+        setup=setup,
+    )
+
+
+def _cancel_message_drive(
+    rig: Rig, cancel: Callable[[Home, int, str], Coroutine[Any, Any, bool]]
+) -> tuple[Setup, MakeOp, OpCheck]:
+    """A fresh queued message (with a key) on the test's queue; afterwards it is either
+    still queued as before, or archived and marked cancelled (and then the call said True)."""
+    state: dict[str, Any] = {}
+    keys = _Keys()
+
+    async def setup() -> None:
+        home = await rig.home()
+        key = keys()
+        state["home"], state["key"] = home, key
+        state["id"] = await home.producer.enqueue({"n": 1}, dedup_key=key)
+
+    def op() -> Coroutine[Any, Any, bool]:
+        return cancel(state["home"], state["id"], state["key"])
+
+    async def check(point: Point, snapshot: Snapshot) -> None:
+        mid = state["id"]
+        queued = [m for m in snapshot.messages if m.id == mid]
+        [(archived, cancelled)] = await rows(
+            rig, "SELECT archived_at, cancelled_at FROM {s}pgqrs_messages WHERE id = ?", mid
+        )
+        if queued:
+            _expect(queued[0].owner is None, f"message {mid} gained an owner")
+            _expect(cancelled is None, f"message {mid} is marked cancelled but not archived")
+        else:
+            _expect(
+                archived is not None and cancelled is not None,
+                f"message {mid} left the queue without being cancelled",
+            )
+        if not point.cancelled:
+            _expect(point.result is True, f"the completed cancel returned {point.result!r}")
+            _expect(not queued, f"the completed cancel left message {mid} queued")
+
+    return setup, op, check
+
+
+async def test_cancel_producer_cancel(rig: Rig) -> None:
+    setup, op, check = _cancel_message_drive(rig, lambda h, mid, key: h.producer.cancel(mid))
+    await rig.drive("producer.cancel", op, check, setup=setup)
+
+
+async def test_cancel_producer_cancel_key(rig: Rig) -> None:
+    setup, op, check = _cancel_message_drive(rig, lambda h, mid, key: h.producer.cancel_key(key))
+    await rig.drive("producer.cancel_key", op, check, setup=setup)
+
+
+async def test_cancel_admin_cancel_message(rig: Rig) -> None:
+    def cancel(home: Home, mid: int, key: str) -> Coroutine[Any, Any, bool]:
+        return pgqrs.admin(rig.store).cancel_message(home.queue, mid)
+
+    setup, op, check = _cancel_message_drive(rig, cancel)
+    await rig.drive("Admin.cancel_message", op, check, setup=setup)
+
+
 # -- claiming ----------------------------------------------------------------------------------
 def _claim_drive(
     rig: Rig, claim: Callable[[pgqrs.Consumer], Coroutine[Any, Any, Any]]

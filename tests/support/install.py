@@ -17,6 +17,8 @@ MIGRATION_NAMES = [
     (8, "claim_order_index"),
     (9, "fencing_and_limits"),
     (10, "message_errors"),
+    (11, "priority_dedup"),
+    (12, "queue_payload_limits"),
 ]
 
 
@@ -30,13 +32,15 @@ def methods_without_bookkeeping(target: Target, *, ours: bool) -> list[str]:
     library installed (`ours`) and applied over pgqrs's own, which lack them.
     """
     ours_only = ["adopted" if ours else "applied"] * 2
+    # Versions 11 and later add columns: adopted over this library's tables, else applied.
+    later = ["adopted" if ours else "applied"] * (len(MIGRATION_NAMES) - 10)
     if target.backend == "turso" and ours:
         # Turso's files carry pgqrs's bookkeeping, which vouches for versions 1-5; of ours,
         # only a migration that adds columns is looked for (it cannot run twice).
-        return ["adopted"] * 5 + ["applied"] * 3 + ["adopted", "applied"]
+        return ["adopted"] * 5 + ["applied"] * 3 + ["adopted", "applied"] + later
     if target.backend in ("sqlite", "s3"):
-        return ["applied"] + ["adopted"] * 4 + ["applied"] * 3 + ours_only
-    return ["adopted"] * 5 + ["applied"] * 3 + ours_only
+        return ["applied"] + ["adopted"] * 4 + ["applied"] * 3 + ours_only + later
+    return ["adopted"] * 5 + ["applied"] * 3 + ours_only + later
 
 
 def expected_rows(adopted: int = 0) -> list[tuple[int, str, str, str]]:

@@ -8,6 +8,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pgqrs
+
+HOUR_MS = 3_600_000  # a poll interval no test could wait out
+
 
 async def eventually(
     check: Callable[[], Awaitable[Any]], *, within: float = 5.0, interval: float = 0.02
@@ -35,3 +39,12 @@ async def file_appears(path: Path, *, within: float = 10.0) -> str:
 
     text: str = await eventually(ready, within=within)
     return text
+
+
+async def wait_until_polling(consumer: pgqrs.Consumer) -> None:
+    """Until `consumer`'s poll loop has started."""
+
+    async def polling() -> bool:
+        return await consumer.status() == pgqrs.WorkerStatus.Polling
+
+    await eventually(polling, within=10.0, interval=0.01)

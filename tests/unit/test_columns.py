@@ -87,6 +87,7 @@ def test_a_message_row_becomes_its_record(stamp: Any) -> None:
         "producer_worker_id": 7,
         "consumer_worker_id": None,
         "archived_at": stamp,
+        "priority": 3,  # not a field of the record: claims sort by it
     }
     message = MESSAGE.build(row_of(MESSAGE, stored), {"a": 1}, {"raw": True})
     assert message == QueueMessage(
@@ -116,8 +117,16 @@ def test_every_table_row_becomes_its_record() -> None:
             QueueInfo(id=3, queue_name="jobs", created_at=API),
         ),
         "SETTINGS": (
-            {"queue_name": "jobs", "max_read_ct": "4"},
-            QueueSettings(queue_name="jobs", max_read_ct=4),
+            {
+                "queue_name": "jobs",
+                "max_read_ct": "4",
+                "max_payload_size_bytes": None,
+                "max_string_length": "2048",
+                "max_object_depth": 0,
+            },
+            QueueSettings(
+                queue_name="jobs", max_read_ct=4, max_string_length=2048, max_object_depth=0
+            ),
         ),
         "WORKER": (
             {
@@ -260,7 +269,7 @@ def test_aggregate_rows_become_their_records() -> None:
 def test_column_lists_come_from_the_declarations() -> None:
     assert MESSAGE.select == (
         "id, queue_id, payload, vt, enqueued_at, read_ct, dequeued_at, producer_worker_id, "
-        "consumer_worker_id, archived_at"
+        "consumer_worker_id, archived_at, priority"
     )
     assert MESSAGE.qualified("m") == ", ".join(f"m.{name}" for name in MESSAGE.names)
     assert HEALTH_BY_QUEUE.select.startswith("w.queue_id, q.queue_name, COUNT(w.id), SUM(")

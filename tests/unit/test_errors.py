@@ -16,6 +16,7 @@ BASES: dict[str, tuple[str, ...]] = {
     "QueueNotFoundError": ("NotFoundError",),
     "WorkerNotFoundError": ("NotFoundError",),
     "MessageNotFoundError": ("NotFoundError",),
+    "MessageLeasedError": ("StateTransitionError",),
     "QueueAlreadyExistsError": ("PgqrsError",),
     "SerializationError": ("PgqrsError", "TypeError", "ValueError"),
     "ConfigError": ("PgqrsError",),
@@ -40,6 +41,7 @@ ATTRIBUTES: dict[str, dict[str, object]] = {
     "StepNotReadyError": {"retry_at": None},
     "PausedError": {"resume_after": None},
     "SuspendedError": {"reason": None},
+    "MessageLeasedError": {"message_id": None, "worker_id": None, "lease_ends": None},
     "WorkflowCancelledError": {"run_id": None},
     "WorkflowFailedError": {"run_id": None, "error": None},
 }

@@ -194,7 +194,7 @@ def test_types_module_exports_the_same_objects() -> None:
     for name in names:
         assert getattr(pgqrs.types, name) is getattr(pgqrs, name), name
     assert sorted(pgqrs.types.__all__) == sorted(names)
-    assert len(pgqrs.errors.__all__) == 21
+    assert len(pgqrs.errors.__all__) == 22  # pgqrs's 21 and MessageLeasedError (issue 12)
     for name in pgqrs.errors.__all__:
         assert getattr(pgqrs.errors, name) is getattr(pgqrs, name), name
 

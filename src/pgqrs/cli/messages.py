@@ -1,4 +1,4 @@
-"""`pgqrs send`, `pgqrs messages list|show` and `pgqrs dlq list|replay|archive`."""
+"""`pgqrs send`, `pgqrs messages list|show|cancel` and `pgqrs dlq list|replay|archive`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from rich.progress import (
 from ..admin import Admin
 from ..client import Store
 from ..errors import PgqrsError
-from ..queue.workers import ephemeral_producer
+from ..queue.workers import ephemeral_producer, queue_rules
 from ..records import MessageError
 from ..tables import failures
 from ..tables import messages as message_rows
@@ -133,7 +133,7 @@ def send(queue: str, payload: str | None, source: IO[str] | None, delay: float) 
 
     async def work(store: Store) -> list[int]:
         await queue_rows.get_by_name(store.db, queue)  # an unknown queue before reading a file
-        rules = PayloadRules.from_config(store.settings)
+        rules = await queue_rules(store, queue)  # the queue's own limits, else Config's
         if source is None:
             return await write_payloads(
                 store, queue, encode_payloads([value], rules, batch=False), delay
@@ -293,19 +293,32 @@ def list_messages(queue: str, archived: bool, leased: bool, limit: int) -> None:
 def show(message_id: int) -> None:
     """Every field of the message ID and its payload."""
 
-    async def work(store: Store) -> tuple[QueueMessage, View]:
+    async def work(store: Store) -> tuple[QueueMessage, View, tuple[int, str | None, str | None]]:
         message = await (await store.get_messages()).get(message_id)
-        return message, await view_of(store, [message], errors=True)
+        options = await message_rows.options(store.db, message_id)
+        return message, await view_of(store, [message], errors=True), options
 
-    m, view = with_store(work)
-    queue, state, now = view.queue(m), view.state(m), view.now
+    m, view, (priority, key, cancelled_at) = with_store(work)
+    queue, now = view.queue(m), view.now
+    state = "cancelled" if cancelled_at else view.state(m)
     error = view.errors.get(m.id)
     if wants_json():
-        emit_json({**_message_json(m, queue, state), "last_error": plain(error) if error else None})
+        emit_json(
+            {
+                **_message_json(m, queue, state),
+                "priority": priority,
+                "dedup_key": key,
+                "cancelled_at": cancelled_at,
+                "last_error": plain(error) if error else None,
+            }
+        )
         return
     rows = [
         ("queue", f"{queue} (id {m.queue_id})"),
         ("state", state),
+        ("priority", priority),
+        ("dedup key", key),
+        ("cancelled", cancelled_at),
         ("read count", m.read_ct),
         ("enqueued", f"{m.enqueued_at} ({ago(m.enqueued_at, now)})"),
         ("visible at", None if m.vt is None else f"{m.vt} ({until(m.vt, now)})"),
@@ -317,6 +330,44 @@ def show(message_id: int) -> None:
     ]
     console().print(fields_table(rows, title=f"Message {m.id}"))
     console().print(pretty(m.payload), markup=False)
+
+
+@messages.command("cancel")
+@click.argument("message_id", type=int, metavar="[ID]", required=False)
+@click.option("--key", "key", help="Cancel the queued message holding this deduplication key.")
+@click.option("--queue", "-q", "queue", help="The message's queue (required with --key).")
+@json_option
+def cancel(message_id: int | None, key: str | None, queue: str | None) -> None:
+    """Cancel the queued message ID (or the one holding --key in --queue): it is archived,
+    marked cancelled, and never delivered. Refused while a worker holds it under a lease."""
+    if (message_id is None) == (key is None):
+        raise click.UsageError("give either ID or --key KEY --queue QUEUE")
+    if key is not None and queue is None:
+        raise click.UsageError("--key needs --queue")
+
+    async def work(store: Store) -> str:
+        admin = Admin(store)
+        if key is not None:
+            assert queue is not None
+            if not await admin.cancel_message_key(queue, key):
+                raise CliError(f"No queued message of '{queue}' holds key '{key}'")
+            return queue
+        assert message_id is not None
+        name = queue
+        if name is None:  # the message's own queue
+            row = await message_rows.get_row(store.db, message_id)
+            found = await queue_rows.find_by_id(store.db, int(row[1]))
+            name = "" if found is None else found.queue_name
+        if not await admin.cancel_message(name, message_id):
+            raise CliError(f"Message {message_id} is archived already: nothing to cancel")
+        return name
+
+    name = with_store(work)
+    what = f"message {message_id}" if key is None else f"the message with key '{key}'"
+    if wants_json():
+        emit_json({"queue": name, "id": message_id, "key": key, "cancelled": True})
+    else:
+        note(f"Cancelled {what} of '{name}'")
 
 
 # -- dead letters ----------------------------------------------------------------------------

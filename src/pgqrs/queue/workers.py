@@ -13,24 +13,32 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Self
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Self, overload
 
 from .._cancel import cleanup, complete
 from .._clock import Time, parse_time
 from ..errors import StateTransitionError, SuspendedError
 from ..rate_limit import TokenBucket
+from ..records import EnqueuedId
+from ..store.borrowed import borrow
+from ..store.executor import Queryable
 from ..store.wakeup import queue_key, worker_key
 from ..tables import messages, queues
 from ..tables import workers as rows
 from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
 from ..types import QueueMessage, WorkerInfo, WorkerStatus
 from ..validation import (
+    PLAIN,
+    EnqueueOptions,
     PayloadRules,
     check_batch_size,
+    check_dedup_key,
     check_lease,
+    check_message_id,
     check_payload_list,
     encode_payloads,
+    enqueue_options,
     require_duration,
     validate_queue_name,
     validate_worker_name,
@@ -185,10 +193,16 @@ class _Interruptible(_Worker):
         await self._shutdown(release=release)
 
 
+# How long a producer applies the payload limits it read from its queue before it reads them
+# again (semantics.md §7.6; docs/decisions.md, "Features (issue 12)").
+LIMITS_REFRESH = timedelta(seconds=5)
+
+
 class Producer(_Worker):
     """Enqueues messages on one queue."""
 
     _rules: PayloadRules
+    _rules_read_at: datetime | None  # the store clock's time when they were read; None: never
     _bucket: TokenBucket | None
 
     @classmethod
@@ -196,60 +210,271 @@ class Producer(_Worker):
         producer = super()._wrap(store, info, fence)
         config = store.settings
         producer._rules = PayloadRules.from_config(config)
+        producer._rules_read_at = None
         rate = config.max_enqueue_per_second
         producer._bucket = None if rate is None else TokenBucket(rate, config.max_enqueue_burst)
         return producer
 
-    async def enqueue(self, payload: Any) -> int:
-        return (await self._insert([payload], 0.0, batch=False))[0]
+    async def _payload_rules(self) -> PayloadRules:
+        """The rules the next enqueue applies: the queue's own limits, else Config's. Read at
+        the first enqueue, then again once they are LIMITS_REFRESH old by the store's clock
+        (or that clock went back), so a change reaches a running producer within that time."""
+        now = self._store.clock.now()
+        read_at = self._rules_read_at
+        if read_at is None or not timedelta(0) <= now - read_at < LIMITS_REFRESH:
+            assert self.queue_id is not None
+            found = await queues.settings(self._store.db, self.queue_id)
+            self._use_rules(PayloadRules.for_queue(self._store.settings, found), now)
+        return self._rules
 
-    async def enqueue_delayed(self, payload: Any, delay_seconds: float) -> int:
+    def _use_rules(self, rules: PayloadRules, read_at: datetime) -> None:
+        self._rules = rules
+        self._rules_read_at = read_at
+
+    # The plain calls keep pgqrs's return types (`int`, `list[int]`); with a key the ids are
+    # typed `EnqueuedId` too. At run time every id is an `EnqueuedId` (an int).
+    @overload
+    async def enqueue(
+        self,
+        payload: Any,
+        *,
+        priority: int = 0,
+        dedup_key: None = None,
+        dedup_window_seconds: None = None,
+        connection: object | None = None,
+    ) -> int: ...
+
+    @overload
+    async def enqueue(
+        self,
+        payload: Any,
+        *,
+        priority: int = 0,
+        dedup_key: str,
+        dedup_window_seconds: float | None = None,
+        connection: object | None = None,
+    ) -> EnqueuedId: ...
+
+    async def enqueue(
+        self,
+        payload: Any,
+        *,
+        priority: int = 0,
+        dedup_key: str | None = None,
+        dedup_window_seconds: float | None = None,
+        connection: object | None = None,
+    ) -> int:
+        """Enqueue one payload; `priority`, `dedup_key` and its window are beyond pgqrs
+        (semantics.md §7.2, §7.8)."""
+        options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False)
+        return (await self._insert([payload], 0.0, options, batch=False, connection=connection))[0]
+
+    @overload
+    async def enqueue_delayed(
+        self,
+        payload: Any,
+        delay_seconds: float,
+        *,
+        priority: int = 0,
+        dedup_key: None = None,
+        dedup_window_seconds: None = None,
+        connection: object | None = None,
+    ) -> int: ...
+
+    @overload
+    async def enqueue_delayed(
+        self,
+        payload: Any,
+        delay_seconds: float,
+        *,
+        priority: int = 0,
+        dedup_key: str,
+        dedup_window_seconds: float | None = None,
+        connection: object | None = None,
+    ) -> EnqueuedId: ...
+
+    async def enqueue_delayed(
+        self,
+        payload: Any,
+        delay_seconds: float,
+        *,
+        priority: int = 0,
+        dedup_key: str | None = None,
+        dedup_window_seconds: float | None = None,
+        connection: object | None = None,
+    ) -> int:
         require_duration("delay_seconds", delay_seconds)
-        return (await self._insert([payload], float(delay_seconds), batch=False))[0]
+        options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False)
+        delay = float(delay_seconds)
+        return (await self._insert([payload], delay, options, batch=False, connection=connection))[
+            0
+        ]
 
-    async def enqueue_batch(self, payloads: list[Any]) -> list[int]:
+    @overload
+    async def enqueue_batch(
+        self,
+        payloads: list[Any],
+        *,
+        priority: int = 0,
+        dedup_keys: None = None,
+        dedup_window_seconds: None = None,
+        connection: object | None = None,
+    ) -> list[int]: ...
+
+    @overload
+    async def enqueue_batch(
+        self,
+        payloads: list[Any],
+        *,
+        priority: int = 0,
+        dedup_keys: Sequence[str | None],
+        dedup_window_seconds: float | None = None,
+        connection: object | None = None,
+    ) -> list[EnqueuedId]: ...
+
+    async def enqueue_batch(
+        self,
+        payloads: list[Any],
+        *,
+        priority: int = 0,
+        dedup_keys: Sequence[str | None] | None = None,
+        dedup_window_seconds: float | None = None,
+        connection: object | None = None,
+    ) -> list[int] | list[EnqueuedId]:
+        """Enqueue payloads in order, one priority for all; `dedup_keys` has one key (or None)
+        per payload, and a key met twice in the batch is enqueued once (the first wins)."""
         check_payload_list(payloads)
+        options = enqueue_options(
+            priority, dedup_keys, dedup_window_seconds, len(payloads), batch=True
+        )
         if not payloads:
             return []
-        return await self._insert(payloads, 0.0, batch=True)
+        return await self._insert(payloads, 0.0, options, batch=True, connection=connection)
 
-    async def _insert(self, payloads: Sequence[Any], delay: float, *, batch: bool) -> list[int]:
-        texts = encode_payloads(payloads, self._rules, batch=batch)
+    async def _insert(
+        self,
+        payloads: Sequence[Any],
+        delay: float,
+        options: EnqueueOptions,
+        *,
+        batch: bool,
+        connection: object | None = None,
+    ) -> list[EnqueuedId]:
+        # A connection that cannot be used is refused before anything else (semantics.md §7.7).
+        db = None if connection is None else await borrow(connection, self._store.db)
+        texts = encode_payloads(payloads, await self._payload_rules(), batch=batch)
         if self._bucket is not None:
             self._bucket.take(len(texts))
-        return await self.write(texts, delay)
+        return await self.write(texts, delay, options, db=db)
 
-    async def write(self, texts: Sequence[str], delay: float = 0.0) -> list[int]:
-        """Insert payloads already validated and paid for (stored JSON texts)."""
-        store = self._store
+    async def write(
+        self,
+        texts: Sequence[str],
+        delay: float = 0.0,
+        options: EnqueueOptions = PLAIN,
+        *,
+        db: Queryable | None = None,
+    ) -> list[EnqueuedId]:
+        """Insert payloads already validated and paid for (stored JSON texts), with options
+        already checked (`validation.enqueue_options`), on the store or on `db` (a connection
+        the application holds, which wakes nobody in-process: it may roll back)."""
         queue_id = self.queue_id
         assert queue_id is not None
-        ids = await messages.enqueue(
-            store.db, queue_id, self.worker_id, texts, store.sql_now(), delay
+        return await write_messages(
+            self._store, queue_id, self.worker_id, texts, delay, options, db
         )
+
+    async def cancel(self, message_id: int) -> bool:
+        """Cancel a queued message of this producer's queue (semantics.md §7.9): True when
+        this call cancelled it, False when it was archived already. `MessageLeasedError` while
+        a consumer holds it under a running lease; `ValidationError` for a workflow trigger;
+        `MessageNotFoundError` for an id not in the queue."""
+        mid = check_message_id(message_id)
+        store = self._store
+        assert self.queue_id is not None
+        return await messages.cancel(store.db, self.queue_id, store.sql_now(), message_id=mid)
+
+    async def cancel_key(self, dedup_key: str) -> bool:
+        """Cancel the unarchived message of this queue holding `dedup_key`; False when there is
+        none (or it is archived already). Leases and triggers as `cancel`."""
+        key = check_dedup_key(dedup_key)
+        store = self._store
+        assert self.queue_id is not None
+        return await messages.cancel(store.db, self.queue_id, store.sql_now(), key=key)
+
+
+async def write_messages(
+    store: Context,
+    queue_id: int,
+    worker_id: int | None,
+    texts: Sequence[str],
+    delay: float,
+    options: EnqueueOptions,
+    db: Queryable | None = None,
+) -> list[EnqueuedId]:
+    """Insert stored JSON texts on `queue_id` with checked options, on the store's executor (and
+    wake the idle loops of this process) or on `db`, a borrowed connection (which may roll back:
+    no in-process wake-up; on PostgreSQL the statement's NOTIFY goes out at its commit)."""
+    target = store.db if db is None else db
+    now = store.sql_now()
+    if options.keys is None:
+        plain = await messages.enqueue(
+            target, queue_id, worker_id, texts, now, delay, options.priority
+        )
+        ids = [EnqueuedId(i) for i in plain]
+    else:
+        ids = await messages.enqueue_keyed(
+            target,
+            queue_id,
+            worker_id,
+            texts,
+            options.keys,
+            now,
+            delay_seconds=delay,
+            priority=options.priority,
+            window=options.window,
+        )
+    if db is None and not all(i.duplicate for i in ids):
         store.wakeups.notify(queue_key(queue_id))
-        return ids
+    return ids
 
 
 @contextlib.asynccontextmanager
-async def ephemeral_producer(store: Context, queue: str) -> AsyncIterator[Producer]:
+async def ephemeral_producer(
+    store: Context, queue: str, rules: PayloadRules | None = None
+) -> AsyncIterator[Producer]:
     """A producer that lives for one call: registered on entry, stopped on exit
-    (semantics.md §9.5)."""
+    (semantics.md §9.5). `rules`: the queue's rules, just read by the caller (`queue_rules`),
+    so that its enqueues do not read them again."""
+    read_at = store.clock.now()
     producer = await Producer._register_ephemeral(store, queue)
+    if rules is not None:
+        producer._use_rules(rules, read_at)
     try:
         yield producer
     finally:
         await cleanup(rows.mark_stopped(store.db, producer.worker_id, store.sql_now()))
 
 
-def prepare_payloads(store: Context, payloads: Sequence[Any], *, batch: bool) -> list[str]:
-    """Validate payloads for a producer that does not exist yet (one call of a helper).
+async def queue_rules(store: Context, queue: str) -> PayloadRules:
+    """The payload rules a producer of `queue` applies now: the queue's own limits, else the
+    store's Config (semantics.md §7.6); QueueNotFoundError for a missing queue."""
+    validate_queue_name(queue)
+    found = await queues.settings_by_name(store.db, queue)
+    return PayloadRules.for_queue(store.settings, found)
+
+
+def prepare_payloads(
+    store: Context, payloads: Sequence[Any], *, batch: bool, rules: PayloadRules
+) -> list[str]:
+    """Validate payloads for a producer that does not exist yet (one call of a helper), under
+    `rules` (`queue_rules` of its queue).
 
     Everything that can refuse the call happens here, before the ephemeral worker is written:
     encoding, payload rules, and the burst limit of the fresh token bucket it would get.
     """
     config = store.settings
-    texts = encode_payloads(payloads, PayloadRules.from_config(config), batch=batch)
+    texts = encode_payloads(payloads, rules, batch=batch)
     if config.max_enqueue_per_second is not None:
         TokenBucket(config.max_enqueue_per_second, config.max_enqueue_burst).take(len(texts))
     return texts

@@ -50,14 +50,14 @@ def translate(err: Exception) -> PgqrsConnectionError:
 
 
 @contextlib.contextmanager
-def _translated() -> Iterator[None]:
+def translated() -> Iterator[None]:
     try:
         yield
     except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
         raise translate(err) from err
 
 
-def _adapt(params: Params | None) -> Params | None:
+def adapt_params(params: Params | None) -> Params | None:
     """What psycopg would send slowly, sent as text: id lists as array literals, and stored
     JSON texts as one JSON array (the driver dumps list elements one by one in Python)."""
     if not params:
@@ -88,18 +88,18 @@ class _Conn:
         return self._sql
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
-        with _translated():
-            cursor = await self._conn.execute(sql, _adapt(params))
+        with translated():
+            cursor = await self._conn.execute(sql, adapt_params(params))
             return cursor.rowcount
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
-        with _translated():
-            cursor = await self._conn.execute(sql, _adapt(params))
+        with translated():
+            cursor = await self._conn.execute(sql, adapt_params(params))
             return await cursor.fetchall()
 
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
-        with _translated():
-            cursor = await self._conn.execute(sql, _adapt(params))
+        with translated():
+            cursor = await self._conn.execute(sql, adapt_params(params))
             return await cursor.fetchone()
 
 
@@ -174,7 +174,7 @@ class PostgresExecutor:
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection outside any transaction (install uses it for its advisory lock)."""
         self._check_open()
-        with _translated():
+        with translated():
             async with self._connections.connection() as conn:
                 yield conn
 
@@ -201,7 +201,7 @@ class PostgresExecutor:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Queryable]:
         async with self.connection() as conn:
-            with _translated():
+            with translated():
                 async with conn.transaction():
                     yield _Conn(conn, self.sql)
 

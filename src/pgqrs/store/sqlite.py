@@ -37,7 +37,7 @@ from .wakeup import Wakeups
 T = TypeVar("T")
 
 
-def _add_seconds(value: str | None, secs: float | None) -> str | None:
+def add_seconds(value: str | None, secs: float | None) -> str | None:
     """SQL function `pgqrs_add_seconds(ts, s)`: SQLite date functions keep milliseconds only."""
     if value is None or secs is None:
         return None
@@ -51,7 +51,7 @@ def _add_seconds(value: str | None, secs: float | None) -> str | None:
 _AT_EXECUTION = object()
 
 
-def _adapt(params: Params | None) -> dict[str, Any]:
+def adapt_params(params: Params | None) -> dict[str, Any]:
     """Python values as SQLite stores them: fixed-width UTC text, lists as JSON arrays."""
     if not params:
         return {}
@@ -67,7 +67,7 @@ def _adapt(params: Params | None) -> dict[str, Any]:
     return out
 
 
-def _bind(args: dict[str, Any]) -> dict[str, Any]:
+def bind_now(args: dict[str, Any]) -> dict[str, Any]:
     """`args` with the time of execution for `now` parameters left to the clock."""
     if args.get("now") is _AT_EXECUTION or args.get("wall_now") is _AT_EXECUTION:
         stamp = to_sqlite_text(_clock.local_now())
@@ -89,13 +89,13 @@ def translate(err: BaseException) -> PgqrsConnectionError:
 
 
 def _run(conn: Any, sql: str, params: dict[str, Any]) -> list[Row]:
-    cursor = conn.execute(sql, _bind(params))
+    cursor = conn.execute(sql, bind_now(params))
     rows = cursor.fetchall() if cursor.description else []
     return [tuple(row) for row in rows]
 
 
 def _run_count(conn: Any, sql: str, params: dict[str, Any]) -> int:
-    cursor = conn.execute(sql, _bind(params))
+    cursor = conn.execute(sql, bind_now(params))
     if cursor.description:
         return len(cursor.fetchall())
     return int(cursor.rowcount)
@@ -153,11 +153,11 @@ class _Tx:
         return self._ex.sql
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
-        args = _adapt(params)
+        args = adapt_params(params)
         return await self._ex.on_writer(lambda c: _run_count(c, sql, args))
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
-        args = _adapt(params)
+        args = adapt_params(params)
         return await self._ex.on_writer(lambda c: _run(c, sql, args))
 
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
@@ -218,7 +218,7 @@ class SqliteExecutor:
     @classmethod
     def configure(cls, conn: Any, dsn: Dsn, synchronous: str, *, readonly: bool) -> None:
         cls.set_pragmas(conn, dsn, synchronous, readonly=readonly)
-        conn.create_function("pgqrs_add_seconds", 2, _add_seconds, deterministic=True)
+        conn.create_function("pgqrs_add_seconds", 2, add_seconds, deterministic=True)
 
     @classmethod
     def set_pragmas(cls, conn: Any, dsn: Dsn, synchronous: str, *, readonly: bool) -> None:
@@ -303,11 +303,11 @@ class SqliteExecutor:
 
     # -- Queryable -----------------------------------------------------------------------
     async def execute(self, sql: str, params: Params | None = None) -> int:
-        args = _adapt(params)
+        args = adapt_params(params)
         return await self.write(lambda c: _run_count(c, sql, args))
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
-        args = _adapt(params)
+        args = adapt_params(params)
         if type(sql) is Read:  # declared a read (store/sql): the reader connection may run it
             return await self.read(lambda c: _run(c, sql, args))
         return await self.write(lambda c: _run(c, sql, args))
@@ -347,7 +347,7 @@ class SqliteExecutor:
 
     async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
         """One `BEGIN IMMEDIATE` transaction, in a single trip to the writer thread."""
-        prepared = [(sql, _adapt(params)) for sql, params in steps]
+        prepared = [(sql, adapt_params(params)) for sql, params in steps]
         return await self.write(lambda c: [_run(c, sql, args) for sql, args in prepared])
 
     # -- install -------------------------------------------------------------------------

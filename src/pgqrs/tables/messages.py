@@ -10,7 +10,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..errors import MessageNotFoundError, ValidationError
+from .._clock import db_to_api
+from ..errors import InternalError, MessageLeasedError, MessageNotFoundError, ValidationError
+from ..records import EnqueuedId
 from ..store.executor import (
     JsonTexts,
     Queryable,
@@ -21,7 +23,7 @@ from ..store.executor import (
 )
 from ..store.sql.columns import MESSAGE
 from ..types import QueueMessage
-from ..validation import decode_json
+from ..validation import decode_json, encode_json, key_list
 from . import queues
 from .workers import Owner
 
@@ -68,18 +70,28 @@ class MessageReader:
 # The raw values the reader and the claim order need, by the position of their columns.
 _ID, _QUEUE_ID = MESSAGE.index("id"), MESSAGE.index("queue_id")
 _PAYLOAD, _ENQUEUED_AT = MESSAGE.index("payload"), MESSAGE.index("enqueued_at")
+_PRIORITY = MESSAGE.index("priority")
 
 
 def sort_rows(rows: list[Row]) -> list[Row]:
-    """Claim order, `(enqueued_at, id)`: RETURNING gives rows in no particular order.
+    """Claim order, `(priority DESC, enqueued_at, id)` (semantics.md §7.3): RETURNING gives
+    rows in no particular order.
 
     Stored values sort as they are (datetimes on Postgres, fixed-width UTC text on SQLite);
     a NULL `enqueued_at` (only a row written by another program) sorts first.
     """
     if len(rows) < 2:
         return rows
-    at, key = _ENQUEUED_AT, _ID
-    return sorted(rows, key=lambda r: (r[at] is not None, r[at] or r[key], r[key]))
+    at, key, priority = _ENQUEUED_AT, _ID, _PRIORITY
+    return sorted(
+        rows, key=lambda r: (-(r[priority] or 0), r[at] is not None, r[at] or r[key], r[key])
+    )
+
+
+def _ids(ids: Iterable[int]) -> list[int]:
+    """Message ids as plain ints: callers pass on what enqueue returned (`EnqueuedId`, an int
+    subclass), and psycopg refuses a list that mixes it with plain ints."""
+    return [int(i) for i in ids]
 
 
 def _owner(owner: Owner) -> dict[str, Any]:
@@ -93,6 +105,7 @@ async def enqueue(
     texts: Sequence[str],
     now: datetime | None,
     delay_seconds: float = 0.0,
+    priority: int = 0,
 ) -> list[int]:
     """Insert the stored JSON texts as one statement; their ids in input order. Visible
     `delay_seconds` after `now` (None: the database's clock, see store/sql/messages.py)."""
@@ -101,6 +114,7 @@ async def enqueue(
         "worker_id": worker_id,
         "now": now,
         "delay": float(delay_seconds),
+        "priority": priority,
     }
     if len(texts) == 1:
         row = await db.fetchone(db.sql.MSG_INSERT, {**params, "payload": texts[0]})
@@ -109,6 +123,151 @@ async def enqueue(
     rows = await db.fetch(db.sql.MSG_INSERT_BATCH, {**params, "payloads": JsonTexts(texts)})
     # One statement, one sequence: ids ascend in input order.
     return sorted(int(row[0]) for row in rows)
+
+
+async def enqueue_keyed(
+    db: Queryable,
+    queue_id: int,
+    worker_id: int | None,
+    texts: Sequence[str],
+    keys: Sequence[str | None],
+    now: datetime | None,
+    *,
+    delay_seconds: float = 0.0,
+    priority: int = 0,
+    window: float | None = None,
+) -> list[EnqueuedId]:
+    """Insert the payloads whose deduplication key (`keys`, one per payload, None for none)
+    no message holds yet, as one transaction; an id for every payload, in input order, marked
+    `duplicate` where an existing message (or an earlier payload of the batch: the first wins)
+    holds the key (semantics.md §7.8). The database decides; this only reads its answer."""
+    params = {
+        "queue_id": queue_id,
+        "worker_id": worker_id,
+        "now": now,
+        "delay": float(delay_seconds),
+        "priority": priority,
+        "payloads": JsonTexts(texts),
+        "keys": encode_json(list(keys)),
+        "key_list": key_list(keys),
+        "window": window,
+    }
+    sql = db.sql.MSG_INSERT_KEYED if window is None else db.sql.MSG_INSERT_KEYED_WINDOW
+    rows = [row for step in await _every_step(db, sql, params) for row in step]
+    answered, missing = _answer(keys, rows)
+    if missing:  # taken by a concurrent enqueue after this one's snapshot (Postgres)
+        more = await db.fetch(db.sql.MSG_KEY_HOLDERS, {**params, "key_list": missing})
+        answered, missing = _answer(keys, [*rows, *more])
+        if missing:
+            raise InternalError(f"Enqueue failed: no message holds key {missing[0]!r}")
+    return answered
+
+
+async def _every_step(
+    db: Queryable, statements: Sequence[str], params: dict[str, Any]
+) -> list[list[Row]]:
+    """The statements as one transaction (see `run_steps`), with the rows of every one."""
+    batch = getattr(db, "batch", None)
+    if batch is not None:
+        results: list[list[Row]] = await batch([(sql, params) for sql in statements])
+        return results
+    return [await db.fetch(sql, params) for sql in statements]
+
+
+def _answer(keys: Sequence[str | None], rows: Sequence[Row]) -> tuple[list[EnqueuedId], list[str]]:
+    """Each position's id from the rows of a keyed insert, (id, key, inserted, archived), and
+    the keys no row answers."""
+    inserted = sorted((int(r[0]), r[1]) for r in rows if r[2])
+    fresh = {key: mid for mid, key in inserted if key is not None}
+    held: dict[str, tuple[int, int]] = {}  # key -> (archived, -id): unarchived first, newest
+    for mid, key, was_inserted, archived in rows:
+        rank = (int(archived), -int(mid))
+        if not was_inserted and (key not in held or rank < held[key]):
+            held[key] = rank
+    ids = iter(mid for mid, _ in inserted)
+    out: list[EnqueuedId] = []
+    missing: list[str] = []
+    seen: set[str] = set()
+    for key in keys:
+        if key is None or (key in fresh and key not in seen):
+            out.append(EnqueuedId(next(ids)))
+        elif key in fresh:
+            out.append(EnqueuedId(fresh[key], duplicate=True))
+        elif key in held:
+            out.append(EnqueuedId(-held[key][1], duplicate=True))
+        elif key not in missing:
+            missing.append(key)
+        if key is not None:
+            seen.add(key)
+    return out, missing
+
+
+async def cancel(
+    db: Queryable,
+    queue_id: int,
+    now: datetime | None,
+    *,
+    message_id: int | None = None,
+    key: str | None = None,
+    queue: str = "",
+) -> bool:
+    """Cancel the queued message `message_id` (or the unarchived one holding `key`) of the
+    queue: archived with a mark, never delivered again (semantics.md §7.9). True when this
+    call cancelled it; False when it was archived already (handled, or cancelled before) or,
+    by key, when no unarchived message holds the key. A message under a running lease raises
+    `MessageLeasedError`; the trigger of a workflow run, `ValidationError`; an id not in the
+    queue, `MessageNotFoundError`. One guarded UPDATE decides; the reads after it only say why
+    it changed nothing."""
+    by_key = key is not None
+    sql = db.sql
+    update, state = (
+        (sql.MSG_CANCEL_KEY, sql.MSG_CANCEL_KEY_STATE)
+        if by_key
+        else (sql.MSG_CANCEL, sql.MSG_CANCEL_STATE)
+    )
+    params = {"queue_id": queue_id, "now": now, "id": message_id, "key": key}
+    for _ in range(_CANCEL_ATTEMPTS):
+        if await db.fetch(update, params):
+            return True
+        row = await db.fetchone(state, params)
+        if row is None:
+            if by_key:
+                return False
+            where = f" in queue '{queue}'" if queue else ""
+            raise MessageNotFoundError(f"Message with id '{message_id}' not found{where}")
+        mid, archived_at, _cancelled_at, leased, worker, vt, run_id = row
+        if archived_at is not None:
+            return False
+        if run_id is not None:
+            raise ValidationError(
+                f"Validation failed: message {mid} is the trigger of workflow run {run_id} and "
+                f"cannot be cancelled on its own; cancel the workflow run instead "
+                f"(Run.cancel(), or `pgqrs workflow cancel {run_id}`)"
+            )
+        if leased:
+            ends = db_to_api(vt)
+            raise MessageLeasedError(
+                f"Message {mid} is leased by worker {worker} until {ends}: a handler may be "
+                "running it, so it cannot be cancelled; try again once the lease is over",
+                message_id=int(mid),
+                worker_id=None if worker is None else int(worker),
+                lease_ends=ends,
+            )
+        # Its lease ended between the two statements: the next UPDATE decides again.
+    raise InternalError(f"Cancel failed: message {message_id or key!r} kept changing; try again")
+
+
+# A lease that ends between the guarded UPDATE and the read after it is tried once more.
+_CANCEL_ATTEMPTS = 3
+
+
+async def options(db: Queryable, message_id: int) -> tuple[int, str | None, str | None]:
+    """What pgqrs's record does not carry: the message's priority, deduplication key and
+    when it was cancelled (None: it was not)."""
+    row = await db.fetchone(db.sql.MSG_OPTIONS, {"id": message_id})
+    if row is None:
+        raise MessageNotFoundError(f"Message with id '{message_id}' not found")
+    return int(row[0] or 0), row[1], db_to_api(row[2])
 
 
 async def claim(
@@ -152,7 +311,7 @@ async def loop_step(
     params = {
         **_owner(owner),
         "queue_id": queue_id,
-        "ids": list(finished),
+        "ids": _ids(finished),
         "limit": limit,
         "now": now,
         "lease": float(lease_seconds),
@@ -165,19 +324,19 @@ async def loop_step(
 async def archive(
     db: Queryable, ids: Sequence[int], owner: Owner, archived_at: datetime | None
 ) -> set[int]:
-    params = {**_owner(owner), "ids": list(ids), "wall_now": archived_at}
+    params = {**_owner(owner), "ids": _ids(ids), "wall_now": archived_at}
     return {int(i) for i in first_column(await db.fetch(db.sql.MSG_ARCHIVE, params))}
 
 
 async def delete(db: Queryable, ids: Sequence[int], owner: Owner) -> set[int]:
     """Delete owned rows; refused as a whole when a workflow run references one of them."""
-    referenced = first_column(await db.fetch(db.sql.MSG_REFERENCED_BY_RUN, {"ids": list(ids)}))
+    referenced = first_column(await db.fetch(db.sql.MSG_REFERENCED_BY_RUN, {"ids": _ids(ids)}))
     if referenced:
         raise ValidationError(
             f"Validation failed: message {referenced[0]} is the trigger of a workflow run and "
             "cannot be deleted; archive it instead"
         )
-    params = {**_owner(owner), "ids": list(ids)}
+    params = {**_owner(owner), "ids": _ids(ids)}
     return {int(i) for i in first_column(await db.fetch(db.sql.MSG_DELETE, params))}
 
 
@@ -193,7 +352,7 @@ async def set_lease(
 ) -> int:
     """Let the leases of still-owned messages end `lease_seconds` after `now` (heartbeats keep
     the leases of a running handler alive)."""
-    params = {**_owner(owner), "ids": list(ids), "lease": float(lease_seconds), "now": now}
+    params = {**_owner(owner), "ids": _ids(ids), "lease": float(lease_seconds), "now": now}
     return await db.execute(db.sql.MSG_SET_LEASE, params)
 
 
@@ -228,7 +387,7 @@ async def _released(
     now: datetime | None,
     delay_seconds: float,
 ) -> set[int]:
-    params = {**_owner(owner), "ids": list(ids), "now": now, "delay": float(delay_seconds)}
+    params = {**_owner(owner), "ids": _ids(ids), "now": now, "delay": float(delay_seconds)}
     return {int(i) for i in first_column(await db.fetch(sql, params))}
 
 

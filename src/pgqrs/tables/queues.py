@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from ..errors import QueueAlreadyExistsError, QueueNotFoundError, ValidationError
 from ..records import QueueSettings
 from ..store.executor import Queryable, UniqueViolation, scalar_int
 from ..store.sql.columns import QUEUE, SETTINGS
 from ..types import QueueInfo
+
+# The payload limits a queue row may hold (semantics.md §7.6); None: each producer's Config.
+LIMITS = ("max_payload_size_bytes", "max_string_length", "max_object_depth")
 
 
 async def create(
@@ -18,9 +23,12 @@ async def create(
     *,
     exist_ok: bool = False,
     max_read_ct: int | None = None,
+    limits: Mapping[str, int | None] | None = None,
 ) -> QueueInfo:
-    """Create a queue; `max_read_ct` is its poison threshold, shared by every process."""
-    params = {"name": name, "now": now, "max_read_ct": max_read_ct}
+    """Create a queue; `max_read_ct` is its poison threshold and `limits` its own payload
+    limits (names of `LIMITS`, checked), shared by every process."""
+    params: dict[str, Any] = {"name": name, "now": now, "max_read_ct": max_read_ct}
+    params.update(dict.fromkeys(LIMITS), **(limits or {}))
     if exist_ok:
         row = await db.fetchone(db.sql.QUEUE_INSERT_IF_ABSENT, params)
         return QUEUE.build(row) if row else await get_by_name(db, name)
@@ -39,10 +47,23 @@ async def settings(db: Queryable, queue_id: int) -> QueueSettings:
     return SETTINGS.build(row)
 
 
-async def set_max_read_ct(db: Queryable, queue_id: int, max_read_ct: int) -> QueueSettings:
-    row = await db.fetchone(
-        db.sql.QUEUE_SET_MAX_READ_CT, {"id": queue_id, "max_read_ct": max_read_ct}
-    )
+async def settings_by_name(db: Queryable, name: str) -> QueueSettings:
+    row = await db.fetchone(db.sql.QUEUE_SETTINGS_BY_NAME, {"name": name})
+    if row is None:
+        raise QueueNotFoundError(f"Queue '{name}' not found")
+    return SETTINGS.build(row)
+
+
+async def update_settings(
+    db: Queryable, queue_id: int, changes: Mapping[str, int | None]
+) -> QueueSettings:
+    """Set the settings named in `changes` (`max_read_ct` or a name of `LIMITS`; None: back to
+    each process's Config) and keep the others, in one statement."""
+    params: dict[str, Any] = {"id": queue_id}
+    for name in ("max_read_ct", *LIMITS):
+        params[f"set_{name}"] = int(name in changes)
+        params[name] = changes.get(name)
+    row = await db.fetchone(db.sql.QUEUE_UPDATE_SETTINGS, params)
     if row is None:
         raise QueueNotFoundError(f"Queue with id '{queue_id}' not found")
     return SETTINGS.build(row)

@@ -7,7 +7,9 @@ module per concern:
     arguments   types, numbers and durations, batch sizes and intervals of arguments
     names       queue, workflow, worker, step and schema names (semantics.md §6)
     encoding    JSON text (semantics.md §4)
-    payloads    payload rules and their order (semantics.md §8.1-8.2), payload lists
+    enqueue     an enqueue's priority, deduplication keys and window (semantics.md §7.2, §7.8)
+    payloads    payload rules and their order (semantics.md §8.1-8.2), a queue's own
+                payload limits (semantics.md §7.6), payload lists
 
 Checks that need the database (a queue still holding messages, a duplicate worker name) are not
 here: they are made by the statements themselves, in `pgqrs.tables`. The settings of a `Config`
@@ -35,6 +37,17 @@ from .arguments import (
     require_type_or_none,
 )
 from .encoding import decode_json, encode_json
+from .enqueue import (
+    MAX_DEDUP_KEY_LENGTH,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    PLAIN,
+    EnqueueOptions,
+    check_dedup_key,
+    check_message_id,
+    enqueue_options,
+    key_list,
+)
 from .names import (
     require_workflow_name,
     validate_queue_name,
@@ -43,17 +56,35 @@ from .names import (
     validate_worker_name,
 )
 from .payloads import (
+    MAX_QUEUE_LIMIT,
+    QUEUE_LIMITS,
+    LimitOrigin,
     PayloadRules,
     PayloadSettings,
+    QueueLimits,
     check_payload_list,
     check_payloads_given,
+    check_queue_limits,
     encode_payloads,
 )
 
 __all__ = [
+    "MAX_DEDUP_KEY_LENGTH",
+    "MAX_PRIORITY",
+    "MIN_PRIORITY",
+    "PLAIN",
+    "EnqueueOptions",
+    "check_dedup_key",
+    "check_message_id",
+    "enqueue_options",
+    "key_list",
     "MAX_DURATION_SECONDS",
+    "MAX_QUEUE_LIMIT",
+    "QUEUE_LIMITS",
+    "LimitOrigin",
     "PayloadRules",
     "PayloadSettings",
+    "QueueLimits",
     "check_batch_size",
     "check_builder_batch",
     "check_builder_poll_interval",
@@ -62,6 +93,7 @@ __all__ = [
     "check_lease",
     "check_payload_list",
     "check_payloads_given",
+    "check_queue_limits",
     "check_result_timeout",
     "check_retry_after",
     "check_some_builders",

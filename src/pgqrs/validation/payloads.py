@@ -1,8 +1,9 @@
-"""Payload rules and their order (semantics.md §8.1-8.2), and the payload lists producers take."""
+"""Payload rules and their order (semantics.md §8.1-8.2), a queue's own payload limits
+(semantics.md §7.6), and the payload lists producers take."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
@@ -28,15 +29,65 @@ class PayloadSettings(Protocol):
     def required_keys(self) -> Sequence[str]: ...
 
 
+class QueueLimits(Protocol):
+    """A queue's own payload limits (`pgqrs.QueueSettings`); None: the producer's Config."""
+
+    @property
+    def queue_name(self) -> str: ...
+    @property
+    def max_payload_size_bytes(self) -> int | None: ...
+    @property
+    def max_string_length(self) -> int | None: ...
+    @property
+    def max_object_depth(self) -> int | None: ...
+
+
+# The limits a queue may set for itself (semantics.md §7.6): name -> (least value, CLI option).
+# The ranges are Config's; the most is what the INTEGER column holds.
+QUEUE_LIMITS: dict[str, tuple[int, str]] = {
+    "max_payload_size_bytes": (1, "--max-payload-bytes"),
+    "max_string_length": (1, "--max-string-length"),
+    "max_object_depth": (0, "--max-depth"),
+}
+MAX_QUEUE_LIMIT = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class LimitOrigin:
+    """Where a producer's limits come from, for the message of a refusal: the queue it writes
+    to, and which of the queue's limits are the queue's own (the others are Config's)."""
+
+    queue: str
+    from_queue: frozenset[str] = frozenset()
+
+    def explain(self, limit: str, value: int) -> str:
+        """` (<limit> = <value> from <where>; how to change it)`, appended to a refusal."""
+        option = QUEUE_LIMITS[limit][1]
+        per_queue = (
+            f'Admin.update_queue("{self.queue}", {limit}=N) or '
+            f"`pgqrs queue update {self.queue} {option} N`"
+        )
+        if limit in self.from_queue:
+            return f" ({limit} = {value} set on queue '{self.queue}'; change it with {per_queue})"
+        default = ", pgqrs's default" if getattr(_PGQRS_DEFAULTS, limit) == value else ""
+        return (
+            f" ({limit} = {value} from this process's Config{default}; change it for queue "
+            f"'{self.queue}' with {per_queue}, or for this process with Config.{limit})"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PayloadRules:
-    """The payload limits of a store's Config, frozen so a producer sees one consistent set."""
+    """The payload limits a producer applies, frozen so it sees one consistent set: its store's
+    Config, with the limits of its queue in their place where the queue has its own."""
 
     max_payload_size_bytes: int = 1048576
     max_string_length: int = 1024
     max_object_depth: int = 5
     forbidden_keys: tuple[str, ...] = ("__proto__", "constructor")
     required_keys: tuple[str, ...] = ()
+    # Where the limits come from (None: say nothing about it, as pgqrs's messages do).
+    origin: LimitOrigin | None = field(default=None, compare=False)
     # Built once: membership is tested for every key of every payload.
     _forbidden: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -54,6 +105,50 @@ class PayloadRules:
             forbidden_keys=tuple(config.forbidden_keys),
             required_keys=tuple(config.required_keys),
         )
+
+    @classmethod
+    def for_queue(cls, config: PayloadSettings, queue: QueueLimits) -> PayloadRules:
+        """The rules of a producer of `queue`: each limit the queue's own, else Config's."""
+        own = {name: getattr(queue, name) for name in QUEUE_LIMITS}
+        limits = {
+            name: getattr(config, name) if value is None else value for name, value in own.items()
+        }
+        return cls(
+            **limits,
+            forbidden_keys=tuple(config.forbidden_keys),
+            required_keys=tuple(config.required_keys),
+            origin=LimitOrigin(
+                queue.queue_name, frozenset(n for n, v in own.items() if v is not None)
+            ),
+        )
+
+    def explain(self, limit: str) -> str:
+        """What a refusal by `limit` adds to pgqrs's message: where the value comes from."""
+        return "" if self.origin is None else self.origin.explain(limit, getattr(self, limit))
+
+
+# The defaults above are pgqrs's (api.md §2.1); a refusal under one of them says so.
+_PGQRS_DEFAULTS = PayloadRules()
+
+
+def check_queue_limits(limits: Mapping[str, object]) -> dict[str, int | None]:
+    """A queue's payload limits as given to create_queue / update_queue (None: Config's), each
+    checked against Config's range (semantics.md §7.6) before anything is written."""
+    checked: dict[str, int | None] = {}
+    for name, value in limits.items():
+        least = QUEUE_LIMITS[name][0]
+        if value is None:
+            checked[name] = None
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
+        if not least <= value <= MAX_QUEUE_LIMIT:
+            raise ValidationError(
+                f"Validation failed: {name} must be between {least} and {MAX_QUEUE_LIMIT}, "
+                f"got {value}"
+            )
+        checked[name] = int(value)
+    return checked
 
 
 # A path is built only when a message needs it: (parent path, `.key` or `[i]` segment), None = `$`.
@@ -120,16 +215,22 @@ def _structure_error(payload: object, rules: PayloadRules) -> str | None:
             if size is not None:
                 return (
                     f"Key '{key[:64]}' length {size} exceeds limit {limit} "
-                    f"at {_format_path(parent)}"
+                    f"at {_format_path(parent)}{rules.explain('max_string_length')}"
                 )
         if depth > max_depth:
             where = _format_path((parent, segment) if segment else None)
-            return f"Object depth {depth} exceeds limit {max_depth} at {where}"
+            return (
+                f"Object depth {depth} exceeds limit {max_depth} at {where}"
+                f"{rules.explain('max_object_depth')}"
+            )
         if isinstance(value, str):
             size = _utf8_length_over(value, limit)
             if size is not None:
                 where = _format_path((parent, segment) if segment else None)
-                return f"String length {size} exceeds limit {limit} at {where}"
+                return (
+                    f"String length {size} exceeds limit {limit} at {where}"
+                    f"{rules.explain('max_string_length')}"
+                )
             continue
         # Only the root has no segment; its path is `$`.
         path: _Path = (parent, segment) if segment else None
@@ -170,12 +271,13 @@ def encode_payloads(payloads: Sequence[object], rules: PayloadRules, *, batch: b
     limit = rules.max_payload_size_bytes
     for index, (_, size) in enumerate(encoded):
         if size > limit:
+            why = rules.explain("max_payload_size_bytes")
             if batch:
                 raise ValidationError(
                     f"Validation failed: Payload at index {index} too large: "
-                    f"{size} bytes exceeds limit {limit}"
+                    f"{size} bytes exceeds limit {limit}{why}"
                 )
-            raise ValidationError(f"Payload size {size} exceeds limit {limit}")
+            raise ValidationError(f"Payload size {size} exceeds limit {limit}{why}")
     return [text for text, _ in encoded]
 
 

@@ -10,11 +10,20 @@ import time
 from typing import Any
 
 from .._clock import Time, parse_time
-from ..errors import PgqrsError, TimeoutError, ValidationError, WorkflowFailedError
+from ..errors import (
+    PgqrsError,
+    QueueNotFoundError,
+    TimeoutError,
+    ValidationError,
+    WorkflowFailedError,
+)
 from ..policy import StepRetryPolicy
 from ..queue.workers import ephemeral_producer
+from ..records import QueueSettings
+from ..store.borrowed import borrow
+from ..store.executor import Queryable
 from ..store.wakeup import queue_key, run_key
-from ..tables import messages, runs, workflows
+from ..tables import messages, queues, runs, workflows
 from ..tables.context import Context
 from ..types import QueueMessage, WorkflowRecord, WorkflowStatus
 from ..validation import (
@@ -56,10 +65,19 @@ async def create_definition(store: Context, name: str) -> WorkflowRecord:
     return record
 
 
-def trigger_payload(store: Context, value: Any) -> str:
-    """The stored text of a trigger, `{"input": X}`, checked like any payload
-    (semantics.md §8.1)."""
-    rules = PayloadRules.from_config(store.settings)
+async def trigger_rules(store: Context, name: str) -> PayloadRules:
+    """The payload rules of a trigger of workflow `name`: its queue's own limits, else the
+    store's Config (semantics.md §7.6); Config's alone while the queue does not exist yet."""
+    try:
+        found = await queues.settings_by_name(store.db, name)
+    except QueueNotFoundError:
+        found = QueueSettings(queue_name=name, max_read_ct=None)
+    return PayloadRules.for_queue(store.settings, found)
+
+
+def trigger_payload(rules: PayloadRules, value: Any) -> str:
+    """The stored text of a trigger, `{"input": X}`, checked like any payload under `rules`
+    (`trigger_rules`; semantics.md §8.1)."""
     return encode_payloads([{"input": value}], rules, batch=False)[0]
 
 
@@ -114,15 +132,27 @@ class WorkflowTriggerBuilder:
     def __repr__(self) -> str:
         return f"<pgqrs.WorkflowTriggerBuilder name={self._name!r}>"
 
-    async def execute(self) -> QueueMessage:
-        """Enqueue `{"input": X}` on the workflow's queue; the message reads back as X."""
+    async def execute(self, *, connection: object | None = None) -> QueueMessage:
+        """Enqueue `{"input": X}` on the workflow's queue; the message reads back as X.
+
+        With `connection` (beyond pgqrs), in the application's transaction on that connection
+        and with no producer: it exists if and only if that transaction commits.
+        """
         store, name = _workflow_target(self._store, self._name)
-        trigger_payload(store, self._input)  # every payload rule, before anything is written
-        await lookup_definition(store, name)
-        async with ephemeral_producer(store, name) as producer:
-            message_id = await producer.enqueue({"input": self._input})
-        row = await messages.get_row(store.db, message_id)
-        return (await store.messages.read(store.db, [row]))[0]
+        rules = await trigger_rules(store, name)
+        text = trigger_payload(rules, self._input)  # every payload rule, before any write
+        definition = await lookup_definition(store, name)
+        if connection is None:
+            async with ephemeral_producer(store, name, rules) as producer:
+                message_id = await producer.enqueue({"input": self._input})
+            db: Queryable = store.db
+        else:
+            db = await borrow(connection, store.db)
+            [message_id] = await messages.enqueue(
+                db, definition.queue_id, None, [text], store.sql_now()
+            )
+        row = await messages.get_row(db, message_id)
+        return (await store.messages.read(db, [row]))[0]
 
 
 class RunBuilder:
@@ -269,6 +299,7 @@ __all__ = [
     "run",
     "step",
     "trigger_payload",
+    "trigger_rules",
     "workflow",
 ]
 
@@ -277,7 +308,7 @@ async def create_workflow(store: Context, name: str, arg: Any) -> Run:
     """semantics.md §12.3: the trigger is validated like any payload but not rate limited (no
     producer), and the message stays pending for a `handle_workflow` loop to pick up."""
     validate_queue_name(name, "workflow")
-    text = None if arg is None else trigger_payload(store, arg)
+    text = None if arg is None else trigger_payload(await trigger_rules(store, name), arg)
     definition = await create_definition(store, name)
     if text is None:
         raise RuntimeError("create_workflow in Python must have an arg to trigger a run")

@@ -192,7 +192,14 @@ QUEUE = Shape(
     Column("created_at", db_to_api, otherwise=""),
 )
 # What a queue decides for every process: its row's own settings.
-SETTINGS = Shape(QueueSettings, Column("queue_name"), Column("max_read_ct", optional_int))
+SETTINGS = Shape(
+    QueueSettings,
+    Column("queue_name"),
+    Column("max_read_ct", optional_int),
+    Column("max_payload_size_bytes", optional_int),
+    Column("max_string_length", optional_int),
+    Column("max_object_depth", optional_int),
+)
 
 WORKER = Shape(
     WorkerInfo,
@@ -220,6 +227,8 @@ MESSAGE = Shape(
     Column("producer_worker_id"),
     Column("consumer_worker_id"),
     Column("archived_at", db_to_api),
+    # Not a field of pgqrs's record (semantics.md §7.3): claims sort by it.
+    Column("priority", field=None),
     given=("payload", "raw_payload"),
 )
 

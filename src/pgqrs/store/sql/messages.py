@@ -48,14 +48,18 @@ _TAKE = (
 )
 
 
+# Claim order (semantics.md §7.3): the highest priority first, first in first out within one.
+CLAIM_ORDER = "priority DESC, enqueued_at, id"
+
+
 def _next_batch(loop_step: bool) -> str:
     """The ids of the next batch in claim order (semantics.md §7.3), through the claim-order index
-    (migration 8), for a consumer that is not suspended, or (`loop_step`) that is polling.
+    (migration 11), for a consumer that is not suspended, or (`loop_step`) that is polling.
     :ids are excluded: the poll loop archives them in the same transaction."""
     worker = POLLING if loop_step else NOT_SUSPENDED
     return (
         f"SELECT id FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id AND {VISIBLE} "
-        f"AND {worker} AND NOT (id IN_LIST(:ids)) ORDER BY enqueued_at, id LIMIT :limit"
+        f"AND {worker} AND NOT (id IN_LIST(:ids)) ORDER BY {CLAIM_ORDER} LIMIT :limit"
     )
 
 
@@ -89,17 +93,131 @@ def claim_postgres(*, loop_step: bool) -> tuple[str, ...]:
     )
 
 
-class MessageSql:
-    MSG_INSERT = (
-        "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
-        "producer_worker_id) VALUES (:queue_id, :payload, {s}pgqrs_add_seconds(:now, :delay), "
-        ":now, 0, :worker_id) RETURNING id"
+# -- deduplication keys (semantics.md §7.8) -----------------------------------------------------
+# Message `h` holds its key when it is unarchived, or (with a window of :window seconds, NULL
+# for none) when it was archived, not cancelled, less than :window seconds before :now. Two
+# conditions, not one with OR, so that each is answered by its own partial index (migration 11).
+_LIVE = "h.queue_id = :queue_id AND {key} AND h.archived_at IS NULL"
+_RECENT = (
+    "h.queue_id = :queue_id AND {key} AND h.archived_at IS NOT NULL AND h.cancelled_at IS NULL "
+    "AND {s}pgqrs_add_seconds(h.archived_at, :window) > :now"
+)
+
+
+def _not_held(key: str) -> str:
+    return " AND ".join(
+        f"NOT EXISTS (SELECT 1 FROM {{s}}pgqrs_messages h WHERE {held})"
+        for held in (_LIVE.format(key=key), _RECENT.format(key=key, s="{s}"))
     )
+
+
+# The holders of the keys :key_list: (id, key, 0, archived).
+_KEYS = "h.dedup_key IN_LIST(:key_list)"
+_HOLDERS = (
+    f"SELECT h.id, h.dedup_key, 0, 0 FROM {{s}}pgqrs_messages h WHERE {_LIVE.format(key=_KEYS)} "
+    f"UNION ALL SELECT h.id, h.dedup_key, 0, 1 FROM {{s}}pgqrs_messages h "
+    f"WHERE {_RECENT.format(key=_KEYS, s='{s}')}"
+)
+_INSERT_COLUMNS = (
+    "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
+    "producer_worker_id, priority"
+)
+_VALUES = "{s}pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id, :priority"
+# A keyed batch, position by position (:payloads stored JSON texts, :keys a JSON array of keys
+# or nulls): a position is inserted unless its key is held already or an earlier position has
+# the same key (the first wins). Every step returns rows (id, key, inserted, archived): the
+# rows inserted, then each key's holders, from which the caller answers every position.
+_KEYED_INSERT_SQLITE = (
+    f"{_INSERT_COLUMNS}, dedup_key) SELECT :queue_id, i.payload, {_VALUES}, i.dedup_key "
+    "FROM (SELECT p.key AS ord, p.value AS payload, k.value AS dedup_key, "
+    "row_number() OVER (PARTITION BY k.value ORDER BY p.key) AS nth "
+    "FROM json_each(:payloads) p JOIN json_each(:keys) k ON k.key = p.key) AS i "
+    f"WHERE i.dedup_key IS NULL OR (i.nth = 1 AND {_not_held('h.dedup_key = i.dedup_key')}) "
+    "ORDER BY i.ord RETURNING id, dedup_key, 1, 0"
+)
+# PostgreSQL: every enqueue of a key takes a transaction lock on (schema, queue, key), keys in
+# one order (two batches never deadlock), before it inserts. Without a window, in the same
+# statement: the unique index settles a race among unarchived holders (ON CONFLICT; a key a
+# concurrent enqueue took meanwhile is answered by MSG_KEY_HOLDERS after). With a window, in a
+# statement of its own first, so the insert's snapshot shows every earlier enqueue of the key
+# committed, with a holder archived meanwhile (the unique index only sees unarchived rows).
+_LOCKED = (
+    "locked AS MATERIALIZED (SELECT count(pg_advisory_xact_lock("
+    "hashtext(current_schema() || '.' || CAST(:queue_id AS text)), hashtext(k))) AS n "
+    "FROM (SELECT DISTINCT k FROM unnest(CAST(:key_list AS text[])) AS u(k) ORDER BY k) AS keys)"
+)
+_LOCK_KEYS = f"WITH {_LOCKED} SELECT NULL, NULL, NULL, NULL FROM locked WHERE locked.n < 0"
+# The holders of :key_list looked up key by key (a lateral join: one index search per key,
+# whatever the planner's statistics say of a young table).
+_HOLDERS_POSTGRES = (
+    "SELECT x.id, u.k AS dedup_key, 0, x.archived FROM unnest(CAST(:key_list AS text[])) AS u(k) "
+    "CROSS JOIN LATERAL (SELECT h.id, 0 AS archived FROM {s}pgqrs_messages h "
+    f"WHERE {_LIVE.format(key='h.dedup_key = u.k')} UNION ALL SELECT h.id, 1 "
+    f"FROM {{s}}pgqrs_messages h WHERE {_RECENT.format(key='h.dedup_key = u.k', s='{s}')}) AS x"
+)
+_KEYED_INSERT_POSTGRES = (
+    f"WITH {_LOCKED}, input AS (SELECT e.ord, e.value AS payload, k.value AS dedup_key, "
+    "row_number() OVER (PARTITION BY k.value ORDER BY e.ord) AS nth "
+    "FROM jsonb_array_elements(CAST(:payloads AS jsonb)) WITH ORDINALITY AS e(value, ord) "
+    "JOIN jsonb_array_elements_text(CAST(:keys AS jsonb)) WITH ORDINALITY AS k(value, ord) "
+    f"ON k.ord = e.ord), held AS ({_HOLDERS_POSTGRES}), "
+    f"ins AS ({_INSERT_COLUMNS}, dedup_key) SELECT :queue_id, i.payload, {_VALUES}, "
+    "i.dedup_key FROM input i CROSS JOIN locked WHERE i.dedup_key IS NULL OR (i.nth = 1 "
+    "AND NOT EXISTS (SELECT 1 FROM held WHERE held.dedup_key = i.dedup_key)) ORDER BY i.ord "
+    "ON CONFLICT (queue_id, dedup_key) WHERE archived_at IS NULL AND dedup_key IS NOT NULL "
+    "DO NOTHING RETURNING id, dedup_key) "
+    "SELECT ins.id, ins.dedup_key, 1, 0 FROM ins{notify} UNION ALL SELECT * FROM held"
+)
+
+# -- cancelling (semantics.md §7.9) ---------------------------------------------------------------
+# A queued message may be cancelled: unarchived, under no running lease, and the trigger of no
+# workflow run. It is archived with a mark, so it is never claimed again (by pgqrs's workers
+# either: they skip archived rows).
+_CANCEL = (
+    "UPDATE {s}pgqrs_messages SET archived_at = :now, cancelled_at = :now "
+    "WHERE queue_id = :queue_id AND {which} AND archived_at IS NULL "
+    "AND (consumer_worker_id IS NULL OR vt IS NULL OR TS(vt) <= :now) "
+    "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_workflow_runs r "
+    "WHERE r.message_id = {s}pgqrs_messages.id) RETURNING id"
+)
+# Why a cancel changed nothing: the message as it is now (whether it is leased, its owner and
+# lease end, the workflow run it triggers).
+_CANCEL_STATE = (
+    "SELECT m.id, m.archived_at, m.cancelled_at, "
+    "CASE WHEN m.consumer_worker_id IS NOT NULL AND m.vt IS NOT NULL AND TS(m.vt) > :now "
+    "THEN 1 ELSE 0 END, m.consumer_worker_id, m.vt, "
+    "(SELECT r.id FROM {s}pgqrs_workflow_runs r WHERE r.message_id = m.id) "
+    "FROM {s}pgqrs_messages m WHERE m.queue_id = :queue_id AND {which}"
+)
+
+
+class MessageSql:
+    MSG_INSERT = f"{_INSERT_COLUMNS}) VALUES (:queue_id, :payload, {_VALUES}) RETURNING id"
     # :payloads is a list of stored JSON texts; one statement inserts the whole batch in order.
     MSG_INSERT_BATCH = (
-        "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
-        "producer_worker_id) SELECT :queue_id, value, {s}pgqrs_add_seconds(:now, :delay), "
-        ":now, 0, :worker_id FROM json_each(:payloads) ORDER BY key RETURNING id"
+        f"{_INSERT_COLUMNS}) SELECT :queue_id, value, {_VALUES} "
+        "FROM json_each(:payloads) ORDER BY key RETURNING id"
+    )
+    # Payloads with deduplication keys, as one transaction (see `_KEYED_INSERT_SQLITE`);
+    # with a window (the same here: SQLite's writer is alone).
+    MSG_INSERT_KEYED: tuple[str, ...] = (_KEYED_INSERT_SQLITE, _HOLDERS)
+    MSG_INSERT_KEYED_WINDOW: tuple[str, ...] = MSG_INSERT_KEYED
+    # The messages of keys no statement above answered (a concurrent enqueue took the key on
+    # Postgres): the unarchived holder, else the latest not cancelled.
+    MSG_KEY_HOLDERS = read(
+        "SELECT h.id, h.dedup_key, 0, CASE WHEN h.archived_at IS NULL THEN 0 ELSE 1 END "
+        "FROM {s}pgqrs_messages h WHERE h.queue_id = :queue_id "
+        "AND h.dedup_key IN_LIST(:key_list) AND h.cancelled_at IS NULL"
+    )
+    MSG_CANCEL = _CANCEL.format(which="id = :id", s="{s}")
+    MSG_CANCEL_KEY = _CANCEL.format(which="dedup_key = :key", s="{s}")
+    MSG_CANCEL_STATE = read(_CANCEL_STATE.format(which="m.id = :id", s="{s}"))
+    MSG_CANCEL_KEY_STATE = read(
+        _CANCEL_STATE.format(which="m.dedup_key = :key AND m.archived_at IS NULL", s="{s}")
+    )
+    # What pgqrs's record does not carry (the command line shows it).
+    MSG_OPTIONS = read(
+        "SELECT priority, dedup_key, cancelled_at FROM {s}pgqrs_messages WHERE id = :id"
     )
     MSG_CLAIM = claim_sqlite(loop_step=False)[0]
     MSG_ARCHIVE = _ARCHIVE
@@ -182,19 +300,17 @@ class MessagePostgres(MessageSql):
     # `{notify}` adds a NOTIFY on the schema's channel in the same statement (one per call, not
     # per row), so idle consumers in other processes wake at once (Config.listen_notify).
     MSG_INSERT = (
-        "WITH ins AS (INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, "
-        "read_ct, producer_worker_id) VALUES (:queue_id, :payload, "
-        "{s}pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id) "
+        f"WITH ins AS ({_INSERT_COLUMNS}) VALUES (:queue_id, :payload, {_VALUES}) "
         "RETURNING id) SELECT ins.id FROM ins{notify}"
     )
     # :payloads arrives as one JSON array (built from the stored texts): the server splits it,
     # which costs far less than sending a text[] whose elements the driver escapes one by one.
     MSG_INSERT_BATCH = (
-        "WITH ins AS (INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, "
-        "read_ct, producer_worker_id) SELECT :queue_id, e.value, "
-        "{s}pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id "
+        f"WITH ins AS ({_INSERT_COLUMNS}) SELECT :queue_id, e.value, {_VALUES} "
         "FROM jsonb_array_elements(CAST(:payloads AS jsonb)) WITH ORDINALITY AS e(value, ord) "
         "ORDER BY e.ord RETURNING id) SELECT ins.id FROM ins{notify}"
     )
+    MSG_INSERT_KEYED = (_KEYED_INSERT_POSTGRES,)
+    MSG_INSERT_KEYED_WINDOW = (_LOCK_KEYS, _KEYED_INSERT_POSTGRES)
     MSG_CLAIM = claim_postgres(loop_step=False)[0]
     LOOP_STEP = claim_postgres(loop_step=True)

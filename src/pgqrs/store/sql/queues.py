@@ -5,21 +5,34 @@ from __future__ import annotations
 from .columns import QUEUE, SETTINGS
 from .spelling import read
 
+# The settings a queue row stores (semantics.md §7.6), in SETTINGS's order after its name.
+_SETTINGS = ("max_read_ct", "max_payload_size_bytes", "max_string_length", "max_object_depth")
+_INSERT = (
+    "INSERT INTO {s}pgqrs_queues (queue_name, created_at, "
+    + ", ".join(_SETTINGS)
+    + ") VALUES (:name, :now, "
+    + ", ".join(f":{name}" for name in _SETTINGS)
+    + ") "
+)
+
 
 class QueueSql:
-    QUEUE_INSERT = (
-        "INSERT INTO {s}pgqrs_queues (queue_name, created_at, max_read_ct) "
-        f"VALUES (:name, :now, :max_read_ct) RETURNING {QUEUE.select}"
-    )
+    QUEUE_INSERT = _INSERT + f"RETURNING {QUEUE.select}"
     QUEUE_INSERT_IF_ABSENT = (
-        "INSERT INTO {s}pgqrs_queues (queue_name, created_at, max_read_ct) "
-        "VALUES (:name, :now, :max_read_ct) "
-        f"ON CONFLICT (queue_name) DO NOTHING RETURNING {QUEUE.select}"
+        _INSERT + f"ON CONFLICT (queue_name) DO NOTHING RETURNING {QUEUE.select}"
     )
     QUEUE_SETTINGS = read(f"SELECT {SETTINGS.select} FROM {{s}}pgqrs_queues WHERE id = :id")
-    QUEUE_SET_MAX_READ_CT = (
-        "UPDATE {s}pgqrs_queues SET max_read_ct = :max_read_ct WHERE id = :id "
-        f"RETURNING {SETTINGS.select}"
+    QUEUE_SETTINGS_BY_NAME = read(
+        f"SELECT {SETTINGS.select} FROM {{s}}pgqrs_queues WHERE queue_name = :name"
+    )
+    # One statement for any subset of the settings: `:set_<name>` is 1 for those to change
+    # (to `:<name>`, NULL included), 0 for those to keep.
+    QUEUE_UPDATE_SETTINGS = (
+        "UPDATE {s}pgqrs_queues SET "
+        + ", ".join(
+            f"{name} = CASE WHEN :set_{name} = 1 THEN :{name} ELSE {name} END" for name in _SETTINGS
+        )
+        + f" WHERE id = :id RETURNING {SETTINGS.select}"
     )
     QUEUE_BY_NAME = read(f"SELECT {QUEUE.select} FROM {{s}}pgqrs_queues WHERE queue_name = :name")
     QUEUE_BY_ID = read(f"SELECT {QUEUE.select} FROM {{s}}pgqrs_queues WHERE id = :id")
