@@ -57,6 +57,10 @@ def translated() -> Iterator[None]:
         raise translate(err) from err
 
 
+def _is_id(value: object) -> bool:
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
+
+
 def adapt_params(params: Params | None) -> Params | None:
     """What psycopg would send slowly, sent as text: id lists as array literals, and stored
     JSON texts as one JSON array (the driver dumps list elements one by one in Python)."""
@@ -66,8 +70,10 @@ def adapt_params(params: Params | None) -> Params | None:
     for key, value in params.items():
         if isinstance(value, JsonTexts):
             text = "[" + ",".join(value) + "]"
-        elif type(value) is list and value and all(type(v) is int for v in value):
-            text = "{" + ",".join(map(str, value)) + "}"
+        elif type(value) is list and value and all(_is_id(v) for v in value):
+            # Written as text, so int subclasses (`EnqueuedId`) mix with plain ints: psycopg
+            # refuses a list whose elements are of different types.
+            text = "{" + ",".join(map(str, map(int, value))) + "}"
         else:
             continue
         if out is None:

@@ -88,12 +88,6 @@ def sort_rows(rows: list[Row]) -> list[Row]:
     )
 
 
-def _ids(ids: Iterable[int]) -> list[int]:
-    """Message ids as plain ints: callers pass on what enqueue returned (`EnqueuedId`, an int
-    subclass), and psycopg refuses a list that mixes it with plain ints."""
-    return [int(i) for i in ids]
-
-
 def _owner(owner: Owner) -> dict[str, Any]:
     return {"worker_id": owner.worker_id, "fence": owner.fence}
 
@@ -311,7 +305,7 @@ async def loop_step(
     params = {
         **_owner(owner),
         "queue_id": queue_id,
-        "ids": _ids(finished),
+        "ids": list(finished),
         "limit": limit,
         "now": now,
         "lease": float(lease_seconds),
@@ -324,19 +318,19 @@ async def loop_step(
 async def archive(
     db: Queryable, ids: Sequence[int], owner: Owner, archived_at: datetime | None
 ) -> set[int]:
-    params = {**_owner(owner), "ids": _ids(ids), "wall_now": archived_at}
+    params = {**_owner(owner), "ids": list(ids), "wall_now": archived_at}
     return {int(i) for i in first_column(await db.fetch(db.sql.MSG_ARCHIVE, params))}
 
 
 async def delete(db: Queryable, ids: Sequence[int], owner: Owner) -> set[int]:
     """Delete owned rows; refused as a whole when a workflow run references one of them."""
-    referenced = first_column(await db.fetch(db.sql.MSG_REFERENCED_BY_RUN, {"ids": _ids(ids)}))
+    referenced = first_column(await db.fetch(db.sql.MSG_REFERENCED_BY_RUN, {"ids": list(ids)}))
     if referenced:
         raise ValidationError(
             f"Validation failed: message {referenced[0]} is the trigger of a workflow run and "
             "cannot be deleted; archive it instead"
         )
-    params = {**_owner(owner), "ids": _ids(ids)}
+    params = {**_owner(owner), "ids": list(ids)}
     return {int(i) for i in first_column(await db.fetch(db.sql.MSG_DELETE, params))}
 
 
@@ -352,7 +346,7 @@ async def set_lease(
 ) -> int:
     """Let the leases of still-owned messages end `lease_seconds` after `now` (heartbeats keep
     the leases of a running handler alive)."""
-    params = {**_owner(owner), "ids": _ids(ids), "lease": float(lease_seconds), "now": now}
+    params = {**_owner(owner), "ids": list(ids), "lease": float(lease_seconds), "now": now}
     return await db.execute(db.sql.MSG_SET_LEASE, params)
 
 
@@ -387,7 +381,7 @@ async def _released(
     now: datetime | None,
     delay_seconds: float,
 ) -> set[int]:
-    params = {**_owner(owner), "ids": _ids(ids), "now": now, "delay": float(delay_seconds)}
+    params = {**_owner(owner), "ids": list(ids), "now": now, "delay": float(delay_seconds)}
     return {int(i) for i in first_column(await db.fetch(sql, params))}
 
 
