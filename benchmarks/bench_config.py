@@ -24,10 +24,11 @@ SCENARIOS = (
     "sync_enqueue",
     "backlog_priority",
     "enqueue_dedup",
+    "drain_limited",
 )
 # Scenarios of this library's own API, which pgqrs 0.15.3 does not have (compare.py runs no
 # reference case for them).
-THIS_ONLY_SCENARIOS = ("sync_enqueue", "backlog_priority", "enqueue_dedup")
+THIS_ONLY_SCENARIOS = ("sync_enqueue", "backlog_priority", "enqueue_dedup", "drain_limited")
 RAW_SCENARIOS = ("enqueue_single", "enqueue_batch", "drain", "backlog_scaling")
 # Turso and S3 run the throughput scenarios only: the others measure the engine, not the
 # backend (e2e_latency, workflow) or need a bulk loader behind the library's back
@@ -66,6 +67,9 @@ FULL: dict[str, Any] = {
     "enqueue_dedup": 5_000,
     "enqueue_dedup_round": 250,
     "enqueue_dedup_batch": 100,
+    "drain_limited": 10_000,
+    "drain_limited_batches": [10, 100],
+    "drain_limited_rounds": 2,
 }
 QUICK: dict[str, Any] = {
     "enqueue_single": 40,
@@ -91,6 +95,9 @@ QUICK: dict[str, Any] = {
     "enqueue_dedup": 40,
     "enqueue_dedup_round": 10,
     "enqueue_dedup_batch": 10,
+    "drain_limited": 60,
+    "drain_limited_batches": [5],
+    "drain_limited_rounds": 1,
 }
 # What differs per backend. S3 (Durable mode) uploads the whole database file after every
 # write, so each enqueue and each claim or archive is one upload: 2,000 messages, no B=1 (two

@@ -336,6 +336,12 @@ METRICS = {
             ("", field_of("duplicate_over_plain")),
         ),
     ),
+    "drain_limited": Metric(
+        "limited msgs/s / plain msgs/s / limited÷plain",
+        throughput,
+        True,
+        (("", field_of("plain_msgs_per_s")), ("", field_of("limited_over_plain"))),
+    ),
     "memory": Metric(
         "peak RSS MiB / slope MiB per 100k",
         field_of("rss_peak_mib"),
@@ -391,6 +397,8 @@ def _show_params(scenario: str, params: dict[str, Any]) -> str:
         )
     if scenario == "enqueue_dedup":
         return f"new keys vs none, rounds of {params['round']}, batches of {params['batch']}"
+    if scenario == "drain_limited":
+        return f"{params['limits']} limits vs none, C={params['consumers']} B={params['batch']}"
     if scenario == "e2e_latency":
         return f"{params['rate']}/s for {params['seconds']:g} s, separate stores"
     if scenario == "workflow":

@@ -135,6 +135,22 @@ async def check_drained(store: Any, seen: list[int], count: int) -> None:
         raise RuntimeError(f"{left} messages were not archived")
 
 
+async def drain_explicitly(workers: list[Any], batch: int, seen: list[int]) -> float:
+    """Each consumer loops dequeue(batch) + archive_many until a claim comes back empty; the
+    seconds until the last has archived its last batch."""
+
+    async def run(consumer: Any) -> None:
+        while messages := await consumer.dequeue(batch):
+            ids = [m.id for m in messages]
+            seen.extend(ids)
+            if not all(await consumer.archive_many(ids)):
+                raise RuntimeError("archive_many lost a message it owned")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(c) for c in workers))
+    return time.perf_counter() - started
+
+
 # -- scenarios ------------------------------------------------------------------------------
 
 
@@ -207,17 +223,7 @@ async def drain(
         workers = [await store.consumer(QUEUE) for _ in range(consumers)]
         seen: list[int] = []
         if mode == "explicit":
-
-            async def run(consumer: Any) -> None:
-                while messages := await consumer.dequeue(batch):
-                    ids = [m.id for m in messages]
-                    seen.extend(ids)
-                    if not all(await consumer.archive_many(ids)):
-                        raise RuntimeError("archive_many lost a message it owned")
-
-            started = time.perf_counter()
-            await asyncio.gather(*(run(c) for c in workers))
-            elapsed = time.perf_counter() - started
+            elapsed = await drain_explicitly(workers, batch, seen)
         elif mode == "poll":
             drained = asyncio.Event()
 
@@ -710,6 +716,64 @@ async def enqueue_dedup(target: Target, s: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+# drain_limited: the limits configured on the limited queue, none of them binding (issue 13).
+LIMITED_KEYS = ("k0", "k1", "k2")
+NOT_BINDING = 1_000_000
+
+
+async def drain_limited(
+    target: Target, s: dict[str, Any], batch: int, limits: str
+) -> dict[str, Any]:
+    """Drain throughput on a queue with limits that do not bind against a queue without
+    (issue 13), side by side in one process on one database: two queues of `drain_limited`
+    messages each (keys cycling through LIMITED_KEYS); the limited one has a queue-wide
+    max_in_flight (`limits` "one"), also a rate ("queue"), and also a max_in_flight per key
+    ("keys"), all far above what the drain reaches.
+    Four consumers drain each queue explicitly (dequeue(B) + archive_many), in
+    `drain_limited_rounds` rounds alternating which queue goes first. The line's msgs/s are the
+    limited queue's; `plain_msgs_per_s` and `limited_over_plain` (throughput ratio, target
+    >= 0.8) compare. This library only: pgqrs 0.15.3 has no limits."""
+    count, rounds = s["drain_limited"], s["drain_limited_rounds"]
+    timed = {"plain": 0.0, "limited": 0.0}
+    async with installed(target) as store:
+        admin = pgqrs.admin(store)
+        for name in ("plain", "limited"):
+            await store.queue(name)
+        rate = None if limits == "one" else NOT_BINDING
+        await admin.set_queue_limits("limited", max_in_flight=NOT_BINDING, rate_per_second=rate)
+        for key in LIMITED_KEYS if limits == "keys" else ():
+            await admin.set_key_limits("limited", key, max_in_flight=NOT_BINDING)
+
+        async def one_drain(name: str) -> None:
+            producer = await store.producer(name)
+            for first in range(0, count, 100):
+                for key in LIMITED_KEYS:
+                    payloads = [
+                        bench_config.payload(n) for n in range(first, min(first + 100, count))
+                    ]
+                    await producer.enqueue_batch(payloads[LIMITED_KEYS.index(key) :: 3], key=key)
+            workers = [await store.consumer(name) for _ in range(4)]
+            seen: list[int] = []
+            timed[name] += await drain_explicitly(workers, batch, seen)
+            if len(set(seen)) != count:
+                raise RuntimeError(f"{name}: drained {len(set(seen))} messages, not {count}")
+
+        for turn in range(rounds):
+            for name in ("plain", "limited") if turn % 2 == 0 else ("limited", "plain"):
+                await one_drain(name)
+    total = count * rounds
+    return support.result(
+        "drain_limited",
+        IMPL,
+        target.backend,
+        {"consumers": 4, "batch": batch, "limits": limits, "messages": count, "rounds": rounds},
+        total,
+        timed["limited"],
+        plain_msgs_per_s=round(total / timed["plain"], 1),
+        limited_over_plain=round(timed["plain"] / timed["limited"], 3),
+    )
+
+
 SCENARIOS = bench_config.SCENARIOS
 
 
@@ -742,6 +806,12 @@ def cases(scenario: str, s: dict[str, Any]) -> list[Callable[[Target], Any]]:
         return [lambda t: workflow_memory(t, s)]
     if scenario == "sync_enqueue":
         return [lambda t: sync_enqueue(t, s)]
+    if scenario == "drain_limited":
+        return [
+            lambda t, b=b, kind=kind: drain_limited(t, s, b, kind)
+            for kind in ("one", "queue", "keys")
+            for b in s["drain_limited_batches"]
+        ]
     raise ValueError(f"unknown scenario {scenario!r}")
 
 

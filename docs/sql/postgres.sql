@@ -278,14 +278,15 @@ WHERE consumer_worker_id = %(id)s
 
 -- MSG_INSERT  [postgres]
 WITH ins AS
-    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority)
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key)
      VALUES (%(queue_id)s,
              %(payload)s,
              "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
              COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
              0,
              %(worker_id)s,
-             %(priority)s) RETURNING id)
+             %(priority)s,
+             %(limit_key)s) RETURNING id)
 SELECT ins.id
 FROM ins,
 
@@ -293,13 +294,14 @@ FROM ins,
 
 -- MSG_INSERT_BATCH  [postgres]
 WITH ins AS
-    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority) SELECT %(queue_id)s,
-                                                                                                                            e.value,
-                                                                                                                            "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
-                                                                                                                            COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
-                                                                                                                            0,
-                                                                                                                            %(worker_id)s,
-                                                                                                                            %(priority)s
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key) SELECT %(queue_id)s,
+                                                                                                                                       e.value,
+                                                                                                                                       "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
+                                                                                                                                       COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                                       0,
+                                                                                                                                       %(worker_id)s,
+                                                                                                                                       %(priority)s,
+                                                                                                                                       %(limit_key)s
      FROM jsonb_array_elements(CAST(%(payloads)s AS jsonb)) WITH
      ORDINALITY AS e(value, ord)
      ORDER BY e.ord RETURNING id)
@@ -345,14 +347,15 @@ WITH locked AS MATERIALIZED
               AND h.cancelled_at IS NULL
               AND "public".pgqrs_add_seconds(h.archived_at, %(window)s) > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) AS x),
                                                     ins AS
-    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, dedup_key) SELECT %(queue_id)s,
-                                                                                                                                       i.payload,
-                                                                                                                                       "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
-                                                                                                                                       COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
-                                                                                                                                       0,
-                                                                                                                                       %(worker_id)s,
-                                                                                                                                       %(priority)s,
-                                                                                                                                       i.dedup_key
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, dedup_key) SELECT %(queue_id)s,
+                                                                                                                                                  i.payload,
+                                                                                                                                                  "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
+                                                                                                                                                  COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                                                  0,
+                                                                                                                                                  %(worker_id)s,
+                                                                                                                                                  %(priority)s,
+                                                                                                                                                  %(limit_key)s,
+                                                                                                                                                  i.dedup_key
      FROM input i
      CROSS JOIN locked
      WHERE i.dedup_key IS NULL
@@ -428,14 +431,15 @@ WITH locked AS MATERIALIZED
               AND h.cancelled_at IS NULL
               AND "public".pgqrs_add_seconds(h.archived_at, %(window)s) > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) AS x),
                                                     ins AS
-    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, dedup_key) SELECT %(queue_id)s,
-                                                                                                                                       i.payload,
-                                                                                                                                       "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
-                                                                                                                                       COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
-                                                                                                                                       0,
-                                                                                                                                       %(worker_id)s,
-                                                                                                                                       %(priority)s,
-                                                                                                                                       i.dedup_key
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, dedup_key) SELECT %(queue_id)s,
+                                                                                                                                                  i.payload,
+                                                                                                                                                  "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
+                                                                                                                                                  COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                                                  0,
+                                                                                                                                                  %(worker_id)s,
+                                                                                                                                                  %(priority)s,
+                                                                                                                                                  %(limit_key)s,
+                                                                                                                                                  i.dedup_key
      FROM input i
      CROSS JOIN locked
      WHERE i.dedup_key IS NULL
@@ -655,6 +659,718 @@ WHERE m.id = picked.id RETURNING m.id,
                                  m.consumer_worker_id,
                                  m.archived_at,
                                  m.priority;
+
+-- MSG_CLAIM_QUEUE_LIMITED (1 of 2)  [postgres]
+SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
+
+-- MSG_CLAIM_QUEUE_LIMITED (2 of 2)  [postgres]
+WITH rooms AS
+    (SELECT u.limit_key,
+            CASE
+                WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                ELSE (COALESCE(u.tokens, 1000000000))
+            END AS room
+     FROM
+         (SELECT l.limit_key,
+                 l.max_in_flight,
+                 CASE
+                     WHEN l.limit_key = '' THEN
+                              (SELECT COUNT(*)
+                               FROM "public".pgqrs_messages f
+                               WHERE f.queue_id = %(queue_id)s
+                                   AND f.archived_at IS NULL
+                                   AND f.consumer_worker_id IS NOT NULL
+                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+                     ELSE
+                              (SELECT COUNT(*)
+                               FROM "public".pgqrs_messages f
+                               WHERE f.queue_id = %(queue_id)s
+                                   AND f.archived_at IS NULL
+                                   AND f.consumer_worker_id IS NOT NULL
+                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                                   AND f.limit_key = l.limit_key)
+                 END AS in_flight,
+                 CASE
+                     WHEN l.rate_per_second IS NULL THEN NULL
+                     WHEN l.tokens IS NULL
+                          OR l.refilled_at IS NULL THEN l.burst
+                     ELSE CASE
+                              WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                   WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                   ELSE 0
+                                                                               END) THEN (l.burst)
+                              ELSE (l.tokens + l.rate_per_second * CASE
+                                                                       WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                       ELSE 0
+                                                                   END)
+                          END
+                 END AS tokens
+          FROM "public".pgqrs_limits l
+          WHERE l.queue_id = %(queue_id)s
+              AND l.limit_key = '') u),
+     picked AS
+    (SELECT id
+     FROM "public".pgqrs_messages
+     WHERE queue_id = %(queue_id)s
+         AND archived_at IS NULL
+         AND (vt IS NULL
+              OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+         AND COALESCE(read_ct, 0) < COALESCE(
+                                                 (SELECT lq.max_read_ct
+                                                  FROM "public".pgqrs_queues lq
+                                                  WHERE lq.id = %(queue_id)s), %(max_read_ct)s)
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s
+                  AND w.status <> 'suspended')
+         AND NOT (id = ANY(%(ids)s))
+     ORDER BY priority DESC,
+              enqueued_at,
+              id
+     LIMIT COALESCE(
+                        (SELECT CASE
+                                    WHEN r.room >= %(limit)s THEN %(limit)s
+                                    WHEN r.room < 1 THEN 0
+                                    ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
+                                END
+                         FROM
+                             (SELECT u.limit_key, CASE
+                                                      WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                                                      ELSE (COALESCE(u.tokens, 1000000000))
+                                                  END AS room
+                              FROM
+                                  (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                            WHEN l.limit_key = '' THEN
+                                                                                     (SELECT COUNT(*)
+                                                                                      FROM "public".pgqrs_messages f
+                                                                                      WHERE f.queue_id = %(queue_id)s
+                                                                                          AND f.archived_at IS NULL
+                                                                                          AND f.consumer_worker_id IS NOT NULL
+                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+                                                                            ELSE
+                                                                                     (SELECT COUNT(*)
+                                                                                      FROM "public".pgqrs_messages f
+                                                                                      WHERE f.queue_id = %(queue_id)s
+                                                                                          AND f.archived_at IS NULL
+                                                                                          AND f.consumer_worker_id IS NOT NULL
+                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                                                                                          AND f.limit_key = l.limit_key)
+                                                                        END AS in_flight, CASE
+                                                                                              WHEN l.rate_per_second IS NULL THEN NULL
+                                                                                              WHEN l.tokens IS NULL
+                                                                                                   OR l.refilled_at IS NULL THEN l.burst
+                                                                                              ELSE CASE
+                                                                                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                            WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                                                                                            ELSE 0
+                                                                                                                                                        END) THEN (l.burst)
+                                                                                                       ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                                                                                ELSE 0
+                                                                                                                                            END)
+                                                                                                   END
+                                                                                          END AS tokens
+                                   FROM "public".pgqrs_limits l
+                                   WHERE l.queue_id = %(queue_id)s
+                                       AND l.limit_key = '') u) r), %(limit)s)),
+     spent AS
+    (UPDATE "public".pgqrs_limits AS l
+     SET tokens = CASE
+                      WHEN l.rate_per_second IS NULL THEN NULL
+                      WHEN l.tokens IS NULL
+                           OR l.refilled_at IS NULL THEN l.burst
+                      ELSE CASE
+                               WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                    WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                    ELSE 0
+                                                                                END) THEN (l.burst)
+                               ELSE (l.tokens + l.rate_per_second * CASE
+                                                                        WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                        ELSE 0
+                                                                    END)
+                           END
+                  END -
+         (SELECT COUNT(*)
+          FROM picked t
+          WHERE TRUE
+              AND (l.limit_key = '')), refilled_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     WHERE l.queue_id = %(queue_id)s
+         AND l.rate_per_second IS NOT NULL)
+UPDATE "public".pgqrs_messages m
+SET consumer_worker_id = %(worker_id)s,
+    vt = "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(lease)s),
+    read_ct = COALESCE(read_ct, 0) + 1,
+    dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+FROM picked
+WHERE m.id = picked.id
+    AND m.archived_at IS NULL
+    AND (m.vt IS NULL
+         OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING m.id,
+                                                                                             m.queue_id,
+                                                                                             m.payload,
+                                                                                             m.vt,
+                                                                                             m.enqueued_at,
+                                                                                             m.read_ct,
+                                                                                             m.dequeued_at,
+                                                                                             m.producer_worker_id,
+                                                                                             m.consumer_worker_id,
+                                                                                             m.archived_at,
+                                                                                             m.priority;
+
+-- LOOP_STEP_QUEUE_LIMITED (1 of 2)  [postgres]
+WITH archived AS
+    (UPDATE "public".pgqrs_messages
+     SET archived_at = COALESCE(CAST(%(wall_now)s AS timestamptz), statement_timestamp())
+     WHERE id = ANY(%(ids)s)
+         AND consumer_worker_id = %(worker_id)s
+         AND archived_at IS NULL
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s) RETURNING id)
+SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
+
+-- LOOP_STEP_QUEUE_LIMITED (2 of 2)  [postgres]
+WITH rooms AS
+    (SELECT u.limit_key,
+            CASE
+                WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                ELSE (COALESCE(u.tokens, 1000000000))
+            END AS room
+     FROM
+         (SELECT l.limit_key,
+                 l.max_in_flight,
+                 CASE
+                     WHEN l.limit_key = '' THEN
+                              (SELECT COUNT(*)
+                               FROM "public".pgqrs_messages f
+                               WHERE f.queue_id = %(queue_id)s
+                                   AND f.archived_at IS NULL
+                                   AND f.consumer_worker_id IS NOT NULL
+                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+                     ELSE
+                              (SELECT COUNT(*)
+                               FROM "public".pgqrs_messages f
+                               WHERE f.queue_id = %(queue_id)s
+                                   AND f.archived_at IS NULL
+                                   AND f.consumer_worker_id IS NOT NULL
+                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                                   AND f.limit_key = l.limit_key)
+                 END AS in_flight,
+                 CASE
+                     WHEN l.rate_per_second IS NULL THEN NULL
+                     WHEN l.tokens IS NULL
+                          OR l.refilled_at IS NULL THEN l.burst
+                     ELSE CASE
+                              WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                   WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                   ELSE 0
+                                                                               END) THEN (l.burst)
+                              ELSE (l.tokens + l.rate_per_second * CASE
+                                                                       WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                       ELSE 0
+                                                                   END)
+                          END
+                 END AS tokens
+          FROM "public".pgqrs_limits l
+          WHERE l.queue_id = %(queue_id)s
+              AND l.limit_key = '') u),
+     picked AS
+    (SELECT id
+     FROM "public".pgqrs_messages
+     WHERE queue_id = %(queue_id)s
+         AND archived_at IS NULL
+         AND (vt IS NULL
+              OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+         AND COALESCE(read_ct, 0) < COALESCE(
+                                                 (SELECT lq.max_read_ct
+                                                  FROM "public".pgqrs_queues lq
+                                                  WHERE lq.id = %(queue_id)s), %(max_read_ct)s)
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s
+                  AND w.status = 'polling')
+         AND NOT (id = ANY(%(ids)s))
+     ORDER BY priority DESC,
+              enqueued_at,
+              id
+     LIMIT COALESCE(
+                        (SELECT CASE
+                                    WHEN r.room >= %(limit)s THEN %(limit)s
+                                    WHEN r.room < 1 THEN 0
+                                    ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
+                                END
+                         FROM
+                             (SELECT u.limit_key, CASE
+                                                      WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                                                      ELSE (COALESCE(u.tokens, 1000000000))
+                                                  END AS room
+                              FROM
+                                  (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                            WHEN l.limit_key = '' THEN
+                                                                                     (SELECT COUNT(*)
+                                                                                      FROM "public".pgqrs_messages f
+                                                                                      WHERE f.queue_id = %(queue_id)s
+                                                                                          AND f.archived_at IS NULL
+                                                                                          AND f.consumer_worker_id IS NOT NULL
+                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+                                                                            ELSE
+                                                                                     (SELECT COUNT(*)
+                                                                                      FROM "public".pgqrs_messages f
+                                                                                      WHERE f.queue_id = %(queue_id)s
+                                                                                          AND f.archived_at IS NULL
+                                                                                          AND f.consumer_worker_id IS NOT NULL
+                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                                                                                          AND f.limit_key = l.limit_key)
+                                                                        END AS in_flight, CASE
+                                                                                              WHEN l.rate_per_second IS NULL THEN NULL
+                                                                                              WHEN l.tokens IS NULL
+                                                                                                   OR l.refilled_at IS NULL THEN l.burst
+                                                                                              ELSE CASE
+                                                                                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                            WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                                                                                            ELSE 0
+                                                                                                                                                        END) THEN (l.burst)
+                                                                                                       ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                                                                                ELSE 0
+                                                                                                                                            END)
+                                                                                                   END
+                                                                                          END AS tokens
+                                   FROM "public".pgqrs_limits l
+                                   WHERE l.queue_id = %(queue_id)s
+                                       AND l.limit_key = '') u) r), %(limit)s)),
+     spent AS
+    (UPDATE "public".pgqrs_limits AS l
+     SET tokens = CASE
+                      WHEN l.rate_per_second IS NULL THEN NULL
+                      WHEN l.tokens IS NULL
+                           OR l.refilled_at IS NULL THEN l.burst
+                      ELSE CASE
+                               WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                    WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                    ELSE 0
+                                                                                END) THEN (l.burst)
+                               ELSE (l.tokens + l.rate_per_second * CASE
+                                                                        WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                        ELSE 0
+                                                                    END)
+                           END
+                  END -
+         (SELECT COUNT(*)
+          FROM picked t
+          WHERE TRUE
+              AND (l.limit_key = '')), refilled_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     WHERE l.queue_id = %(queue_id)s
+         AND l.rate_per_second IS NOT NULL)
+UPDATE "public".pgqrs_messages m
+SET consumer_worker_id = %(worker_id)s,
+    vt = "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(lease)s),
+    read_ct = COALESCE(read_ct, 0) + 1,
+    dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+FROM picked
+WHERE m.id = picked.id
+    AND m.archived_at IS NULL
+    AND (m.vt IS NULL
+         OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING m.id,
+                                                                                             m.queue_id,
+                                                                                             m.payload,
+                                                                                             m.vt,
+                                                                                             m.enqueued_at,
+                                                                                             m.read_ct,
+                                                                                             m.dequeued_at,
+                                                                                             m.producer_worker_id,
+                                                                                             m.consumer_worker_id,
+                                                                                             m.archived_at,
+                                                                                             m.priority;
+
+-- MSG_CLAIM_KEY_LIMITED (1 of 2)  [postgres]
+SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
+
+-- MSG_CLAIM_KEY_LIMITED (2 of 2)  [postgres]
+WITH rooms AS
+    (SELECT u.limit_key,
+            CASE
+                WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                ELSE (COALESCE(u.tokens, 1000000000))
+            END AS room
+     FROM
+         (SELECT l.limit_key,
+                 l.max_in_flight,
+                 CASE
+                     WHEN l.limit_key = '' THEN
+                              (SELECT COUNT(*)
+                               FROM "public".pgqrs_messages f
+                               WHERE f.queue_id = %(queue_id)s
+                                   AND f.archived_at IS NULL
+                                   AND f.consumer_worker_id IS NOT NULL
+                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+                     ELSE
+                              (SELECT COUNT(*)
+                               FROM "public".pgqrs_messages f
+                               WHERE f.queue_id = %(queue_id)s
+                                   AND f.archived_at IS NULL
+                                   AND f.consumer_worker_id IS NOT NULL
+                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                                   AND f.limit_key = l.limit_key)
+                 END AS in_flight,
+                 CASE
+                     WHEN l.rate_per_second IS NULL THEN NULL
+                     WHEN l.tokens IS NULL
+                          OR l.refilled_at IS NULL THEN l.burst
+                     ELSE CASE
+                              WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                   WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                   ELSE 0
+                                                                               END) THEN (l.burst)
+                              ELSE (l.tokens + l.rate_per_second * CASE
+                                                                       WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                       ELSE 0
+                                                                   END)
+                          END
+                 END AS tokens
+          FROM "public".pgqrs_limits l
+          WHERE l.queue_id = %(queue_id)s) u),
+     cand AS
+    (SELECT id,
+            limit_key,
+            priority,
+            enqueued_at
+     FROM "public".pgqrs_messages
+     WHERE queue_id = %(queue_id)s
+         AND archived_at IS NULL
+         AND (vt IS NULL
+              OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+         AND COALESCE(read_ct, 0) < COALESCE(
+                                                 (SELECT lq.max_read_ct
+                                                  FROM "public".pgqrs_queues lq
+                                                  WHERE lq.id = %(queue_id)s), %(max_read_ct)s)
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s
+                  AND w.status <> 'suspended')
+         AND NOT (id = ANY(%(ids)s))
+         AND (limit_key IS NULL
+              OR limit_key NOT IN
+                  (SELECT r.limit_key
+                   FROM rooms r
+                   WHERE r.room < 1))
+     ORDER BY priority DESC,
+              enqueued_at,
+              id
+     LIMIT %(scan)s),
+     ranked AS
+    (SELECT c.id,
+            c.priority,
+            c.enqueued_at,
+            r.room,
+            ROW_NUMBER() OVER (PARTITION BY c.limit_key
+                               ORDER BY c.priority DESC, c.enqueued_at, c.id) AS nth
+     FROM cand c
+     LEFT JOIN rooms r ON r.limit_key = c.limit_key),
+     picked AS
+    (SELECT c.id
+     FROM ranked c
+     WHERE c.room IS NULL
+         OR c.nth <= c.room
+     ORDER BY c.priority DESC,
+              c.enqueued_at,
+              c.id
+     LIMIT COALESCE(
+                        (SELECT CASE
+                                    WHEN r.room >= %(limit)s THEN %(limit)s
+                                    WHEN r.room < 1 THEN 0
+                                    ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
+                                END
+                         FROM
+                             (SELECT u.limit_key, CASE
+                                                      WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                                                      ELSE (COALESCE(u.tokens, 1000000000))
+                                                  END AS room
+                              FROM
+                                  (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                            WHEN l.limit_key = '' THEN
+                                                                                     (SELECT COUNT(*)
+                                                                                      FROM "public".pgqrs_messages f
+                                                                                      WHERE f.queue_id = %(queue_id)s
+                                                                                          AND f.archived_at IS NULL
+                                                                                          AND f.consumer_worker_id IS NOT NULL
+                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+                                                                            ELSE
+                                                                                     (SELECT COUNT(*)
+                                                                                      FROM "public".pgqrs_messages f
+                                                                                      WHERE f.queue_id = %(queue_id)s
+                                                                                          AND f.archived_at IS NULL
+                                                                                          AND f.consumer_worker_id IS NOT NULL
+                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                                                                                          AND f.limit_key = l.limit_key)
+                                                                        END AS in_flight, CASE
+                                                                                              WHEN l.rate_per_second IS NULL THEN NULL
+                                                                                              WHEN l.tokens IS NULL
+                                                                                                   OR l.refilled_at IS NULL THEN l.burst
+                                                                                              ELSE CASE
+                                                                                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                            WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                                                                                            ELSE 0
+                                                                                                                                                        END) THEN (l.burst)
+                                                                                                       ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                                                                                ELSE 0
+                                                                                                                                            END)
+                                                                                                   END
+                                                                                          END AS tokens
+                                   FROM "public".pgqrs_limits l
+                                   WHERE l.queue_id = %(queue_id)s
+                                       AND l.limit_key = '') u) r), %(limit)s)),
+     spent AS
+    (UPDATE "public".pgqrs_limits AS l
+     SET tokens = CASE
+                      WHEN l.rate_per_second IS NULL THEN NULL
+                      WHEN l.tokens IS NULL
+                           OR l.refilled_at IS NULL THEN l.burst
+                      ELSE CASE
+                               WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                    WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                    ELSE 0
+                                                                                END) THEN (l.burst)
+                               ELSE (l.tokens + l.rate_per_second * CASE
+                                                                        WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                        ELSE 0
+                                                                    END)
+                           END
+                  END -
+         (SELECT COUNT(*)
+          FROM picked p
+          JOIN cand t ON t.id = p.id
+          WHERE TRUE
+              AND (l.limit_key = ''
+                   OR t.limit_key = l.limit_key)), refilled_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     WHERE l.queue_id = %(queue_id)s
+         AND l.rate_per_second IS NOT NULL)
+UPDATE "public".pgqrs_messages m
+SET consumer_worker_id = %(worker_id)s,
+    vt = "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(lease)s),
+    read_ct = COALESCE(read_ct, 0) + 1,
+    dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+FROM picked
+WHERE m.id = picked.id
+    AND m.archived_at IS NULL
+    AND (m.vt IS NULL
+         OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING m.id,
+                                                                                             m.queue_id,
+                                                                                             m.payload,
+                                                                                             m.vt,
+                                                                                             m.enqueued_at,
+                                                                                             m.read_ct,
+                                                                                             m.dequeued_at,
+                                                                                             m.producer_worker_id,
+                                                                                             m.consumer_worker_id,
+                                                                                             m.archived_at,
+                                                                                             m.priority;
+
+-- LOOP_STEP_KEY_LIMITED (1 of 2)  [postgres]
+WITH archived AS
+    (UPDATE "public".pgqrs_messages
+     SET archived_at = COALESCE(CAST(%(wall_now)s AS timestamptz), statement_timestamp())
+     WHERE id = ANY(%(ids)s)
+         AND consumer_worker_id = %(worker_id)s
+         AND archived_at IS NULL
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s) RETURNING id)
+SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
+
+-- LOOP_STEP_KEY_LIMITED (2 of 2)  [postgres]
+WITH rooms AS
+    (SELECT u.limit_key,
+            CASE
+                WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                ELSE (COALESCE(u.tokens, 1000000000))
+            END AS room
+     FROM
+         (SELECT l.limit_key,
+                 l.max_in_flight,
+                 CASE
+                     WHEN l.limit_key = '' THEN
+                              (SELECT COUNT(*)
+                               FROM "public".pgqrs_messages f
+                               WHERE f.queue_id = %(queue_id)s
+                                   AND f.archived_at IS NULL
+                                   AND f.consumer_worker_id IS NOT NULL
+                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+                     ELSE
+                              (SELECT COUNT(*)
+                               FROM "public".pgqrs_messages f
+                               WHERE f.queue_id = %(queue_id)s
+                                   AND f.archived_at IS NULL
+                                   AND f.consumer_worker_id IS NOT NULL
+                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                                   AND f.limit_key = l.limit_key)
+                 END AS in_flight,
+                 CASE
+                     WHEN l.rate_per_second IS NULL THEN NULL
+                     WHEN l.tokens IS NULL
+                          OR l.refilled_at IS NULL THEN l.burst
+                     ELSE CASE
+                              WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                   WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                   ELSE 0
+                                                                               END) THEN (l.burst)
+                              ELSE (l.tokens + l.rate_per_second * CASE
+                                                                       WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                       ELSE 0
+                                                                   END)
+                          END
+                 END AS tokens
+          FROM "public".pgqrs_limits l
+          WHERE l.queue_id = %(queue_id)s) u),
+     cand AS
+    (SELECT id,
+            limit_key,
+            priority,
+            enqueued_at
+     FROM "public".pgqrs_messages
+     WHERE queue_id = %(queue_id)s
+         AND archived_at IS NULL
+         AND (vt IS NULL
+              OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+         AND COALESCE(read_ct, 0) < COALESCE(
+                                                 (SELECT lq.max_read_ct
+                                                  FROM "public".pgqrs_queues lq
+                                                  WHERE lq.id = %(queue_id)s), %(max_read_ct)s)
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s
+                  AND w.status = 'polling')
+         AND NOT (id = ANY(%(ids)s))
+         AND (limit_key IS NULL
+              OR limit_key NOT IN
+                  (SELECT r.limit_key
+                   FROM rooms r
+                   WHERE r.room < 1))
+     ORDER BY priority DESC,
+              enqueued_at,
+              id
+     LIMIT %(scan)s),
+     ranked AS
+    (SELECT c.id,
+            c.priority,
+            c.enqueued_at,
+            r.room,
+            ROW_NUMBER() OVER (PARTITION BY c.limit_key
+                               ORDER BY c.priority DESC, c.enqueued_at, c.id) AS nth
+     FROM cand c
+     LEFT JOIN rooms r ON r.limit_key = c.limit_key),
+     picked AS
+    (SELECT c.id
+     FROM ranked c
+     WHERE c.room IS NULL
+         OR c.nth <= c.room
+     ORDER BY c.priority DESC,
+              c.enqueued_at,
+              c.id
+     LIMIT COALESCE(
+                        (SELECT CASE
+                                    WHEN r.room >= %(limit)s THEN %(limit)s
+                                    WHEN r.room < 1 THEN 0
+                                    ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
+                                END
+                         FROM
+                             (SELECT u.limit_key, CASE
+                                                      WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                                                      ELSE (COALESCE(u.tokens, 1000000000))
+                                                  END AS room
+                              FROM
+                                  (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                            WHEN l.limit_key = '' THEN
+                                                                                     (SELECT COUNT(*)
+                                                                                      FROM "public".pgqrs_messages f
+                                                                                      WHERE f.queue_id = %(queue_id)s
+                                                                                          AND f.archived_at IS NULL
+                                                                                          AND f.consumer_worker_id IS NOT NULL
+                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+                                                                            ELSE
+                                                                                     (SELECT COUNT(*)
+                                                                                      FROM "public".pgqrs_messages f
+                                                                                      WHERE f.queue_id = %(queue_id)s
+                                                                                          AND f.archived_at IS NULL
+                                                                                          AND f.consumer_worker_id IS NOT NULL
+                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                                                                                          AND f.limit_key = l.limit_key)
+                                                                        END AS in_flight, CASE
+                                                                                              WHEN l.rate_per_second IS NULL THEN NULL
+                                                                                              WHEN l.tokens IS NULL
+                                                                                                   OR l.refilled_at IS NULL THEN l.burst
+                                                                                              ELSE CASE
+                                                                                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                            WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                                                                                            ELSE 0
+                                                                                                                                                        END) THEN (l.burst)
+                                                                                                       ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                                                                                ELSE 0
+                                                                                                                                            END)
+                                                                                                   END
+                                                                                          END AS tokens
+                                   FROM "public".pgqrs_limits l
+                                   WHERE l.queue_id = %(queue_id)s
+                                       AND l.limit_key = '') u) r), %(limit)s)),
+     spent AS
+    (UPDATE "public".pgqrs_limits AS l
+     SET tokens = CASE
+                      WHEN l.rate_per_second IS NULL THEN NULL
+                      WHEN l.tokens IS NULL
+                           OR l.refilled_at IS NULL THEN l.burst
+                      ELSE CASE
+                               WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                    WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                                    ELSE 0
+                                                                                END) THEN (l.burst)
+                               ELSE (l.tokens + l.rate_per_second * CASE
+                                                                        WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                        ELSE 0
+                                                                    END)
+                           END
+                  END -
+         (SELECT COUNT(*)
+          FROM picked p
+          JOIN cand t ON t.id = p.id
+          WHERE TRUE
+              AND (l.limit_key = ''
+                   OR t.limit_key = l.limit_key)), refilled_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     WHERE l.queue_id = %(queue_id)s
+         AND l.rate_per_second IS NOT NULL)
+UPDATE "public".pgqrs_messages m
+SET consumer_worker_id = %(worker_id)s,
+    vt = "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(lease)s),
+    read_ct = COALESCE(read_ct, 0) + 1,
+    dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+FROM picked
+WHERE m.id = picked.id
+    AND m.archived_at IS NULL
+    AND (m.vt IS NULL
+         OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING m.id,
+                                                                                             m.queue_id,
+                                                                                             m.payload,
+                                                                                             m.vt,
+                                                                                             m.enqueued_at,
+                                                                                             m.read_ct,
+                                                                                             m.dequeued_at,
+                                                                                             m.producer_worker_id,
+                                                                                             m.consumer_worker_id,
+                                                                                             m.archived_at,
+                                                                                             m.priority;
 
 -- MSG_DELETE
 DELETE
@@ -1824,6 +2540,174 @@ WHERE id IN
          LIMIT %(limit)s
          FOR UPDATE OF m SKIP LOCKED);
 
+-- LIMIT_SET
+INSERT INTO "public".pgqrs_limits (queue_id, limit_key, max_in_flight, rate_per_second, burst, tokens, refilled_at, updated_at)
+VALUES (%(queue_id)s, %(limit_key)s, %(max_in_flight)s, %(rate_per_second)s, %(burst)s, NULL, NULL, COALESCE(CAST(%(wall_now)s AS timestamptz), statement_timestamp())) ON CONFLICT (queue_id, limit_key) DO
+UPDATE
+SET max_in_flight = excluded.max_in_flight,
+    rate_per_second = excluded.rate_per_second,
+    burst = excluded.burst,
+    tokens = NULL,
+    refilled_at = NULL,
+    updated_at = excluded.updated_at RETURNING limit_key;
+
+-- LIMIT_DELETE
+DELETE
+FROM "public".pgqrs_limits
+WHERE queue_id = %(queue_id)s
+    AND limit_key = %(limit_key)s RETURNING limit_key;
+
+-- LIMITS_PRESENT
+SELECT COUNT(*),
+       COALESCE(SUM(CASE
+                        WHEN limit_key = '' THEN 0
+                        ELSE 1
+                    END), 0)
+FROM "public".pgqrs_limits
+WHERE queue_id = %(queue_id)s;
+
+-- LIMITS_USAGE
+SELECT l.limit_key,
+       l.max_in_flight,
+       l.rate_per_second,
+       l.burst,
+       CASE
+           WHEN l.limit_key = '' THEN
+                    (SELECT COUNT(*)
+                     FROM "public".pgqrs_messages f
+                     WHERE f.queue_id = %(queue_id)s
+                         AND f.archived_at IS NULL
+                         AND f.consumer_worker_id IS NOT NULL
+                         AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+           ELSE
+                    (SELECT COUNT(*)
+                     FROM "public".pgqrs_messages f
+                     WHERE f.queue_id = %(queue_id)s
+                         AND f.archived_at IS NULL
+                         AND f.consumer_worker_id IS NOT NULL
+                         AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                         AND f.limit_key = l.limit_key)
+       END,
+       CASE
+           WHEN l.rate_per_second IS NULL THEN NULL
+           WHEN l.tokens IS NULL
+                OR l.refilled_at IS NULL THEN l.burst
+           ELSE CASE
+                    WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                         WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                                         ELSE 0
+                                                                     END) THEN (l.burst)
+                    ELSE (l.tokens + l.rate_per_second * CASE
+                                                             WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
+                                                             ELSE 0
+                                                         END)
+                END
+       END
+FROM "public".pgqrs_limits l
+WHERE l.queue_id = %(queue_id)s
+ORDER BY l.limit_key;
+
+-- SCHEDULE_INSERT
+INSERT INTO "public".pgqrs_schedules (name, cron, timezone, queue_name, payload, workflow_name, input, catch_up, paused, next_fire_at, created_at)
+VALUES (%(name)s, %(cron)s, %(timezone)s, %(queue_name)s, %(payload)s, %(workflow_name)s, %(input)s, %(catch_up)s, %(paused)s, %(next_fire_at)s, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING name,
+                                                                                                                                                                                                                          cron,
+                                                                                                                                                                                                                          timezone,
+                                                                                                                                                                                                                          queue_name,
+                                                                                                                                                                                                                          payload,
+                                                                                                                                                                                                                          workflow_name,
+                                                                                                                                                                                                                          input,
+                                                                                                                                                                                                                          catch_up,
+                                                                                                                                                                                                                          paused,
+                                                                                                                                                                                                                          next_fire_at,
+                                                                                                                                                                                                                          last_fire_at,
+                                                                                                                                                                                                                          created_at;
+
+-- SCHEDULE_BY_NAME
+SELECT name,
+       cron,
+       timezone,
+       queue_name,
+       payload,
+       workflow_name,
+       input,
+       catch_up,
+       paused,
+       next_fire_at,
+       last_fire_at,
+       created_at
+FROM "public".pgqrs_schedules
+WHERE name = %(name)s;
+
+-- SCHEDULE_LIST
+SELECT name,
+       cron,
+       timezone,
+       queue_name,
+       payload,
+       workflow_name,
+       input,
+       catch_up,
+       paused,
+       next_fire_at,
+       last_fire_at,
+       created_at
+FROM "public".pgqrs_schedules
+ORDER BY name;
+
+-- SCHEDULE_DUE
+SELECT name,
+       cron,
+       timezone,
+       queue_name,
+       payload,
+       workflow_name,
+       input,
+       catch_up,
+       paused,
+       next_fire_at,
+       last_fire_at,
+       created_at
+FROM "public".pgqrs_schedules
+WHERE NOT paused
+    AND next_fire_at <= %(at)s
+ORDER BY next_fire_at,
+         name;
+
+-- SCHEDULE_NEXT_FIRE
+SELECT MIN(next_fire_at)
+FROM "public".pgqrs_schedules
+WHERE NOT paused;
+
+-- SCHEDULE_ADVANCE
+UPDATE "public".pgqrs_schedules
+SET next_fire_at = %(next)s,
+    last_fire_at = COALESCE(%(fired)s, last_fire_at)
+WHERE name = %(name)s
+    AND next_fire_at = %(expected)s
+    AND NOT paused;
+
+-- SCHEDULE_SET_PAUSED
+UPDATE "public".pgqrs_schedules
+SET paused = %(paused)s,
+    next_fire_at = COALESCE(%(next)s, next_fire_at)
+WHERE name = %(name)s RETURNING name,
+                                cron,
+                                timezone,
+                                queue_name,
+                                payload,
+                                workflow_name,
+                                input,
+                                catch_up,
+                                paused,
+                                next_fire_at,
+                                last_fire_at,
+                                created_at;
+
+-- SCHEDULE_DELETE
+DELETE
+FROM "public".pgqrs_schedules
+WHERE name = %(name)s;
+
 -- SCHEMA_PRESENT  [postgres]
 SELECT 1
 FROM pg_namespace
@@ -1832,6 +2716,15 @@ WHERE nspname = %(schema)s;
 
 -- PostgresSession (sql/session.py): the executor's own connection
 -- statements, not rendered; {name} is filled in by the executor.
+
+-- BEGIN
+BEGIN;
+
+-- COMMIT
+COMMIT;
+
+-- ROLLBACK
+ROLLBACK;
 
 -- INSTALL_LOCK
 SELECT pg_advisory_lock(hashtextextended(%s, 0));

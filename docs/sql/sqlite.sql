@@ -282,23 +282,24 @@ WHERE consumer_worker_id = :id
     AND archived_at IS NULL;
 
 -- MSG_INSERT
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority)
-VALUES (:queue_id, :payload, pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id, :priority) RETURNING id;
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key)
+VALUES (:queue_id, :payload, pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id, :priority, :limit_key) RETURNING id;
 
 -- MSG_INSERT_BATCH
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority)
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key)
 SELECT :queue_id,
        value,
        pgqrs_add_seconds(:now, :delay),
        :now,
        0,
        :worker_id,
-       :priority
+       :priority,
+       :limit_key
 FROM json_each(:payloads)
 ORDER BY key RETURNING id;
 
 -- MSG_INSERT_KEYED (1 of 2)
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, dedup_key)
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, dedup_key)
 SELECT :queue_id,
        i.payload,
        pgqrs_add_seconds(:now, :delay),
@@ -306,6 +307,7 @@ SELECT :queue_id,
        0,
        :worker_id,
        :priority,
+       :limit_key,
        i.dedup_key
 FROM
     (SELECT p.key AS ord,
@@ -362,7 +364,7 @@ WHERE h.queue_id = :queue_id
     AND pgqrs_add_seconds(h.archived_at, :window) > :now;
 
 -- MSG_INSERT_KEYED_WINDOW (1 of 2)
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, dedup_key)
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, dedup_key)
 SELECT :queue_id,
        i.payload,
        pgqrs_add_seconds(:now, :delay),
@@ -370,6 +372,7 @@ SELECT :queue_id,
        0,
        :worker_id,
        :priority,
+       :limit_key,
        i.dedup_key
 FROM
     (SELECT p.key AS ord,
@@ -661,6 +664,834 @@ WHERE id IN
                                  consumer_worker_id,
                                  archived_at,
                                  priority;
+
+-- MSG_CLAIM_QUEUE_LIMITED (1 of 2)
+UPDATE pgqrs_messages
+SET consumer_worker_id = :worker_id,
+    vt = pgqrs_add_seconds(:now, :lease),
+    read_ct = COALESCE(read_ct, 0) + 1,
+    dequeued_at = COALESCE(dequeued_at, :now)
+WHERE id IN
+        (WITH rooms AS
+             (SELECT u.limit_key,
+                     CASE
+                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                         ELSE (COALESCE(u.tokens, 1000000000))
+                     END AS room
+              FROM
+                  (SELECT l.limit_key,
+                          l.max_in_flight,
+                          CASE
+                              WHEN l.limit_key = '' THEN
+                                       (SELECT COUNT(*)
+                                        FROM pgqrs_messages f
+                                        WHERE f.queue_id = :queue_id
+                                            AND f.archived_at IS NULL
+                                            AND f.consumer_worker_id IS NOT NULL
+                                            AND (CASE
+                                                     WHEN length(f.vt) IN (19,
+                                                                           26)
+                                                          AND substr(f.vt, 11, 1) = ' '
+                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                 END) > :now)
+                              ELSE
+                                       (SELECT COUNT(*)
+                                        FROM pgqrs_messages f
+                                        WHERE f.queue_id = :queue_id
+                                            AND f.archived_at IS NULL
+                                            AND f.consumer_worker_id IS NOT NULL
+                                            AND (CASE
+                                                     WHEN length(f.vt) IN (19,
+                                                                           26)
+                                                          AND substr(f.vt, 11, 1) = ' '
+                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                 END) > :now
+                                            AND f.limit_key = l.limit_key)
+                          END AS in_flight,
+                          CASE
+                              WHEN l.rate_per_second IS NULL THEN NULL
+                              WHEN l.tokens IS NULL
+                                   OR l.refilled_at IS NULL THEN l.burst
+                              ELSE CASE
+                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                            WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                            ELSE 0
+                                                                                        END) THEN (l.burst)
+                                       ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                ELSE 0
+                                                                            END)
+                                   END
+                          END AS tokens
+                   FROM pgqrs_limits l
+                   WHERE l.queue_id = :queue_id
+                       AND l.limit_key = '') u),
+              picked AS
+             (SELECT id
+              FROM pgqrs_messages
+              WHERE queue_id = :queue_id
+                  AND archived_at IS NULL
+                  AND (vt IS NULL
+                       OR (CASE
+                               WHEN length(vt) IN (19,
+                                                   26)
+                                    AND substr(vt, 11, 1) = ' '
+                                    AND substr(vt, -1) GLOB '[0-9]' THEN vt
+                               ELSE strftime('%Y-%m-%d %H:%M:%f', vt) || '000'
+                           END) <= :now)
+                  AND COALESCE(read_ct, 0) < COALESCE(
+                                                          (SELECT lq.max_read_ct
+                                                           FROM pgqrs_queues lq
+                                                           WHERE lq.id = :queue_id), :max_read_ct)
+                  AND EXISTS
+                      (SELECT 1
+                       FROM pgqrs_workers w
+                       WHERE w.id = :worker_id
+                           AND w.fence = :fence
+                           AND w.status <> 'suspended')
+                  AND NOT (id IN
+                               (SELECT value
+                                FROM json_each(:ids)))
+              ORDER BY priority DESC,
+                       enqueued_at,
+                       id
+              LIMIT COALESCE(
+                                 (SELECT CASE
+                                             WHEN r.room >= :limit THEN :limit
+                                             WHEN r.room < 1 THEN 0
+                                             ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
+                                         END
+                                  FROM
+                                      (SELECT u.limit_key, CASE
+                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                                                               ELSE (COALESCE(u.tokens, 1000000000))
+                                                           END AS room
+                                       FROM
+                                           (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.limit_key = '' THEN
+                                                                                              (SELECT COUNT(*)
+                                                                                               FROM pgqrs_messages f
+                                                                                               WHERE f.queue_id = :queue_id
+                                                                                                   AND f.archived_at IS NULL
+                                                                                                   AND f.consumer_worker_id IS NOT NULL
+                                                                                                   AND (CASE
+                                                                                                            WHEN length(f.vt) IN (19, 26)
+                                                                                                                 AND substr(f.vt, 11, 1) = ' '
+                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                                                                        END) > :now)
+                                                                                     ELSE
+                                                                                              (SELECT COUNT(*)
+                                                                                               FROM pgqrs_messages f
+                                                                                               WHERE f.queue_id = :queue_id
+                                                                                                   AND f.archived_at IS NULL
+                                                                                                   AND f.consumer_worker_id IS NOT NULL
+                                                                                                   AND (CASE
+                                                                                                            WHEN length(f.vt) IN (19, 26)
+                                                                                                                 AND substr(f.vt, 11, 1) = ' '
+                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                                                                        END) > :now
+                                                                                                   AND f.limit_key = l.limit_key)
+                                                                                 END AS in_flight, CASE
+                                                                                                       WHEN l.rate_per_second IS NULL THEN NULL
+                                                                                                       WHEN l.tokens IS NULL
+                                                                                                            OR l.refilled_at IS NULL THEN l.burst
+                                                                                                       ELSE CASE
+                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                                     WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                                                                                                     ELSE 0
+                                                                                                                                                                 END) THEN (l.burst)
+                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                         WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                                                                                         ELSE 0
+                                                                                                                                                     END)
+                                                                                                            END
+                                                                                                   END AS tokens
+                                            FROM pgqrs_limits l
+                                            WHERE l.queue_id = :queue_id
+                                                AND l.limit_key = '') u) r), :limit)) SELECT id
+         FROM picked) RETURNING id,
+                                queue_id,
+                                payload,
+                                vt,
+                                enqueued_at,
+                                read_ct,
+                                dequeued_at,
+                                producer_worker_id,
+                                consumer_worker_id,
+                                archived_at,
+                                priority;
+
+-- MSG_CLAIM_QUEUE_LIMITED (2 of 2)
+UPDATE pgqrs_limits AS l
+SET tokens = CASE
+                 WHEN l.rate_per_second IS NULL THEN NULL
+                 WHEN l.tokens IS NULL
+                      OR l.refilled_at IS NULL THEN l.burst
+                 ELSE CASE
+                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                               WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                               ELSE 0
+                                                                           END) THEN (l.burst)
+                          ELSE (l.tokens + l.rate_per_second * CASE
+                                                                   WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                   ELSE 0
+                                                               END)
+                      END
+             END -
+    (SELECT COUNT(*)
+     FROM pgqrs_messages t
+     WHERE t.queue_id = :queue_id
+         AND t.archived_at IS NULL
+         AND t.consumer_worker_id = :worker_id
+         AND t.vt = pgqrs_add_seconds(:now, :lease)
+         AND (l.limit_key = '')), refilled_at = :now
+WHERE l.queue_id = :queue_id
+    AND l.rate_per_second IS NOT NULL;
+
+-- LOOP_STEP_QUEUE_LIMITED (1 of 3)
+UPDATE pgqrs_messages
+SET archived_at = :wall_now
+WHERE id IN
+        (SELECT value
+         FROM json_each(:ids))
+    AND consumer_worker_id = :worker_id
+    AND archived_at IS NULL
+    AND EXISTS
+        (SELECT 1
+         FROM pgqrs_workers w
+         WHERE w.id = :worker_id
+             AND w.fence = :fence) RETURNING id;
+
+-- LOOP_STEP_QUEUE_LIMITED (2 of 3)
+UPDATE pgqrs_messages
+SET consumer_worker_id = :worker_id,
+    vt = pgqrs_add_seconds(:now, :lease),
+    read_ct = COALESCE(read_ct, 0) + 1,
+    dequeued_at = COALESCE(dequeued_at, :now)
+WHERE id IN
+        (WITH rooms AS
+             (SELECT u.limit_key,
+                     CASE
+                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                         ELSE (COALESCE(u.tokens, 1000000000))
+                     END AS room
+              FROM
+                  (SELECT l.limit_key,
+                          l.max_in_flight,
+                          CASE
+                              WHEN l.limit_key = '' THEN
+                                       (SELECT COUNT(*)
+                                        FROM pgqrs_messages f
+                                        WHERE f.queue_id = :queue_id
+                                            AND f.archived_at IS NULL
+                                            AND f.consumer_worker_id IS NOT NULL
+                                            AND (CASE
+                                                     WHEN length(f.vt) IN (19,
+                                                                           26)
+                                                          AND substr(f.vt, 11, 1) = ' '
+                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                 END) > :now)
+                              ELSE
+                                       (SELECT COUNT(*)
+                                        FROM pgqrs_messages f
+                                        WHERE f.queue_id = :queue_id
+                                            AND f.archived_at IS NULL
+                                            AND f.consumer_worker_id IS NOT NULL
+                                            AND (CASE
+                                                     WHEN length(f.vt) IN (19,
+                                                                           26)
+                                                          AND substr(f.vt, 11, 1) = ' '
+                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                 END) > :now
+                                            AND f.limit_key = l.limit_key)
+                          END AS in_flight,
+                          CASE
+                              WHEN l.rate_per_second IS NULL THEN NULL
+                              WHEN l.tokens IS NULL
+                                   OR l.refilled_at IS NULL THEN l.burst
+                              ELSE CASE
+                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                            WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                            ELSE 0
+                                                                                        END) THEN (l.burst)
+                                       ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                ELSE 0
+                                                                            END)
+                                   END
+                          END AS tokens
+                   FROM pgqrs_limits l
+                   WHERE l.queue_id = :queue_id
+                       AND l.limit_key = '') u),
+              picked AS
+             (SELECT id
+              FROM pgqrs_messages
+              WHERE queue_id = :queue_id
+                  AND archived_at IS NULL
+                  AND (vt IS NULL
+                       OR (CASE
+                               WHEN length(vt) IN (19,
+                                                   26)
+                                    AND substr(vt, 11, 1) = ' '
+                                    AND substr(vt, -1) GLOB '[0-9]' THEN vt
+                               ELSE strftime('%Y-%m-%d %H:%M:%f', vt) || '000'
+                           END) <= :now)
+                  AND COALESCE(read_ct, 0) < COALESCE(
+                                                          (SELECT lq.max_read_ct
+                                                           FROM pgqrs_queues lq
+                                                           WHERE lq.id = :queue_id), :max_read_ct)
+                  AND EXISTS
+                      (SELECT 1
+                       FROM pgqrs_workers w
+                       WHERE w.id = :worker_id
+                           AND w.fence = :fence
+                           AND w.status = 'polling')
+                  AND NOT (id IN
+                               (SELECT value
+                                FROM json_each(:ids)))
+              ORDER BY priority DESC,
+                       enqueued_at,
+                       id
+              LIMIT COALESCE(
+                                 (SELECT CASE
+                                             WHEN r.room >= :limit THEN :limit
+                                             WHEN r.room < 1 THEN 0
+                                             ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
+                                         END
+                                  FROM
+                                      (SELECT u.limit_key, CASE
+                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                                                               ELSE (COALESCE(u.tokens, 1000000000))
+                                                           END AS room
+                                       FROM
+                                           (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.limit_key = '' THEN
+                                                                                              (SELECT COUNT(*)
+                                                                                               FROM pgqrs_messages f
+                                                                                               WHERE f.queue_id = :queue_id
+                                                                                                   AND f.archived_at IS NULL
+                                                                                                   AND f.consumer_worker_id IS NOT NULL
+                                                                                                   AND (CASE
+                                                                                                            WHEN length(f.vt) IN (19, 26)
+                                                                                                                 AND substr(f.vt, 11, 1) = ' '
+                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                                                                        END) > :now)
+                                                                                     ELSE
+                                                                                              (SELECT COUNT(*)
+                                                                                               FROM pgqrs_messages f
+                                                                                               WHERE f.queue_id = :queue_id
+                                                                                                   AND f.archived_at IS NULL
+                                                                                                   AND f.consumer_worker_id IS NOT NULL
+                                                                                                   AND (CASE
+                                                                                                            WHEN length(f.vt) IN (19, 26)
+                                                                                                                 AND substr(f.vt, 11, 1) = ' '
+                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                                                                        END) > :now
+                                                                                                   AND f.limit_key = l.limit_key)
+                                                                                 END AS in_flight, CASE
+                                                                                                       WHEN l.rate_per_second IS NULL THEN NULL
+                                                                                                       WHEN l.tokens IS NULL
+                                                                                                            OR l.refilled_at IS NULL THEN l.burst
+                                                                                                       ELSE CASE
+                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                                     WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                                                                                                     ELSE 0
+                                                                                                                                                                 END) THEN (l.burst)
+                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                         WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                                                                                         ELSE 0
+                                                                                                                                                     END)
+                                                                                                            END
+                                                                                                   END AS tokens
+                                            FROM pgqrs_limits l
+                                            WHERE l.queue_id = :queue_id
+                                                AND l.limit_key = '') u) r), :limit)) SELECT id
+         FROM picked) RETURNING id,
+                                queue_id,
+                                payload,
+                                vt,
+                                enqueued_at,
+                                read_ct,
+                                dequeued_at,
+                                producer_worker_id,
+                                consumer_worker_id,
+                                archived_at,
+                                priority;
+
+-- LOOP_STEP_QUEUE_LIMITED (3 of 3)
+UPDATE pgqrs_limits AS l
+SET tokens = CASE
+                 WHEN l.rate_per_second IS NULL THEN NULL
+                 WHEN l.tokens IS NULL
+                      OR l.refilled_at IS NULL THEN l.burst
+                 ELSE CASE
+                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                               WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                               ELSE 0
+                                                                           END) THEN (l.burst)
+                          ELSE (l.tokens + l.rate_per_second * CASE
+                                                                   WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                   ELSE 0
+                                                               END)
+                      END
+             END -
+    (SELECT COUNT(*)
+     FROM pgqrs_messages t
+     WHERE t.queue_id = :queue_id
+         AND t.archived_at IS NULL
+         AND t.consumer_worker_id = :worker_id
+         AND t.vt = pgqrs_add_seconds(:now, :lease)
+         AND (l.limit_key = '')), refilled_at = :now
+WHERE l.queue_id = :queue_id
+    AND l.rate_per_second IS NOT NULL;
+
+-- MSG_CLAIM_KEY_LIMITED (1 of 2)
+UPDATE pgqrs_messages
+SET consumer_worker_id = :worker_id,
+    vt = pgqrs_add_seconds(:now, :lease),
+    read_ct = COALESCE(read_ct, 0) + 1,
+    dequeued_at = COALESCE(dequeued_at, :now)
+WHERE id IN
+        (WITH rooms AS
+             (SELECT u.limit_key,
+                     CASE
+                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                         ELSE (COALESCE(u.tokens, 1000000000))
+                     END AS room
+              FROM
+                  (SELECT l.limit_key,
+                          l.max_in_flight,
+                          CASE
+                              WHEN l.limit_key = '' THEN
+                                       (SELECT COUNT(*)
+                                        FROM pgqrs_messages f
+                                        WHERE f.queue_id = :queue_id
+                                            AND f.archived_at IS NULL
+                                            AND f.consumer_worker_id IS NOT NULL
+                                            AND (CASE
+                                                     WHEN length(f.vt) IN (19,
+                                                                           26)
+                                                          AND substr(f.vt, 11, 1) = ' '
+                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                 END) > :now)
+                              ELSE
+                                       (SELECT COUNT(*)
+                                        FROM pgqrs_messages f
+                                        WHERE f.queue_id = :queue_id
+                                            AND f.archived_at IS NULL
+                                            AND f.consumer_worker_id IS NOT NULL
+                                            AND (CASE
+                                                     WHEN length(f.vt) IN (19,
+                                                                           26)
+                                                          AND substr(f.vt, 11, 1) = ' '
+                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                 END) > :now
+                                            AND f.limit_key = l.limit_key)
+                          END AS in_flight,
+                          CASE
+                              WHEN l.rate_per_second IS NULL THEN NULL
+                              WHEN l.tokens IS NULL
+                                   OR l.refilled_at IS NULL THEN l.burst
+                              ELSE CASE
+                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                            WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                            ELSE 0
+                                                                                        END) THEN (l.burst)
+                                       ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                ELSE 0
+                                                                            END)
+                                   END
+                          END AS tokens
+                   FROM pgqrs_limits l
+                   WHERE l.queue_id = :queue_id) u),
+              cand AS
+             (SELECT id,
+                     limit_key,
+                     priority,
+                     enqueued_at
+              FROM pgqrs_messages
+              WHERE queue_id = :queue_id
+                  AND archived_at IS NULL
+                  AND (vt IS NULL
+                       OR (CASE
+                               WHEN length(vt) IN (19,
+                                                   26)
+                                    AND substr(vt, 11, 1) = ' '
+                                    AND substr(vt, -1) GLOB '[0-9]' THEN vt
+                               ELSE strftime('%Y-%m-%d %H:%M:%f', vt) || '000'
+                           END) <= :now)
+                  AND COALESCE(read_ct, 0) < COALESCE(
+                                                          (SELECT lq.max_read_ct
+                                                           FROM pgqrs_queues lq
+                                                           WHERE lq.id = :queue_id), :max_read_ct)
+                  AND EXISTS
+                      (SELECT 1
+                       FROM pgqrs_workers w
+                       WHERE w.id = :worker_id
+                           AND w.fence = :fence
+                           AND w.status <> 'suspended')
+                  AND NOT (id IN
+                               (SELECT value
+                                FROM json_each(:ids)))
+                  AND (limit_key IS NULL
+                       OR limit_key NOT IN
+                           (SELECT r.limit_key
+                            FROM rooms r
+                            WHERE r.room < 1))
+              ORDER BY priority DESC,
+                       enqueued_at,
+                       id
+              LIMIT :scan),
+              ranked AS
+             (SELECT c.id,
+                     c.priority,
+                     c.enqueued_at,
+                     r.room,
+                     ROW_NUMBER() OVER (PARTITION BY c.limit_key
+                                        ORDER BY c.priority DESC, c.enqueued_at, c.id) AS nth
+              FROM cand c
+              LEFT JOIN rooms r ON r.limit_key = c.limit_key),
+              picked AS
+             (SELECT c.id
+              FROM ranked c
+              WHERE c.room IS NULL
+                  OR c.nth <= c.room
+              ORDER BY c.priority DESC,
+                       c.enqueued_at,
+                       c.id
+              LIMIT COALESCE(
+                                 (SELECT CASE
+                                             WHEN r.room >= :limit THEN :limit
+                                             WHEN r.room < 1 THEN 0
+                                             ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
+                                         END
+                                  FROM
+                                      (SELECT u.limit_key, CASE
+                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                                                               ELSE (COALESCE(u.tokens, 1000000000))
+                                                           END AS room
+                                       FROM
+                                           (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.limit_key = '' THEN
+                                                                                              (SELECT COUNT(*)
+                                                                                               FROM pgqrs_messages f
+                                                                                               WHERE f.queue_id = :queue_id
+                                                                                                   AND f.archived_at IS NULL
+                                                                                                   AND f.consumer_worker_id IS NOT NULL
+                                                                                                   AND (CASE
+                                                                                                            WHEN length(f.vt) IN (19, 26)
+                                                                                                                 AND substr(f.vt, 11, 1) = ' '
+                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                                                                        END) > :now)
+                                                                                     ELSE
+                                                                                              (SELECT COUNT(*)
+                                                                                               FROM pgqrs_messages f
+                                                                                               WHERE f.queue_id = :queue_id
+                                                                                                   AND f.archived_at IS NULL
+                                                                                                   AND f.consumer_worker_id IS NOT NULL
+                                                                                                   AND (CASE
+                                                                                                            WHEN length(f.vt) IN (19, 26)
+                                                                                                                 AND substr(f.vt, 11, 1) = ' '
+                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                                                                        END) > :now
+                                                                                                   AND f.limit_key = l.limit_key)
+                                                                                 END AS in_flight, CASE
+                                                                                                       WHEN l.rate_per_second IS NULL THEN NULL
+                                                                                                       WHEN l.tokens IS NULL
+                                                                                                            OR l.refilled_at IS NULL THEN l.burst
+                                                                                                       ELSE CASE
+                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                                     WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                                                                                                     ELSE 0
+                                                                                                                                                                 END) THEN (l.burst)
+                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                         WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                                                                                         ELSE 0
+                                                                                                                                                     END)
+                                                                                                            END
+                                                                                                   END AS tokens
+                                            FROM pgqrs_limits l
+                                            WHERE l.queue_id = :queue_id
+                                                AND l.limit_key = '') u) r), :limit)) SELECT id
+         FROM picked) RETURNING id,
+                                queue_id,
+                                payload,
+                                vt,
+                                enqueued_at,
+                                read_ct,
+                                dequeued_at,
+                                producer_worker_id,
+                                consumer_worker_id,
+                                archived_at,
+                                priority;
+
+-- MSG_CLAIM_KEY_LIMITED (2 of 2)
+UPDATE pgqrs_limits AS l
+SET tokens = CASE
+                 WHEN l.rate_per_second IS NULL THEN NULL
+                 WHEN l.tokens IS NULL
+                      OR l.refilled_at IS NULL THEN l.burst
+                 ELSE CASE
+                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                               WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                               ELSE 0
+                                                                           END) THEN (l.burst)
+                          ELSE (l.tokens + l.rate_per_second * CASE
+                                                                   WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                   ELSE 0
+                                                               END)
+                      END
+             END -
+    (SELECT COUNT(*)
+     FROM pgqrs_messages t
+     WHERE t.queue_id = :queue_id
+         AND t.archived_at IS NULL
+         AND t.consumer_worker_id = :worker_id
+         AND t.vt = pgqrs_add_seconds(:now, :lease)
+         AND (l.limit_key = ''
+              OR t.limit_key = l.limit_key)), refilled_at = :now
+WHERE l.queue_id = :queue_id
+    AND l.rate_per_second IS NOT NULL;
+
+-- LOOP_STEP_KEY_LIMITED (1 of 3)
+UPDATE pgqrs_messages
+SET archived_at = :wall_now
+WHERE id IN
+        (SELECT value
+         FROM json_each(:ids))
+    AND consumer_worker_id = :worker_id
+    AND archived_at IS NULL
+    AND EXISTS
+        (SELECT 1
+         FROM pgqrs_workers w
+         WHERE w.id = :worker_id
+             AND w.fence = :fence) RETURNING id;
+
+-- LOOP_STEP_KEY_LIMITED (2 of 3)
+UPDATE pgqrs_messages
+SET consumer_worker_id = :worker_id,
+    vt = pgqrs_add_seconds(:now, :lease),
+    read_ct = COALESCE(read_ct, 0) + 1,
+    dequeued_at = COALESCE(dequeued_at, :now)
+WHERE id IN
+        (WITH rooms AS
+             (SELECT u.limit_key,
+                     CASE
+                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                         ELSE (COALESCE(u.tokens, 1000000000))
+                     END AS room
+              FROM
+                  (SELECT l.limit_key,
+                          l.max_in_flight,
+                          CASE
+                              WHEN l.limit_key = '' THEN
+                                       (SELECT COUNT(*)
+                                        FROM pgqrs_messages f
+                                        WHERE f.queue_id = :queue_id
+                                            AND f.archived_at IS NULL
+                                            AND f.consumer_worker_id IS NOT NULL
+                                            AND (CASE
+                                                     WHEN length(f.vt) IN (19,
+                                                                           26)
+                                                          AND substr(f.vt, 11, 1) = ' '
+                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                 END) > :now)
+                              ELSE
+                                       (SELECT COUNT(*)
+                                        FROM pgqrs_messages f
+                                        WHERE f.queue_id = :queue_id
+                                            AND f.archived_at IS NULL
+                                            AND f.consumer_worker_id IS NOT NULL
+                                            AND (CASE
+                                                     WHEN length(f.vt) IN (19,
+                                                                           26)
+                                                          AND substr(f.vt, 11, 1) = ' '
+                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                 END) > :now
+                                            AND f.limit_key = l.limit_key)
+                          END AS in_flight,
+                          CASE
+                              WHEN l.rate_per_second IS NULL THEN NULL
+                              WHEN l.tokens IS NULL
+                                   OR l.refilled_at IS NULL THEN l.burst
+                              ELSE CASE
+                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                            WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                            ELSE 0
+                                                                                        END) THEN (l.burst)
+                                       ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                ELSE 0
+                                                                            END)
+                                   END
+                          END AS tokens
+                   FROM pgqrs_limits l
+                   WHERE l.queue_id = :queue_id) u),
+              cand AS
+             (SELECT id,
+                     limit_key,
+                     priority,
+                     enqueued_at
+              FROM pgqrs_messages
+              WHERE queue_id = :queue_id
+                  AND archived_at IS NULL
+                  AND (vt IS NULL
+                       OR (CASE
+                               WHEN length(vt) IN (19,
+                                                   26)
+                                    AND substr(vt, 11, 1) = ' '
+                                    AND substr(vt, -1) GLOB '[0-9]' THEN vt
+                               ELSE strftime('%Y-%m-%d %H:%M:%f', vt) || '000'
+                           END) <= :now)
+                  AND COALESCE(read_ct, 0) < COALESCE(
+                                                          (SELECT lq.max_read_ct
+                                                           FROM pgqrs_queues lq
+                                                           WHERE lq.id = :queue_id), :max_read_ct)
+                  AND EXISTS
+                      (SELECT 1
+                       FROM pgqrs_workers w
+                       WHERE w.id = :worker_id
+                           AND w.fence = :fence
+                           AND w.status = 'polling')
+                  AND NOT (id IN
+                               (SELECT value
+                                FROM json_each(:ids)))
+                  AND (limit_key IS NULL
+                       OR limit_key NOT IN
+                           (SELECT r.limit_key
+                            FROM rooms r
+                            WHERE r.room < 1))
+              ORDER BY priority DESC,
+                       enqueued_at,
+                       id
+              LIMIT :scan),
+              ranked AS
+             (SELECT c.id,
+                     c.priority,
+                     c.enqueued_at,
+                     r.room,
+                     ROW_NUMBER() OVER (PARTITION BY c.limit_key
+                                        ORDER BY c.priority DESC, c.enqueued_at, c.id) AS nth
+              FROM cand c
+              LEFT JOIN rooms r ON r.limit_key = c.limit_key),
+              picked AS
+             (SELECT c.id
+              FROM ranked c
+              WHERE c.room IS NULL
+                  OR c.nth <= c.room
+              ORDER BY c.priority DESC,
+                       c.enqueued_at,
+                       c.id
+              LIMIT COALESCE(
+                                 (SELECT CASE
+                                             WHEN r.room >= :limit THEN :limit
+                                             WHEN r.room < 1 THEN 0
+                                             ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
+                                         END
+                                  FROM
+                                      (SELECT u.limit_key, CASE
+                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
+                                                               ELSE (COALESCE(u.tokens, 1000000000))
+                                                           END AS room
+                                       FROM
+                                           (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.limit_key = '' THEN
+                                                                                              (SELECT COUNT(*)
+                                                                                               FROM pgqrs_messages f
+                                                                                               WHERE f.queue_id = :queue_id
+                                                                                                   AND f.archived_at IS NULL
+                                                                                                   AND f.consumer_worker_id IS NOT NULL
+                                                                                                   AND (CASE
+                                                                                                            WHEN length(f.vt) IN (19, 26)
+                                                                                                                 AND substr(f.vt, 11, 1) = ' '
+                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                                                                        END) > :now)
+                                                                                     ELSE
+                                                                                              (SELECT COUNT(*)
+                                                                                               FROM pgqrs_messages f
+                                                                                               WHERE f.queue_id = :queue_id
+                                                                                                   AND f.archived_at IS NULL
+                                                                                                   AND f.consumer_worker_id IS NOT NULL
+                                                                                                   AND (CASE
+                                                                                                            WHEN length(f.vt) IN (19, 26)
+                                                                                                                 AND substr(f.vt, 11, 1) = ' '
+                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                                                                                                        END) > :now
+                                                                                                   AND f.limit_key = l.limit_key)
+                                                                                 END AS in_flight, CASE
+                                                                                                       WHEN l.rate_per_second IS NULL THEN NULL
+                                                                                                       WHEN l.tokens IS NULL
+                                                                                                            OR l.refilled_at IS NULL THEN l.burst
+                                                                                                       ELSE CASE
+                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                                     WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                                                                                                     ELSE 0
+                                                                                                                                                                 END) THEN (l.burst)
+                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
+                                                                                                                                                         WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                                                                                                         ELSE 0
+                                                                                                                                                     END)
+                                                                                                            END
+                                                                                                   END AS tokens
+                                            FROM pgqrs_limits l
+                                            WHERE l.queue_id = :queue_id
+                                                AND l.limit_key = '') u) r), :limit)) SELECT id
+         FROM picked) RETURNING id,
+                                queue_id,
+                                payload,
+                                vt,
+                                enqueued_at,
+                                read_ct,
+                                dequeued_at,
+                                producer_worker_id,
+                                consumer_worker_id,
+                                archived_at,
+                                priority;
+
+-- LOOP_STEP_KEY_LIMITED (3 of 3)
+UPDATE pgqrs_limits AS l
+SET tokens = CASE
+                 WHEN l.rate_per_second IS NULL THEN NULL
+                 WHEN l.tokens IS NULL
+                      OR l.refilled_at IS NULL THEN l.burst
+                 ELSE CASE
+                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                               WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                               ELSE 0
+                                                                           END) THEN (l.burst)
+                          ELSE (l.tokens + l.rate_per_second * CASE
+                                                                   WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                   ELSE 0
+                                                               END)
+                      END
+             END -
+    (SELECT COUNT(*)
+     FROM pgqrs_messages t
+     WHERE t.queue_id = :queue_id
+         AND t.archived_at IS NULL
+         AND t.consumer_worker_id = :worker_id
+         AND t.vt = pgqrs_add_seconds(:now, :lease)
+         AND (l.limit_key = ''
+              OR t.limit_key = l.limit_key)), refilled_at = :now
+WHERE l.queue_id = :queue_id
+    AND l.rate_per_second IS NOT NULL;
 
 -- MSG_DELETE
 DELETE
@@ -2031,6 +2862,192 @@ WHERE id IN
                   WHERE r.message_id = m.id)
          ORDER BY m.archived_at
          LIMIT :limit);
+
+-- LIMIT_SET
+INSERT INTO pgqrs_limits (queue_id, limit_key, max_in_flight, rate_per_second, burst, tokens, refilled_at, updated_at)
+VALUES (:queue_id, :limit_key, :max_in_flight, :rate_per_second, :burst, NULL, NULL, :wall_now) ON CONFLICT (queue_id, limit_key) DO
+UPDATE
+SET max_in_flight = excluded.max_in_flight,
+    rate_per_second = excluded.rate_per_second,
+    burst = excluded.burst,
+    tokens = NULL,
+    refilled_at = NULL,
+    updated_at = excluded.updated_at RETURNING limit_key;
+
+-- LIMIT_DELETE
+DELETE
+FROM pgqrs_limits
+WHERE queue_id = :queue_id
+    AND limit_key = :limit_key RETURNING limit_key;
+
+-- LIMITS_PRESENT  [read]
+SELECT COUNT(*),
+       COALESCE(SUM(CASE
+                        WHEN limit_key = '' THEN 0
+                        ELSE 1
+                    END), 0)
+FROM pgqrs_limits
+WHERE queue_id = :queue_id;
+
+-- LIMITS_USAGE  [read]
+SELECT l.limit_key,
+       l.max_in_flight,
+       l.rate_per_second,
+       l.burst,
+       CASE
+           WHEN l.limit_key = '' THEN
+                    (SELECT COUNT(*)
+                     FROM pgqrs_messages f
+                     WHERE f.queue_id = :queue_id
+                         AND f.archived_at IS NULL
+                         AND f.consumer_worker_id IS NOT NULL
+                         AND (CASE
+                                  WHEN length(f.vt) IN (19,
+                                                        26)
+                                       AND substr(f.vt, 11, 1) = ' '
+                                       AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                  ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                              END) > :now)
+           ELSE
+                    (SELECT COUNT(*)
+                     FROM pgqrs_messages f
+                     WHERE f.queue_id = :queue_id
+                         AND f.archived_at IS NULL
+                         AND f.consumer_worker_id IS NOT NULL
+                         AND (CASE
+                                  WHEN length(f.vt) IN (19,
+                                                        26)
+                                       AND substr(f.vt, 11, 1) = ' '
+                                       AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                                  ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                              END) > :now
+                         AND f.limit_key = l.limit_key)
+       END,
+       CASE
+           WHEN l.rate_per_second IS NULL THEN NULL
+           WHEN l.tokens IS NULL
+                OR l.refilled_at IS NULL THEN l.burst
+           ELSE CASE
+                    WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
+                                                                         WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                                         ELSE 0
+                                                                     END) THEN (l.burst)
+                    ELSE (l.tokens + l.rate_per_second * CASE
+                                                             WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
+                                                             ELSE 0
+                                                         END)
+                END
+       END
+FROM pgqrs_limits l
+WHERE l.queue_id = :queue_id
+ORDER BY l.limit_key;
+
+-- SCHEDULE_INSERT
+INSERT INTO pgqrs_schedules (name, cron, timezone, queue_name, payload, workflow_name, input, catch_up, paused, next_fire_at, created_at)
+VALUES (:name, :cron, :timezone, :queue_name, :payload, :workflow_name, :input, :catch_up, :paused, :next_fire_at, :now) RETURNING name,
+                                                                                                                                   cron,
+                                                                                                                                   timezone,
+                                                                                                                                   queue_name,
+                                                                                                                                   payload,
+                                                                                                                                   workflow_name,
+                                                                                                                                   input,
+                                                                                                                                   catch_up,
+                                                                                                                                   paused,
+                                                                                                                                   next_fire_at,
+                                                                                                                                   last_fire_at,
+                                                                                                                                   created_at;
+
+-- SCHEDULE_BY_NAME  [read]
+SELECT name,
+       cron,
+       timezone,
+       queue_name,
+       payload,
+       workflow_name,
+       input,
+       catch_up,
+       paused,
+       next_fire_at,
+       last_fire_at,
+       created_at
+FROM pgqrs_schedules
+WHERE name = :name;
+
+-- SCHEDULE_LIST  [read]
+SELECT name,
+       cron,
+       timezone,
+       queue_name,
+       payload,
+       workflow_name,
+       input,
+       catch_up,
+       paused,
+       next_fire_at,
+       last_fire_at,
+       created_at
+FROM pgqrs_schedules
+ORDER BY name;
+
+-- SCHEDULE_DUE  [read]
+SELECT name,
+       cron,
+       timezone,
+       queue_name,
+       payload,
+       workflow_name,
+       input,
+       catch_up,
+       paused,
+       next_fire_at,
+       last_fire_at,
+       created_at
+FROM pgqrs_schedules
+WHERE NOT paused
+    AND (CASE
+             WHEN length(next_fire_at) IN (19,
+                                           26)
+                  AND substr(next_fire_at, 11, 1) = ' '
+                  AND substr(next_fire_at, -1) GLOB '[0-9]' THEN next_fire_at
+             ELSE strftime('%Y-%m-%d %H:%M:%f', next_fire_at) || '000'
+         END) <= :at
+ORDER BY next_fire_at,
+         name;
+
+-- SCHEDULE_NEXT_FIRE  [read]
+SELECT MIN(next_fire_at)
+FROM pgqrs_schedules
+WHERE NOT paused;
+
+-- SCHEDULE_ADVANCE
+UPDATE pgqrs_schedules
+SET next_fire_at = :next,
+    last_fire_at = COALESCE(:fired, last_fire_at)
+WHERE name = :name
+    AND next_fire_at = :expected
+    AND NOT paused;
+
+-- SCHEDULE_SET_PAUSED
+UPDATE pgqrs_schedules
+SET paused = :paused,
+    next_fire_at = COALESCE(:next, next_fire_at)
+WHERE name = :name RETURNING name,
+                             cron,
+                             timezone,
+                             queue_name,
+                             payload,
+                             workflow_name,
+                             input,
+                             catch_up,
+                             paused,
+                             next_fire_at,
+                             last_fire_at,
+                             created_at;
+
+-- SCHEDULE_DELETE
+DELETE
+FROM pgqrs_schedules
+WHERE name = :name;
 
 
 -- SqliteSession (sql/session.py): the executor's own connection

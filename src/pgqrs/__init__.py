@@ -38,7 +38,8 @@ from .handles import Messages, Queues, Workers, WorkflowRuns, Workflows, Workflo
 from .queue.iterator import ConsumerIterator
 from .queue.run_worker import catch_signals_early, run_worker, run_workers
 from .queue.workers import Consumer, Producer, WorkerHandle
-from .records import DeadLetter, EnqueuedId, MessageError, QueueSettings
+from .records import DeadLetter, EnqueuedId, FiredTick, MessageError, QueueSettings, ScheduleInfo
+from .scheduler import Scheduler
 from .shortcuts import (
     archive,
     archive_batch,
@@ -190,4 +191,7 @@ __all__ = [
     "QueueSettings",
     "run_worker",
     "run_workers",
+    "FiredTick",
+    "ScheduleInfo",
+    "Scheduler",
 ]

@@ -8,23 +8,33 @@ import enum
 from typing import TYPE_CHECKING, Any, Final
 
 from ._clock import seconds
-from .errors import ValidationError
+from .cron import Cron
+from .errors import NotFoundError, ValidationError
 from .queue.recovery import _queue_ids, reclaim_stale
-from .records import DeadLetter, MessageError, QueueSettings
+from .records import DeadLetter, LimitInfo, MessageError, QueueSettings, ScheduleInfo
 from .store import migrate
 from .store.wakeup import queue_key, run_key
 from .tables import cleanup, failures, messages, metrics, queues, recovery, runs
+from .tables import limits as limit_rows
+from .tables import schedules as schedule_rows
 from .tables import workers as worker_rows
+from .tables import workflows as workflow_rows
 from .types import QueueInfo, QueueMessage, QueueMetrics, SystemStats, WorkerHealthStats, WorkerInfo
 from .validation import (
+    Limits,
     check_dedup_key,
+    check_limit_key,
+    check_limits,
     check_message_id,
     check_queue_limits,
     require_duration,
     require_int,
     validate_queue_name,
 )
-from .workflows.builders import create_workflow
+from .validation.encoding import encode_json
+from .validation.payloads import PayloadRules, encode_payloads
+from .validation.schedules import check_catch_up, check_schedule_name, check_target
+from .workflows.builders import create_workflow, trigger_payload, trigger_rules
 
 if TYPE_CHECKING:
     from .client import Store
@@ -130,6 +140,53 @@ class Admin:
             )
         info = await self.get_queue(name)
         return await queues.update_settings(self._store.db, info.id, changes)
+
+    # -- limits (issue 13; semantics.md §7.10) -------------------------------------------------
+    async def set_queue_limits(
+        self,
+        queue: str,
+        *,
+        max_in_flight: int | None = None,
+        rate_per_second: float | None = None,
+        burst: int | None = None,
+    ) -> list[LimitInfo]:
+        """Set the queue's fleet-wide limits: at most `max_in_flight` leases running at once,
+        and claims at `rate_per_second` from a token bucket of `burst` (default: one second's
+        worth). Replaces the queue's earlier limits; all None removes them. Every limited
+        claim keeps them from its next claim; a consumer notices that a queue gained its first
+        limit within 5 seconds (semantics.md §7.10). The queue's limits, as `queue_limits`."""
+        checked = check_limits(max_in_flight, rate_per_second, burst)
+        return await self._put_limits(queue, None, checked)
+
+    async def set_key_limits(
+        self,
+        queue: str,
+        key: str,
+        *,
+        max_in_flight: int | None = None,
+        rate_per_second: float | None = None,
+        burst: int | None = None,
+    ) -> list[LimitInfo]:
+        """`set_queue_limits` for the queue's messages enqueued with `key=key`, in addition to
+        the queue's own limits."""
+        checked_key = check_limit_key(key)
+        checked = check_limits(max_in_flight, rate_per_second, burst)
+        return await self._put_limits(queue, checked_key, checked)
+
+    async def queue_limits(self, queue: str) -> list[LimitInfo]:
+        """The queue's limits (its own first, `key` None, then its keys') with their use now."""
+        validate_queue_name(queue)
+        info = await queues.get_by_name(self._store.db, queue)
+        return await limit_rows.usage(
+            self._store.db, info.id, info.queue_name, self._store.sql_now()
+        )
+
+    async def _put_limits(self, queue: str, key: str | None, checked: Limits) -> list[LimitInfo]:
+        validate_queue_name(queue)
+        store = self._store
+        info = await queues.get_by_name(store.db, queue)
+        await limit_rows.put(store.db, info.id, key, checked, store.sql_now())
+        return await limit_rows.usage(store.db, info.id, info.queue_name, store.sql_now())
 
     async def get_queue(self, name: str) -> QueueInfo:
         validate_queue_name(name)
@@ -308,6 +365,84 @@ class Admin:
         return await cleanup.purge_archived(store.db, await _queue_ids(store, queue_id), cutoff)
 
     # -- helpers -----------------------------------------------------------------------------
+    # -- schedules (issue 13) ----------------------------------------------------------------
+    async def create_schedule(
+        self,
+        name: str,
+        cron: str,
+        *,
+        queue: str | None = None,
+        payload: Any = None,
+        workflow: str | None = None,
+        input: Any = None,
+        timezone: str = "UTC",
+        catch_up: int = 0,
+    ) -> ScheduleInfo:
+        """Create a cron schedule (semantics.md §17): at each tick of `cron` (5 fields, or 6
+        with the seconds first) read in `timezone`, one message on `queue` holding `payload`
+        (default `{}`), or one trigger of `workflow` with `input`. After an outage the newest
+        `catch_up` missed ticks are enqueued (0: they are skipped). Everything is checked,
+        the queue or workflow must exist and the payload pass its queue's rules, before
+        anything is written."""
+        name = check_schedule_name(name)
+        parsed = Cron.of(cron, timezone)
+        catch_up = check_catch_up(catch_up)
+        target = check_target(queue, payload, workflow, input)
+        store = self._store
+        payload_text = input_text = None
+        if target.queue is not None:
+            found = await queues.settings_by_name(store.db, target.queue)
+            rules = PayloadRules.for_queue(store.settings, found)
+            payload_text = encode_payloads([target.value], rules, batch=False)[0]
+        else:
+            assert target.workflow is not None
+            if await workflow_rows.find_by_name(store.db, target.workflow) is None:
+                raise NotFoundError(
+                    f"Workflow '{target.workflow}' not found: create it first "
+                    "(pgqrs.workflow().name(...).store(store).create(), or run its worker)"
+                )
+            trigger_payload(await trigger_rules(store, target.workflow), target.value)
+            input_text = encode_json(target.value)
+        return await schedule_rows.create(
+            store.db,
+            name=name,
+            cron=parsed.expression,
+            timezone=timezone,
+            queue=target.queue,
+            payload=payload_text,
+            workflow=target.workflow,
+            input=input_text,
+            catch_up=catch_up,
+            next_fire_at=parsed.next_after(store.clock.now()),
+            now=store.sql_now(),
+        )
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """Every schedule, by name."""
+        return await schedule_rows.list_all(self._store.db)
+
+    async def get_schedule(self, name: str) -> ScheduleInfo:
+        """The schedule `name`; NotFoundError when there is none."""
+        return await schedule_rows.get(self._store.db, check_schedule_name(name))
+
+    async def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Stop firing `name` (every scheduler, from its next look) until `resume_schedule`."""
+        return await schedule_rows.set_paused(self._store.db, check_schedule_name(name), True)
+
+    async def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Fire `name` again from its next tick after now: ticks that passed while it was
+        paused are skipped, whatever its catch_up. A schedule not paused is left as it is."""
+        store = self._store
+        found = await schedule_rows.get(store.db, check_schedule_name(name))
+        if not found.paused:
+            return found
+        upcoming = Cron.of(found.cron, found.timezone).next_after(store.clock.now())
+        return await schedule_rows.set_paused(store.db, name, False, upcoming)
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete the schedule; False when there was none. Messages it enqueued stay."""
+        return await schedule_rows.delete(self._store.db, check_schedule_name(name))
+
     async def _queue_id(self, queue: str | None) -> int | None:
         if queue is None:
             return None

@@ -143,6 +143,13 @@ async def connect(dsn: str) -> Store:
 
 async def connect_with(config: Config) -> Store:
     """Connect with `config` (copied: later changes to it do not affect the store)."""
+    return await open_store(config)
+
+
+async def open_store(config: Config, *, inline: bool = False) -> Store:
+    """`connect_with`; `inline` runs SQLite's connections on the event loop's thread, for a
+    loop that only serves blocking callers (pgqrs.sync; docs/decisions.md, "Features (issue
+    12)")."""
     config = require_type(
         config, Config, "connect_with() needs a pgqrs.Config, got {type.__name__}"
     ).copy()
@@ -156,7 +163,7 @@ async def connect_with(config: Config) -> Store:
     elif dsn.backend == "sqlite":
         from .store.sqlite import SqliteExecutor
 
-        executor = SqliteExecutor(dsn)
+        executor = SqliteExecutor(dsn, inline=inline)
     elif dsn.backend == "turso":
         from .store.turso import TursoExecutor  # ConfigError when pyturso is not installed
 

@@ -4,10 +4,19 @@ and why a message failed (dead letters say why). Frozen, compared by value, like
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .types import QueueMessage
 
-__all__ = ["DeadLetter", "EnqueuedId", "MessageError", "QueueSettings"]
+__all__ = [
+    "DeadLetter",
+    "EnqueuedId",
+    "FiredTick",
+    "LimitInfo",
+    "MessageError",
+    "QueueSettings",
+    "ScheduleInfo",
+]
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,27 @@ class QueueSettings:
     max_payload_size_bytes: int | None = None
     max_string_length: int | None = None
     max_object_depth: int | None = None
+
+
+@dataclass(frozen=True)
+class LimitInfo:
+    """One concurrency and rate limit of a queue (`key` None) or of one of its keys, and its
+    use at the time it was read (semantics.md §7.10)."""
+
+    queue_name: str
+    key: str | None  # None: the queue as a whole
+    max_in_flight: int | None  # leases running at once; None: no concurrency limit
+    rate_per_second: float | None  # claims per second; None: no rate limit
+    burst: int | None  # the bucket's size: claims allowed at once after a quiet spell
+    in_flight: int  # leases running now
+    tokens: float | None  # claims the bucket allows now (None: no rate limit)
+
+    @property
+    def seconds_to_next_token(self) -> float | None:
+        """How long until the bucket allows a claim (0 now; None without a rate limit)."""
+        if self.rate_per_second is None or self.tokens is None:
+            return None
+        return max(0.0, (1.0 - self.tokens) / self.rate_per_second)
 
 
 @dataclass(frozen=True)
@@ -71,3 +101,34 @@ class EnqueuedId(int):
 
     def __reduce__(self) -> tuple[type[EnqueuedId], tuple[int, bool]]:
         return (EnqueuedId, (int(self), self.duplicate))
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A cron schedule (semantics.md §17): what it enqueues, when, and when it fired last.
+
+    Its target is `queue` with `payload`, or a trigger of `workflow` with `input`; the other
+    pair is None. Times are RFC 3339 UTC strings, like every time of the API.
+    """
+
+    name: str
+    cron: str  # 5 fields, or 6 with the seconds first
+    timezone: str  # the IANA time zone the expression is read in
+    queue: str | None
+    payload: Any
+    workflow: str | None
+    input: Any
+    catch_up: int  # missed ticks to enqueue after an outage (0: skip them)
+    paused: bool
+    next_fire_at: str
+    last_fire_at: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class FiredTick:
+    """A tick a scheduler enqueued: the schedule, the tick (RFC 3339 UTC), the message."""
+
+    schedule: str
+    tick: str
+    message_id: int

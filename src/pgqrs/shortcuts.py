@@ -61,6 +61,7 @@ async def produce(
     priority: int = 0,
     dedup_key: None = None,
     dedup_window_seconds: None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> int: ...
 
@@ -74,6 +75,7 @@ async def produce(
     priority: int = 0,
     dedup_key: str,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> EnqueuedId: ...
 
@@ -86,10 +88,11 @@ async def produce(
     priority: int = 0,
     dedup_key: str | None = None,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> int:
     """Enqueue one payload through a producer that lives for this call only."""
-    options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False)
+    options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False, key=key)
     return (await _produce(store, queue, [payload], options, batch=False, connection=connection))[0]
 
 
@@ -102,6 +105,7 @@ async def produce_batch(
     priority: int = 0,
     dedup_keys: None = None,
     dedup_window_seconds: None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> list[int]: ...
 
@@ -115,6 +119,7 @@ async def produce_batch(
     priority: int = 0,
     dedup_keys: Sequence[str | None],
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> list[EnqueuedId]: ...
 
@@ -127,10 +132,13 @@ async def produce_batch(
     priority: int = 0,
     dedup_keys: Sequence[str | None] | None = None,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> list[int] | list[EnqueuedId]:
     check_payloads_given(payloads)
-    options = enqueue_options(priority, dedup_keys, dedup_window_seconds, len(payloads), batch=True)
+    options = enqueue_options(
+        priority, dedup_keys, dedup_window_seconds, len(payloads), batch=True, key=key
+    )
     return await _produce(store, queue, list(payloads), options, batch=True, connection=connection)
 
 
@@ -152,6 +160,7 @@ async def enqueue(
     priority: int = 0,
     dedup_key: None = None,
     dedup_window_seconds: None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> int: ...
 
@@ -164,6 +173,7 @@ async def enqueue(
     priority: int = 0,
     dedup_key: str,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> EnqueuedId: ...
 
@@ -175,9 +185,10 @@ async def enqueue(
     priority: int = 0,
     dedup_key: str | None = None,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> int:
-    options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False)
+    options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False, key=key)
     return (await producer._insert([payload], 0.0, options, batch=False, connection=connection))[0]
 
 
@@ -189,6 +200,7 @@ async def enqueue_batch(
     priority: int = 0,
     dedup_keys: None = None,
     dedup_window_seconds: None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> list[int]: ...
 
@@ -201,6 +213,7 @@ async def enqueue_batch(
     priority: int = 0,
     dedup_keys: Sequence[str | None],
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> list[EnqueuedId]: ...
 
@@ -212,12 +225,15 @@ async def enqueue_batch(
     priority: int = 0,
     dedup_keys: Sequence[str | None] | None = None,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> list[int] | list[EnqueuedId]:
     # The checks of `Producer.enqueue_batch`, then its insert (the overloads of the method
     # cannot take a key list that may be None).
     check_payload_list(payloads)
-    options = enqueue_options(priority, dedup_keys, dedup_window_seconds, len(payloads), batch=True)
+    options = enqueue_options(
+        priority, dedup_keys, dedup_window_seconds, len(payloads), batch=True, key=key
+    )
     if not payloads:
         return []
     return await producer._insert(payloads, 0.0, options, batch=True, connection=connection)
@@ -232,6 +248,7 @@ async def enqueue_delayed(
     priority: int = 0,
     dedup_key: None = None,
     dedup_window_seconds: None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> int: ...
 
@@ -245,6 +262,7 @@ async def enqueue_delayed(
     priority: int = 0,
     dedup_key: str,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> EnqueuedId: ...
 
@@ -257,10 +275,11 @@ async def enqueue_delayed(
     priority: int = 0,
     dedup_key: str | None = None,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> int:
     require_duration("delay_seconds", delay_seconds)
-    options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False)
+    options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False, key=key)
     delay = float(delay_seconds)
     return (await producer._insert([payload], delay, options, batch=False, connection=connection))[
         0

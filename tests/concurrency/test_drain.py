@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import pgqrs
-from tests.support.process import spawn
+from tests.support.process import consumer_processes
 from tests.support.target import StoreFactory, Target
 
 MESSAGES = 2000
@@ -80,33 +80,13 @@ async def test_four_consumer_processes(
     producer = await store.producer(queue)
     ids = await producer.enqueue_batch([{"n": n} for n in range(MESSAGES)])
     log = tmp_path / "handled.log"
-    children = [spawn("drain_child", target.env(), queue, str(BATCH), str(log)) for _ in range(4)]
-    try:
-        worker_ids = []
-        for child in children:
-            assert child.stdout is not None
-            line = await asyncio.to_thread(child.stdout.readline)
-            assert line.strip(), child.stderr.read() if child.stderr else "no output"
-            worker_ids.append(int(line))
+    args = (queue, str(BATCH), str(log))
+    async with consumer_processes(store, target.env(), 4, *args) as worker_ids:
         messages = await store.get_messages()
         deadline = asyncio.get_running_loop().time() + 60
         while await messages.count() > 0:
             assert asyncio.get_running_loop().time() < deadline, "the queue did not drain"
             await asyncio.sleep(0.05)
-        for worker_id in worker_ids:
-            await (await store.worker(worker_id)).interrupt()
-        for child in children:
-            assert await asyncio.to_thread(child.wait, 20) == 0, (
-                child.stderr.read() if child.stderr else ""
-            )
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-            child.wait()
-            for pipe in (child.stdin, child.stdout, child.stderr):
-                if pipe is not None:
-                    pipe.close()
     handled = [int(line) for line in log.read_text().split()]
     await assert_all_archived_once(store, ids, handled)
     for worker_id in worker_ids:

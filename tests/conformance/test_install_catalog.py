@@ -47,6 +47,8 @@ PG_COLUMNS = {
         ("priority", "int4", "NO"),
         ("dedup_key", "text", "YES"),
         ("cancelled_at", "timestamptz", "YES"),
+        # migration 13 (ours): the key whose limits the message counts against
+        ("limit_key", "text", "YES"),
     ],
     "pgqrs_workflows": [
         ("id", "int8", "NO"),
@@ -94,6 +96,32 @@ PG_COLUMNS = {
         ("traceback", "text", "YES"),
         ("failed_at", "timestamptz", "NO"),
     ],
+    # migration 13 (ours): queue and key limits
+    "pgqrs_limits": [
+        ("queue_id", "int8", "NO"),
+        ("limit_key", "text", "NO"),
+        ("max_in_flight", "int4", "YES"),
+        ("rate_per_second", "float8", "YES"),
+        ("burst", "int4", "YES"),
+        ("tokens", "float8", "YES"),
+        ("refilled_at", "timestamptz", "YES"),
+        ("updated_at", "timestamptz", "NO"),
+    ],
+    # migration 14 (ours): cron schedules
+    "pgqrs_schedules": [
+        ("name", "text", "NO"),
+        ("cron", "text", "NO"),
+        ("timezone", "text", "NO"),
+        ("queue_name", "text", "YES"),
+        ("payload", "text", "YES"),
+        ("workflow_name", "text", "YES"),
+        ("input", "text", "YES"),
+        ("catch_up", "int4", "NO"),
+        ("paused", "bool", "NO"),
+        ("next_fire_at", "timestamptz", "NO"),
+        ("last_fire_at", "timestamptz", "YES"),
+        ("created_at", "timestamptz", "NO"),
+    ],
 }
 
 # name -> (table, type, delete action for foreign keys) per schema.md §2.
@@ -120,6 +148,11 @@ PG_CONSTRAINTS = {
     "pgqrs_workflow_steps_run_id_step_name_key": ("pgqrs_workflow_steps", "u", None),
     "pgqrs_py_message_errors_pkey": ("pgqrs_py_message_errors", "p", None),
     "pgqrs_py_message_errors_message_id_fkey": ("pgqrs_py_message_errors", "f", "c"),
+    "pgqrs_limits_pkey": ("pgqrs_limits", "p", None),
+    "pgqrs_limits_queue_id_fkey": ("pgqrs_limits", "f", "c"),
+    "pgqrs_schedules_pkey": ("pgqrs_schedules", "p", None),
+    "pgqrs_schedules_catch_up_check": ("pgqrs_schedules", "c", None),
+    "pgqrs_schedules_one_target": ("pgqrs_schedules", "c", None),
 }
 
 # name -> (table, key columns, partial-index predicate or None) per schema.md §2.
@@ -165,7 +198,15 @@ PG_INDEXES = {
         "queue_id, dedup_key, archived_at",
         "((archived_at IS NOT NULL) AND (dedup_key IS NOT NULL))",
     ),
+    # migration 13 (ours): the messages in flight of a queue and of each key
+    "idx_pgqrs_messages_held": (
+        "pgqrs_messages",
+        "queue_id, limit_key",
+        "((archived_at IS NULL) AND (consumer_worker_id IS NOT NULL))",
+    ),
     "idx_pgqrs_workflows_name": ("pgqrs_workflows", "name", None),
+    # migration 14 (ours): the schedules a scheduler asks for, earliest tick first
+    "idx_pgqrs_schedules_next_fire": ("pgqrs_schedules", "next_fire_at", "(NOT paused)"),
     "idx_pgqrs_workflow_runs_message_id": ("pgqrs_workflow_runs", "message_id", None),
     "idx_pgqrs_workflow_runs_status": ("pgqrs_workflow_runs", "status", None),
     "idx_pgqrs_workflow_steps_status": ("pgqrs_workflow_steps", "status", None),
@@ -282,6 +323,7 @@ async def test_postgres_constraints_match_the_schema(store: pgqrs.Store, target:
         "pgqrs_py_message_errors_message_id_fkey": "pgqrs_messages",
         "pgqrs_workflow_runs_worker_id_fkey": "pgqrs_workers",
         "pgqrs_workflow_steps_run_id_fkey": "pgqrs_workflow_runs",
+        "pgqrs_limits_queue_id_fkey": "pgqrs_queues",
     }
 
 
@@ -372,7 +414,9 @@ SQLITE_INDEXES = {
         ["queue_id", "dedup_key", "archived_at"],
         True,
     ),
+    "idx_messages_held": ("pgqrs_messages", ["queue_id", "limit_key"], True),
     "idx_workflow_runs_message_id": ("pgqrs_workflow_runs", ["message_id"], False),
+    "idx_pgqrs_schedules_next_fire": ("pgqrs_schedules", ["next_fire_at"], True),
     "idx_workflow_runs_status": ("pgqrs_workflow_runs", ["status"], False),
     "idx_workflow_steps_status": ("pgqrs_workflow_steps", ["status"], False),
 }
@@ -395,6 +439,8 @@ SQLITE_COLUMNS = {
     "pgqrs_workflow_runs": [c for c, _, _ in PG_COLUMNS["pgqrs_workflow_runs"]],
     "pgqrs_workflow_steps": [c for c, _, _ in PG_COLUMNS["pgqrs_workflow_steps"]],
     "pgqrs_py_message_errors": [c for c, _, _ in PG_COLUMNS["pgqrs_py_message_errors"]],
+    "pgqrs_limits": [c for c, _, _ in PG_COLUMNS["pgqrs_limits"]],
+    "pgqrs_schedules": [c for c, _, _ in PG_COLUMNS["pgqrs_schedules"]],
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -388,6 +389,24 @@ def test_sync_api_queue_payload_limits(sync_store: pgqrs.sync.Store) -> None:
         admin.update_queue("small")
 
 
+def test_sync_api_concurrency_limit_and_keys(sync_store: pgqrs.sync.Store) -> None:
+    store = sync_store
+    store.queue("jobs")
+    admin = store.admin()
+    [info] = admin.set_key_limits("jobs", "t1", max_in_flight=1)
+    assert (info.key, info.max_in_flight) == ("t1", 1)
+    admin.set_queue_limits("jobs", rate_per_second=100)
+    producer = store.producer("jobs")
+    producer.enqueue({"n": 1}, key="t1")
+    producer.enqueue_batch([{"n": 2}, {"n": 3}], key="t1")
+    pgqrs.sync.produce(store, "jobs", {"n": 4}, key="t1")
+    pgqrs.sync.produce_batch(store, "jobs", [{"n": 5}], key="t2")
+    claimed = store.consumer("jobs").dequeue(10)
+    assert sorted(m.payload["n"] for m in claimed) == [1, 5]
+    assert [(i.key, i.in_flight) for i in admin.queue_limits("jobs")] == [(None, 2), ("t1", 1)]
+    assert [i.key for i in admin.set_key_limits("jobs", "t1")] == [None]  # removed
+
+
 @pytest.mark.backends("sqlite", "postgres")
 def test_sync_api_connection_commits_and_rolls_back_with_the_callers_transaction(
     sync_store: pgqrs.sync.Store, target: Target
@@ -582,6 +601,34 @@ def test_sync_api_many_threads_share_one_producer_per_queue(
             [row] = workers_of(reopened, name)
             assert row.status == pgqrs.WorkerStatus.Stopped
         assert reopened.get_messages().count() == 100
+
+
+@pytest.mark.backends("sqlite")
+def test_sync_api_sqlite_runs_on_the_portal_thread_and_waits_for_other_writers(
+    target: Target,
+) -> None:
+    """A sync SQLite store adds one thread (its portal's), not a thread per connection, and
+    its statements still queue on SQLite's busy timeout behind another writer."""
+    before = set(threading.enumerate())
+    with pgqrs.sync.connect_with(target.config()) as store:
+        store.admin().install()
+        store.queue("jobs")
+        added = [t.name for t in threading.enumerate() if t not in before]
+        # (Other tests' threads may come and go meanwhile: only the store's own are looked at.)
+        assert "pgqrs-sync" in added
+        assert not [name for name in added if name.startswith("pgqrs-sqlite")]
+
+        path = target.dsn.removeprefix("sqlite://")
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the file's write lock
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(pgqrs.sync.produce, store, "jobs", {"n": 1})
+            time.sleep(0.2)  # the enqueue is left waiting on the lock meanwhile
+            assert not waiting.done()
+            holder.execute("ROLLBACK")
+            mid = waiting.result(timeout=10)
+        holder.close()
+        assert store.get_messages().get(mid).payload == {"n": 1}
 
 
 def test_sync_api_close(target: Target) -> None:

@@ -56,13 +56,14 @@ async def test_turso_ddl_has_plain_message_indexes_and_no_status_check(
             "AND tbl_name = 'pgqrs_messages' AND sql IS NOT NULL",
         )
     )
-    # pgqrs's four, plain; then this library's own migrations 7 and 11 (partial, as on SQLite;
-    # 11 replaced the claim-order index of 8).
+    # pgqrs's four, plain; then this library's own migrations 7, 11 and 13 (partial, as on
+    # SQLite; 11 replaced the claim-order index of 8).
     own = {
         "idx_messages_archived_enqueued",
         "idx_messages_claim_priority",
         "idx_messages_dedup_key",
         "idx_messages_dedup_archived",
+        "idx_messages_held",
     }
     assert set(indexes) == {
         "idx_messages_queue_vt",

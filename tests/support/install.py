@@ -19,6 +19,8 @@ MIGRATION_NAMES = [
     (10, "message_errors"),
     (11, "priority_dedup"),
     (12, "queue_payload_limits"),
+    (13, "limits"),
+    (14, "schedules"),
 ]
 
 
@@ -36,7 +38,9 @@ def methods_without_bookkeeping(target: Target, *, ours: bool) -> list[str]:
     later = ["adopted" if ours else "applied"] * (len(MIGRATION_NAMES) - 10)
     if target.backend == "turso" and ours:
         # Turso's files carry pgqrs's bookkeeping, which vouches for versions 1-5; of ours,
-        # only a migration that adds columns is looked for (it cannot run twice).
+        # only a migration that adds columns is looked for (it cannot run twice); 14 only
+        # creates a table (IF NOT EXISTS), so it runs again.
+        later[14 - 11] = "applied"
         return ["adopted"] * 5 + ["applied"] * 3 + ["adopted", "applied"] + later
     if target.backend in ("sqlite", "s3"):
         return ["applied"] + ["adopted"] * 4 + ["applied"] * 3 + ours_only + later

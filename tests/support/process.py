@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +37,35 @@ def spawn(module: str, env: dict[str, str], *args: str) -> subprocess.Popen[str]
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@contextlib.asynccontextmanager
+async def consumer_processes(
+    store: pgqrs.Store, env: dict[str, str], count: int, *args: str
+) -> AsyncIterator[list[int]]:
+    """`count` drain_child processes (`args` as its arguments), yielding their worker ids once
+    each has registered; on the way out each worker is interrupted and its process must end
+    cleanly (any left is killed)."""
+    children = [spawn("drain_child", env, *args) for _ in range(count)]
+    try:
+        worker_ids = []
+        for child in children:
+            assert child.stdout is not None
+            line = await asyncio.to_thread(child.stdout.readline)
+            assert line.strip(), child.stderr.read() if child.stderr else "no output"
+            worker_ids.append(int(line))
+        yield worker_ids
+        for worker_id in worker_ids:
+            await (await store.worker(worker_id)).interrupt()
+        for child in children:
+            assert await asyncio.to_thread(child.wait, 20) == 0, (
+                child.stderr.read() if child.stderr else ""
+            )
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+            for pipe in (child.stdin, child.stdout, child.stderr):
+                if pipe is not None:
+                    pipe.close()

@@ -21,7 +21,7 @@ import psycopg
 from tests.support.target import PG_DSN, Target
 
 # This library's own tables: migration bookkeeping and the last error of failed messages.
-PY_TABLES = ("pgqrs_py_migrations", "pgqrs_py_message_errors")
+PY_TABLES = ("pgqrs_py_migrations", "pgqrs_py_message_errors", "pgqrs_limits", "pgqrs_schedules")
 
 # The six tables of schema.md, as every count snapshot lists them.
 PGQRS_TABLES = (

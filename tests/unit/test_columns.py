@@ -283,6 +283,7 @@ def test_column_lists_come_from_the_declarations() -> None:
 def _database() -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.create_function("pgqrs_add_seconds", 2, lambda ts, secs: ts)
+    conn.create_function("pgqrs_seconds_between", 2, lambda later, earlier: 0.0)
     for migration in (bookkeeping("sqlite"), *migrations("sqlite")):
         for statement in migration.statements():
             conn.execute(statement)

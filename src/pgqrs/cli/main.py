@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from .._version import __version__
-from . import messages, queues, run, top, workers, workflows
+from . import messages, queues, run, schedules, top, workers, workflows
 from .context import DEFAULT_DSN, DEFAULT_SCHEMA, Settings, describe, logging_to_stderr
 from .output import error_console
 
@@ -79,7 +79,7 @@ def cli(
         ctx.with_resource(logging_to_stderr(logging.DEBUG))
 
 
-for _module in (queues, messages, workers, workflows, run, top):
+for _module in (queues, messages, workers, workflows, run, top, schedules):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

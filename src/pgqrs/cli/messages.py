@@ -29,7 +29,14 @@ from ..tables import failures
 from ..tables import messages as message_rows
 from ..tables import queues as queue_rows
 from ..types import QueueMessage
-from ..validation import PayloadRules, encode_payloads, require_duration
+from ..validation import (
+    PLAIN,
+    EnqueueOptions,
+    PayloadRules,
+    encode_payloads,
+    enqueue_options,
+    require_duration,
+)
 from .context import CliError, json_option, wants_json, with_store
 from .output import (
     add_row,
@@ -85,13 +92,14 @@ async def write_payloads(
     texts: list[str],
     delay: float,
     advance: Callable[[int], None] = lambda n: None,
+    options: EnqueueOptions = PLAIN,
 ) -> list[int]:
     """Enqueue stored texts in batches through one producer that lives for this command."""
     ids: list[int] = []
     async with ephemeral_producer(store, queue) as producer:
         for start in range(0, len(texts), SEND_BATCH):
             chunk = texts[start : start + SEND_BATCH]
-            ids.extend(await producer.write(chunk, delay))
+            ids.extend(await producer.write(chunk, delay, options))
             advance(len(chunk))
     return ids
 
@@ -123,26 +131,29 @@ def progress_bar() -> Progress:
 @click.option(
     "--delay", type=float, default=0.0, help="Seconds before the message(s) become visible."
 )
+@click.option("--key", default=None, help="The key whose limits the message(s) count against.")
 @json_option
-def send(queue: str, payload: str | None, source: IO[str] | None, delay: float) -> None:
+def send(
+    queue: str, payload: str | None, source: IO[str] | None, delay: float, key: str | None
+) -> None:
     """Send PAYLOAD_JSON, or every line of --file, to QUEUE."""
     if (payload is None) == (source is None):
         raise click.UsageError("give either PAYLOAD_JSON or --file F.jsonl")
     require_duration("--delay", delay)
+    options = enqueue_options(0, None, None, 1, batch=False, key=key)
     value = None if payload is None else parse_json(payload, "payload")
 
     async def work(store: Store) -> list[int]:
         await queue_rows.get_by_name(store.db, queue)  # an unknown queue before reading a file
         rules = await queue_rules(store, queue)  # the queue's own limits, else Config's
         if source is None:
-            return await write_payloads(
-                store, queue, encode_payloads([value], rules, batch=False), delay
-            )
+            texts = encode_payloads([value], rules, batch=False)
+            return await write_payloads(store, queue, texts, delay, options=options)
         texts = read_jsonl(source, rules)
         with progress_bar() as progress:
             task = progress.add_task(f"sending to {queue}", total=len(texts))
             return await write_payloads(
-                store, queue, texts, delay, lambda n: progress.advance(task, n)
+                store, queue, texts, delay, lambda n: progress.advance(task, n), options
             )
 
     ids = with_store(work)

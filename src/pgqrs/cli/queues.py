@@ -1,5 +1,5 @@
 """`pgqrs install`, `pgqrs verify` and
-`pgqrs queue create|update|show|list|delete|purge|metrics`."""
+`pgqrs queue create|update|show|list|delete|purge|metrics` (and `limit`, from cli/limits.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from ..admin import Admin
 from ..client import Store
 from ..config import Config
 from ..errors import ValidationError
-from ..records import QueueSettings
+from ..records import LimitInfo, QueueSettings
 from ..types import QueueInfo, QueueMetrics
 from ..validation import PayloadRules
 from .context import NotInstalled, json_option, settings, wants_json, with_store
+from .limits import limit, limits_json, limits_table
 from .output import (
     QUEUE_NUMBERS,
     add_row,
@@ -190,16 +191,18 @@ def show(name: str) -> None:
     """The settings of the queue NAME and the limits in force: the queue's own, else this
     command's Config (each producer applies its own Config where the queue sets nothing)."""
 
-    async def work(store: Store) -> tuple[QueueInfo, QueueSettings, Config]:
+    async def work(store: Store) -> tuple[QueueInfo, QueueSettings, Config, list[LimitInfo]]:
         admin = Admin(store)
         info = await admin.get_queue(name)
-        return info, await admin.queue_settings(name), store.config
+        limits = await admin.queue_limits(name)
+        return info, await admin.queue_settings(name), store.config, limits
 
-    info, stored, config = with_store(work)
+    info, stored, config, limits = with_store(work)
     effective = _effective(stored, config)
     if wants_json():
         data: dict[str, Any] = {"id": info.id, **plain(stored), "created_at": info.created_at}
         data["effective"] = {k: {"value": v, "source": s} for k, (v, s) in effective.items()}
+        data["limits"] = limits_json(limits)
         emit_json(data)
         return
     rows: list[tuple[str, Any]] = [("id", info.id), ("created", info.created_at)]
@@ -210,6 +213,8 @@ def show(name: str) -> None:
             where += ", pgqrs's default"
         rows.append((setting, f"{value} ({where})"))
     console().print(fields_table(rows, title=f"Queue '{info.queue_name}'"))
+    if limits:
+        limits_table(limits, "Limits (every worker of this library keeps them)")
 
 
 def _effective(stored: QueueSettings, config: Config) -> dict[str, tuple[int, str]]:
@@ -303,5 +308,7 @@ def purge(name: str, yes: bool) -> None:
     else:
         note(f"Purged {count} message(s) from '{name}'")
 
+
+queue.add_command(limit)
 
 COMMANDS = [install, verify, queue]

@@ -26,6 +26,7 @@ from ..client import Store
 from ..errors import PausedError, StepNotReadyError, TransientStepError
 from ..queue.loop import Handler, is_async
 from ..queue.run_worker import catch_signals_early, run_workers
+from ..scheduler import Scheduler
 from ..tables import queues as queue_rows
 from ..types import QueueMessage
 from ..validation import check_batch_size
@@ -202,6 +203,12 @@ def _builder(
     default="INFO",
     show_default=True,
 )
+@click.option(
+    "--no-scheduler",
+    is_flag=True,
+    help="Do not fire cron schedules in this process (by default every `pgqrs run` does; "
+    "each tick is enqueued once however many run).",
+)
 @json_option
 def run_command(
     target: str,
@@ -212,6 +219,7 @@ def run_command(
     poll_interval: int | None,
     lease: float | None,
     log_level: str,
+    no_scheduler: bool,
 ) -> None:
     """Run FUNCTION from MODULE on every message of a queue until SIGINT or SIGTERM.
 
@@ -263,7 +271,16 @@ def run_command(
             ", ".join(str(c.worker_id) for c in consumers),
         )
         running.append(time.monotonic())
-        await run_workers(store, builders)
+        # The scheduler fires cron schedules beside the workers (semantics.md §17); it stops
+        # with them, after any firing under way.
+        scheduler = None if no_scheduler else Scheduler(store)
+        firing = None if scheduler is None else asyncio.create_task(scheduler.run())
+        try:
+            await run_workers(store, builders)
+        finally:
+            if scheduler is not None and firing is not None:
+                scheduler.stop()
+                await firing
 
     with logs:
         try:

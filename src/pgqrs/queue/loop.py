@@ -262,7 +262,7 @@ class Runner:
                         await self.idle()
                         continue
                     if not claimed:
-                        await self.idle(since=mark)
+                        await self.wait_for_work(mark)
         except asyncio.CancelledError:
             await cleanup(self.on_cancel())
             raise
@@ -290,6 +290,7 @@ class Runner:
         assert queue_id is not None
         finished, self.finished = self.finished, []
         try:
+            limits = await consumer.limited()
             rows_ = await messages.loop_step(
                 store.db,
                 queue_id,
@@ -300,6 +301,7 @@ class Runner:
                 self.message_time(),
                 self.wall_time(),
                 store.settings.max_read_ct,
+                limits=limits,
             )
         except BaseException:
             # Not known to be archived: the next step (or the exit) archives them again.
@@ -356,6 +358,24 @@ class Runner:
     @property
     def wake_keys(self) -> tuple[tuple[str, int], ...]:
         return (queue_key(self.consumer.queue_id or 0), worker_key(self.consumer.worker_id))
+
+    async def wait_for_work(self, mark: Mark) -> None:
+        """After a claim that took nothing: idle, or, on a queue whose token bucket is empty,
+        sleep until its next token (semantics.md §7.10) instead of claiming in vain. An empty
+        bucket of the queue's own ignores enqueues meanwhile: they could not be claimed
+        sooner; a stop, interrupt or status change still wakes the loop."""
+        consumer = self.consumer
+        throttle = await consumer.throttled_for() if consumer._limited else None
+        if throttle is None:
+            await self.idle(since=mark)
+            return
+        seconds, queue_full = throttle
+        # At least a millisecond: the local estimate of the database's clock may run ahead.
+        seconds = min(max(seconds, 0.001), self.settings.poll_interval)
+        if queue_full:
+            await self.store.wakeups.wait((worker_key(consumer.worker_id),), seconds)
+        else:
+            await self.store.wakeups.wait(self.wake_keys, seconds, mark)
 
     async def idle(self, since: Mark | None = None) -> None:
         """Wait the poll interval, or less if work or a status change arrives meanwhile."""

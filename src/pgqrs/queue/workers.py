@@ -23,7 +23,9 @@ from ..rate_limit import TokenBucket
 from ..records import EnqueuedId
 from ..store.borrowed import borrow
 from ..store.executor import Queryable
+from ..store.sql.messages import Limited
 from ..store.wakeup import queue_key, worker_key
+from ..tables import limits as limit_rows
 from ..tables import messages, queues
 from ..tables import workers as rows
 from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
@@ -241,6 +243,7 @@ class Producer(_Worker):
         priority: int = 0,
         dedup_key: None = None,
         dedup_window_seconds: None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> int: ...
 
@@ -252,6 +255,7 @@ class Producer(_Worker):
         priority: int = 0,
         dedup_key: str,
         dedup_window_seconds: float | None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> EnqueuedId: ...
 
@@ -262,11 +266,14 @@ class Producer(_Worker):
         priority: int = 0,
         dedup_key: str | None = None,
         dedup_window_seconds: float | None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> int:
         """Enqueue one payload; `priority`, `dedup_key` and its window are beyond pgqrs
         (semantics.md §7.2, §7.8)."""
-        options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False)
+        options = enqueue_options(
+            priority, dedup_key, dedup_window_seconds, 1, batch=False, key=key
+        )
         return (await self._insert([payload], 0.0, options, batch=False, connection=connection))[0]
 
     @overload
@@ -278,6 +285,7 @@ class Producer(_Worker):
         priority: int = 0,
         dedup_key: None = None,
         dedup_window_seconds: None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> int: ...
 
@@ -290,6 +298,7 @@ class Producer(_Worker):
         priority: int = 0,
         dedup_key: str,
         dedup_window_seconds: float | None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> EnqueuedId: ...
 
@@ -301,10 +310,13 @@ class Producer(_Worker):
         priority: int = 0,
         dedup_key: str | None = None,
         dedup_window_seconds: float | None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> int:
         require_duration("delay_seconds", delay_seconds)
-        options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False)
+        options = enqueue_options(
+            priority, dedup_key, dedup_window_seconds, 1, batch=False, key=key
+        )
         delay = float(delay_seconds)
         return (await self._insert([payload], delay, options, batch=False, connection=connection))[
             0
@@ -318,6 +330,7 @@ class Producer(_Worker):
         priority: int = 0,
         dedup_keys: None = None,
         dedup_window_seconds: None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> list[int]: ...
 
@@ -329,6 +342,7 @@ class Producer(_Worker):
         priority: int = 0,
         dedup_keys: Sequence[str | None],
         dedup_window_seconds: float | None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> list[EnqueuedId]: ...
 
@@ -339,13 +353,14 @@ class Producer(_Worker):
         priority: int = 0,
         dedup_keys: Sequence[str | None] | None = None,
         dedup_window_seconds: float | None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> list[int] | list[EnqueuedId]:
         """Enqueue payloads in order, one priority for all; `dedup_keys` has one key (or None)
         per payload, and a key met twice in the batch is enqueued once (the first wins)."""
         check_payload_list(payloads)
         options = enqueue_options(
-            priority, dedup_keys, dedup_window_seconds, len(payloads), batch=True
+            priority, dedup_keys, dedup_window_seconds, len(payloads), batch=True, key=key
         )
         if not payloads:
             return []
@@ -419,7 +434,7 @@ async def write_messages(
     now = store.sql_now()
     if options.keys is None:
         plain = await messages.enqueue(
-            target, queue_id, worker_id, texts, now, delay, options.priority
+            target, queue_id, worker_id, texts, now, delay, options.priority, options.limit_key
         )
         ids = [EnqueuedId(i) for i in plain]
     else:
@@ -433,6 +448,7 @@ async def write_messages(
             delay_seconds=delay,
             priority=options.priority,
             window=options.window,
+            limit_key=options.limit_key,
         )
     if db is None and not all(i.duplicate for i in ids):
         store.wakeups.notify(queue_key(queue_id))
@@ -483,6 +499,39 @@ def prepare_payloads(
 class Consumer(_Interruptible):
     """Claims messages from one queue under a lease, then settles them."""
 
+    # Which limits the queue has (its claims then keep them, semantics.md §7.10), as read at
+    # `_limits_read_at` by the store's clock; read again once LIMITS_REFRESH old.
+    _limited: Limited = None
+    _limits_read_at: datetime | None = None
+
+    async def limited(self) -> Limited:
+        """Which limits the queue had when last read (at most LIMITS_REFRESH ago): None, its
+        own only ("queue"), or its keys' too ("keys")."""
+        now = self._store.clock.now()
+        read_at = self._limits_read_at
+        if read_at is None or not timedelta(0) <= now - read_at < LIMITS_REFRESH:
+            assert self.queue_id is not None
+            self._limited = await limit_rows.present(self._store.db, self.queue_id)
+            self._limits_read_at = now
+        return self._limited
+
+    async def throttled_for(self) -> tuple[float, bool] | None:
+        """After a limited claim took nothing: how long until an empty token bucket allows a
+        claim (seconds, the soonest), and whether that bucket is the queue's own (then no new
+        message can be claimed sooner either); None when no bucket is empty."""
+        store = self._store
+        assert self.queue_id is not None
+        limits = await limit_rows.usage(store.db, self.queue_id, "", store.sql_now())
+        waits = [
+            (wait, info.key is None)
+            for info in limits
+            if (wait := info.seconds_to_next_token) is not None and wait > 0
+        ]
+        if not waits:
+            return None
+        queue_empty = [w for w in waits if w[1]]
+        return min(queue_empty) if queue_empty else min(waits)
+
     async def dequeue(self, batch_size: int | None = None) -> list[QueueMessage]:
         limit = self._store.settings.default_max_batch_size
         size = 1 if batch_size is None else check_batch_size(batch_size, limit)
@@ -523,7 +572,14 @@ class Consumer(_Interruptible):
 
         async def take() -> list[QueueMessage]:
             claimed = await messages.claim(
-                store.db, queue_id, owner, limit, lease, now, store.settings.max_read_ct
+                store.db,
+                queue_id,
+                owner,
+                limit,
+                lease,
+                now,
+                store.settings.max_read_ct,
+                limits=await self.limited(),
             )
             return await store.messages.read(store.db, claimed) if claimed else []
 

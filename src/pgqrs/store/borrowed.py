@@ -127,8 +127,7 @@ class _PgBlocking:
 
 class _Sqlite:
     def __init__(self, conn: sqlite3.Connection, sql: Sql) -> None:
-        # The statements call it (lease ends, delays); registering it again replaces it.
-        conn.create_function("pgqrs_add_seconds", 2, sqlite.add_seconds, deterministic=True)
+        sqlite.register_functions(conn)
         self._conn = conn
         self.sql = sql
 

@@ -104,17 +104,18 @@ def first_column(rows: Sequence[Row]) -> list[Any]:
     return [row[0] for row in rows]
 
 
-async def run_steps(db: Queryable, statements: Sequence[str], params: Params) -> list[Row]:
+async def run_steps(
+    db: Queryable, statements: Sequence[str], params: Params, rows_of: int = -1
+) -> list[Row]:
     """Several statements (a tuple statement of store/sql) as one transaction; the rows of the
-    last. On the executor this is one `batch`; inside a transaction, simply one after another."""
+    statement at index `rows_of` (the last by default). On the executor this is one `batch`;
+    inside a transaction, simply one after another."""
     batch = getattr(db, "batch", None)
     if batch is not None:
         results: list[list[Row]] = await batch([(sql, params) for sql in statements])
-        return results[-1]
-    rows: list[Row] = []
-    for sql in statements:
-        rows = await db.fetch(sql, params)
-    return rows
+        return results[rows_of]
+    results = [await db.fetch(sql, params) for sql in statements]
+    return results[rows_of]
 
 
 async def scalar_int(db: Queryable, sql: str, params: Params | None = None) -> int:

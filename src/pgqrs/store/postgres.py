@@ -18,10 +18,11 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 
 from .. import _clock
-from .._cancel import keep
+from .._cancel import cleanup, keep
 from .._clock import SYSTEM_CLOCK, DatabaseClock
 from ..config import Config, parse_dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
@@ -197,12 +198,28 @@ class PostgresExecutor:
             return await _Conn(conn, self.sql).fetchone(sql, params)
 
     async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
-        """A lone statement runs on its own (autocommit: one round trip, one commit): the SQL
-        of multi-step operations is written so Postgres needs only one (data-modifying CTEs)."""
+        """A lone statement runs on its own (autocommit: one round trip, one commit). Several
+        run as one transaction in pipeline mode: BEGIN, the statements (prepared, as any
+        statement run often) and COMMIT go out together and come back in one round trip,
+        each statement with a snapshot of its own (what a lock taken by an earlier one
+        needs)."""
         if len(steps) == 1:
             return [await self.fetch(*steps[0])]
-        async with self.transaction() as db:
-            return [await db.fetch(sql, params) for sql, params in steps]
+        async with self.connection() as conn:
+            with translated():
+                try:
+                    async with conn.pipeline() as pipeline:
+                        await conn.execute(PostgresSession.BEGIN)
+                        cursors = [await conn.execute(sql, adapt_params(p)) for sql, p in steps]
+                        await conn.execute(PostgresSession.COMMIT)
+                        await pipeline.sync()
+                        return [await c.fetchall() if c.description else [] for c in cursors]
+                except BaseException:
+                    # A failed statement left the transaction aborted (or a cancellation cut
+                    # it short): end it before the connection goes back to the pool.
+                    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                        await cleanup(conn.execute(PostgresSession.ROLLBACK))
+                    raise
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Queryable]:

@@ -37,7 +37,7 @@ from .s3_cache import CacheFiles, Claim
 from .s3_errors import SNAPSHOT_REFUSED, ObjectMissing, conflict
 from .sql.session import SqliteSession
 from .sqlite import SqliteExecutor
-from .threads import DbThread
+from .threads import ConnectionRunner
 
 log = logging.getLogger("pgqrs")
 
@@ -322,7 +322,7 @@ class S3Executor(SqliteExecutor):
             _retire(list(self._threads), self._claim, keep=self.dirty)
 
 
-def _retire(threads: list[DbThread], claim: Claim, *, keep: bool = False) -> None:
+def _retire(threads: list[ConnectionRunner], claim: Claim, *, keep: bool = False) -> None:
     """Once `threads` have closed the file, let it go; a revision file of this store's own is
     deleted unless it holds writes the remote lacks (`keep`)."""
 

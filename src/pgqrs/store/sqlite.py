@@ -31,7 +31,7 @@ from .executor import Params, Queryable, Row, UniqueViolation, not_installed
 from .migrate import LIBRARY_VERSION, Migration, adopted_from_sqlx, bookkeeping, migrations, plan
 from .sql import NOW_PARAMS, Dialect, Read, Sql, render
 from .sql.session import SqliteSession
-from .threads import DbThread, stop_all
+from .threads import ConnectionRunner, DbThread, InlineConnection, stop_all
 from .wakeup import Wakeups
 
 T = TypeVar("T")
@@ -44,6 +44,23 @@ def add_seconds(value: str | None, secs: float | None) -> str | None:
     moment = from_db(value)
     assert moment is not None
     return to_sqlite_text(moment + seconds(secs))
+
+
+def seconds_between(later: str | None, earlier: str | None) -> float | None:
+    """SQL function `pgqrs_seconds_between(later, earlier)`, to the microsecond."""
+    if later is None or earlier is None:
+        return None
+    a, b = from_db(later), from_db(earlier)
+    assert a is not None
+    assert b is not None
+    return (a - b).total_seconds()
+
+
+def register_functions(conn: Any) -> None:
+    """The SQL functions the statements call (lease ends, delays, token buckets); registering
+    them again replaces them."""
+    conn.create_function("pgqrs_add_seconds", 2, add_seconds, deterministic=True)
+    conn.create_function("pgqrs_seconds_between", 2, seconds_between, deterministic=True)
 
 
 # A `now` parameter left to the database's clock: filled in on the writer thread, when the
@@ -67,10 +84,11 @@ def adapt_params(params: Params | None) -> dict[str, Any]:
     return out
 
 
-def bind_now(args: dict[str, Any]) -> dict[str, Any]:
-    """`args` with the time of execution for `now` parameters left to the clock."""
+def bind_now(args: dict[str, Any], stamp: str | None = None) -> dict[str, Any]:
+    """`args` with the time of execution (or `stamp`) for `now` parameters left to the clock."""
     if args.get("now") is _AT_EXECUTION or args.get("wall_now") is _AT_EXECUTION:
-        stamp = to_sqlite_text(_clock.local_now())
+        if stamp is None:
+            stamp = to_sqlite_text(_clock.local_now())
         return {k: stamp if v is _AT_EXECUTION else v for k, v in args.items()}
     return args
 
@@ -88,8 +106,8 @@ def translate(err: BaseException) -> PgqrsConnectionError:
     return PgqrsConnectionError(f"Database query failed: {text}", transient="is full" in text)
 
 
-def _run(conn: Any, sql: str, params: dict[str, Any]) -> list[Row]:
-    cursor = conn.execute(sql, bind_now(params))
+def _run(conn: Any, sql: str, params: dict[str, Any], stamp: str | None = None) -> list[Row]:
+    cursor = conn.execute(sql, bind_now(params, stamp))
     rows = cursor.fetchall() if cursor.description else []
     return [tuple(row) for row in rows]
 
@@ -175,7 +193,9 @@ class SqliteExecutor:
     journal_mode = "WAL"
     driver_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
-    def __init__(self, dsn: Dsn, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, dsn: Dsn, *, synchronous: str = "NORMAL", inline: bool = False) -> None:
+        """`inline`: run the connections' calls on the event loop's own thread instead of
+        their own threads (only for a loop that serves blocking callers: pgqrs.sync)."""
         self.sql: Sql = render(self.dialect)
         self._dsn = dsn
         self.scope: Hashable | None = (
@@ -185,15 +205,19 @@ class SqliteExecutor:
         self.clock = DatabaseClock()  # the file lives here: the local clock is the shared one
         self._lock = asyncio.Lock()
         self._closed = False
+        self._inline = inline
         self._writer = self._new_thread(dsn.mode, "w")
-        self._reader: DbThread | None = None
-        self._threads = [self._writer]
+        self._reader: ConnectionRunner | None = None
+        self._threads: list[ConnectionRunner] = [self._writer]
         self._finalizer = weakref.finalize(self, stop_all, self._threads)
 
     # -- connections ---------------------------------------------------------------------
-    def _new_thread(self, mode: str, role: str) -> DbThread:
+    def _new_thread(self, mode: str, role: str) -> ConnectionRunner:
         """The thread of one connection (`role` "w" writer, "r" reader) opened with `mode`."""
-        return DbThread(self._opener(mode), f"pgqrs-{self.backend}-{role}")
+        name = f"pgqrs-{self.backend}-{role}"
+        if self._inline:
+            return InlineConnection(self._opener(mode), name)
+        return DbThread(self._opener(mode), name)
 
     def _opener(self, mode: str) -> Callable[[], Any]:
         """What a connection thread calls to open its connection.
@@ -205,12 +229,17 @@ class SqliteExecutor:
 
     @classmethod
     def open_connection(cls, dsn: Dsn, mode: str, synchronous: str) -> sqlite3.Connection:
+        # Used by one thread at a time, but closed by whichever thread stops the store.
         if dsn.memory:
-            conn = sqlite3.connect(":memory:", isolation_level=None)
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         else:
             path = urllib.parse.quote(dsn.path or "")
             conn = sqlite3.connect(
-                f"file:{path}?mode={mode}", uri=True, isolation_level=None, timeout=5.0
+                f"file:{path}?mode={mode}",
+                uri=True,
+                isolation_level=None,
+                timeout=5.0,
+                check_same_thread=False,
             )
         cls.configure(conn, dsn, synchronous, readonly=mode == "ro")
         return conn
@@ -218,7 +247,7 @@ class SqliteExecutor:
     @classmethod
     def configure(cls, conn: Any, dsn: Dsn, synchronous: str, *, readonly: bool) -> None:
         cls.set_pragmas(conn, dsn, synchronous, readonly=readonly)
-        conn.create_function("pgqrs_add_seconds", 2, add_seconds, deterministic=True)
+        register_functions(conn)
 
     @classmethod
     def set_pragmas(cls, conn: Any, dsn: Dsn, synchronous: str, *, readonly: bool) -> None:
@@ -346,9 +375,16 @@ class SqliteExecutor:
         """Nothing to do: in-process wake-ups already cover the one process that writes."""
 
     async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
-        """One `BEGIN IMMEDIATE` transaction, in a single trip to the writer thread."""
+        """One `BEGIN IMMEDIATE` transaction, in a single trip to the writer thread. Its
+        statements share one "now": the time the transaction began (after any wait for the
+        lock)."""
         prepared = [(sql, adapt_params(params)) for sql, params in steps]
-        return await self.write(lambda c: [_run(c, sql, args) for sql, args in prepared])
+
+        def run_all(conn: Any) -> list[list[Row]]:
+            stamp = to_sqlite_text(_clock.local_now())
+            return [_run(conn, sql, args, stamp) for sql, args in prepared]
+
+        return await self.write(run_all)
 
     # -- install -------------------------------------------------------------------------
     async def install(self) -> None:

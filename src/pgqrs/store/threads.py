@@ -65,6 +65,44 @@ class DbThread:
         self._thread.join(timeout)
 
 
+class InlineConnection:
+    """`DbThread`'s interface without the thread: each call runs at once on the calling
+    thread, which must always be the same one (an event loop's).
+
+    For a loop that exists only to serve blocking callers (pgqrs.sync's portal), the hand-off
+    to a second thread is pure overhead: the loop has nothing else to do while the call runs
+    (measured: docs/decisions.md, "Features (issue 12)"). The connection opens on the first
+    call and closes on `stop()`, from any thread.
+    """
+
+    def __init__(self, opener: Callable[[], Any], name: str) -> None:
+        self._opener = opener
+        self._conn: Any = None
+        self._stopped = False
+
+    def call(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        if self._stopped:
+            future.set_exception(closed())
+            return future
+        try:
+            if self._conn is None:
+                self._conn = self._opener()
+            future.set_result(fn(self._conn))
+        except BaseException as err:
+            future.set_exception(err)
+        return future
+
+    def stop(self) -> None:
+        self._stopped = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _close(conn)
+
+    def join(self, timeout: float) -> None:
+        pass
+
+
 def _serve(
     jobs: queue.SimpleQueue[Any],
     opener: Callable[[], Any],
@@ -144,6 +182,10 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
-def stop_all(threads: list[DbThread]) -> None:
+# What a SQLite-family executor runs its calls on.
+ConnectionRunner = DbThread | InlineConnection
+
+
+def stop_all(threads: list[ConnectionRunner]) -> None:
     for thread in threads:
         thread.stop()

@@ -31,7 +31,7 @@ from ..errors import ConfigError, PgqrsConnectionError
 from .sql import TursoSql
 from .sql.session import SqliteSession
 from .sqlite import SqliteExecutor, translate
-from .threads import DbThread
+from .threads import ConnectionRunner, DbThread
 
 try:
     import turso
@@ -184,7 +184,7 @@ class TursoExecutor(SqliteExecutor):
     dialect = "turso"
     driver_errors = (turso.Error,)
 
-    def _new_thread(self, mode: str, role: str) -> DbThread:
+    def _new_thread(self, mode: str, role: str) -> ConnectionRunner:
         # Neither the opener nor the release policy may reference the executor (see _opener).
         dsn, name = self._dsn, f"pgqrs-turso-{role}"
         if dsn.memory:  # one connection holds the whole database: never let it go

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Unpack
 
 from ..admin import Admin as AsyncAdmin
-from ..records import DeadLetter, MessageError, QueueSettings
+from ..records import DeadLetter, LimitInfo, MessageError, QueueSettings, ScheduleInfo
 from ..types import (
     QueueInfo,
     QueueMessage,
@@ -17,7 +17,7 @@ from ..types import (
     WorkerHealthStats,
     WorkerInfo,
 )
-from .options import QueueChanges, QueueOptions
+from .options import LimitOptions, QueueChanges, QueueOptions
 from .portal import Delegate
 from .runs import Run
 
@@ -45,6 +45,17 @@ class AdminCalls(Delegate):
 
     def update_queue(self, name: str, **changes: Unpack[QueueChanges]) -> QueueSettings:
         return self._call(self._admin.update_queue(name, **changes))
+
+    def set_queue_limits(self, queue: str, **limits: Unpack[LimitOptions]) -> list[LimitInfo]:
+        return self._call(self._admin.set_queue_limits(queue, **limits))
+
+    def set_key_limits(
+        self, queue: str, key: str, **limits: Unpack[LimitOptions]
+    ) -> list[LimitInfo]:
+        return self._call(self._admin.set_key_limits(queue, key, **limits))
+
+    def queue_limits(self, queue: str) -> list[LimitInfo]:
+        return self._call(self._admin.queue_limits(queue))
 
     def get_queue(self, name: str) -> QueueInfo:
         return self._call(self._admin.get_queue(name))
@@ -121,3 +132,44 @@ class AdminCalls(Delegate):
 
     def purge_archived(self, queue: str | None = None, *, older_than_seconds: float) -> int:
         return self._call(self._admin.purge_archived(queue, older_than_seconds=older_than_seconds))
+
+    # -- schedules (issue 13) ----------------------------------------------------------------
+    def create_schedule(
+        self,
+        name: str,
+        cron: str,
+        *,
+        queue: str | None = None,
+        payload: Any = None,
+        workflow: str | None = None,
+        input: Any = None,
+        timezone: str = "UTC",
+        catch_up: int = 0,
+    ) -> ScheduleInfo:
+        return self._call(
+            self._admin.create_schedule(
+                name,
+                cron,
+                queue=queue,
+                payload=payload,
+                workflow=workflow,
+                input=input,
+                timezone=timezone,
+                catch_up=catch_up,
+            )
+        )
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        return self._call(self._admin.list_schedules())
+
+    def get_schedule(self, name: str) -> ScheduleInfo:
+        return self._call(self._admin.get_schedule(name))
+
+    def pause_schedule(self, name: str) -> ScheduleInfo:
+        return self._call(self._admin.pause_schedule(name))
+
+    def resume_schedule(self, name: str) -> ScheduleInfo:
+        return self._call(self._admin.resume_schedule(name))
+
+    def delete_schedule(self, name: str) -> bool:
+        return self._call(self._admin.delete_schedule(name))

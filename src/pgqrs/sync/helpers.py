@@ -26,6 +26,7 @@ def produce(
     priority: int = 0,
     dedup_key: None = None,
     dedup_window_seconds: None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> MessageId: ...
 
@@ -39,6 +40,7 @@ def produce(
     priority: int = 0,
     dedup_key: str,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> EnqueuedId: ...
 
@@ -65,6 +67,7 @@ def produce_batch(
     priority: int = 0,
     dedup_keys: None = None,
     dedup_window_seconds: None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> list[MessageId]: ...
 
@@ -78,6 +81,7 @@ def produce_batch(
     priority: int = 0,
     dedup_keys: Sequence[str | None],
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> list[EnqueuedId]: ...
 
@@ -112,6 +116,7 @@ def enqueue(
     priority: int = 0,
     dedup_key: None = None,
     dedup_window_seconds: None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> MessageId: ...
 
@@ -124,6 +129,7 @@ def enqueue(
     priority: int = 0,
     dedup_key: str,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> EnqueuedId: ...
 
@@ -141,6 +147,7 @@ def enqueue_batch(
     priority: int = 0,
     dedup_keys: None = None,
     dedup_window_seconds: None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> list[MessageId]: ...
 
@@ -153,6 +160,7 @@ def enqueue_batch(
     priority: int = 0,
     dedup_keys: Sequence[str | None],
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> list[EnqueuedId]: ...
 
@@ -173,6 +181,7 @@ def enqueue_delayed(
     priority: int = 0,
     dedup_key: None = None,
     dedup_window_seconds: None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> MessageId: ...
 
@@ -186,6 +195,7 @@ def enqueue_delayed(
     priority: int = 0,
     dedup_key: str,
     dedup_window_seconds: float | None = None,
+    key: str | None = None,
     connection: object | None = None,
 ) -> EnqueuedId: ...
 

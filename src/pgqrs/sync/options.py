@@ -19,6 +19,7 @@ class EnqueueOptions(TypedDict, total=False):
     priority: int
     dedup_key: str | None
     dedup_window_seconds: float | None
+    key: str | None
     connection: object | None
 
 
@@ -28,7 +29,16 @@ class BatchEnqueueOptions(TypedDict, total=False):
     priority: int
     dedup_keys: Sequence[str | None] | None
     dedup_window_seconds: float | None
+    key: str | None
     connection: object | None
+
+
+class LimitOptions(TypedDict, total=False):
+    """Keyword-only arguments of `Admin.set_queue_limits` and `set_key_limits`."""
+
+    max_in_flight: int | None
+    rate_per_second: float | None
+    burst: int | None
 
 
 class QueueOptions(TypedDict, total=False):

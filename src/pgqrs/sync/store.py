@@ -143,12 +143,13 @@ class Store:
 
 def connect(dsn: str) -> Store:
     """`pgqrs.connect(dsn)`, blocking: a store whose methods block."""
-    return Store._open(lambda: client.connect(dsn))
+    return connect_with(Config.from_dsn(dsn))
 
 
 def connect_with(config: Config) -> Store:
     """`pgqrs.connect_with(config)`, blocking."""
-    return Store._open(lambda: client.connect_with(config))
+    # The portal's loop serves only blocking callers: SQLite runs on it, with no hand-off.
+    return Store._open(lambda: client.open_store(config, inline=True))
 
 
 def sync_store(store: object) -> Store:

@@ -86,6 +86,7 @@ class Producer(_Worker[AsyncProducer]):
         priority: int = 0,
         dedup_key: None = None,
         dedup_window_seconds: None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> MessageId: ...
 
@@ -97,6 +98,7 @@ class Producer(_Worker[AsyncProducer]):
         priority: int = 0,
         dedup_key: str,
         dedup_window_seconds: float | None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> EnqueuedId: ...
 
@@ -112,6 +114,7 @@ class Producer(_Worker[AsyncProducer]):
         priority: int = 0,
         dedup_key: None = None,
         dedup_window_seconds: None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> MessageId: ...
 
@@ -124,6 +127,7 @@ class Producer(_Worker[AsyncProducer]):
         priority: int = 0,
         dedup_key: str,
         dedup_window_seconds: float | None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> EnqueuedId: ...
 
@@ -142,6 +146,7 @@ class Producer(_Worker[AsyncProducer]):
         priority: int = 0,
         dedup_keys: None = None,
         dedup_window_seconds: None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> list[MessageId]: ...
 
@@ -153,6 +158,7 @@ class Producer(_Worker[AsyncProducer]):
         priority: int = 0,
         dedup_keys: Sequence[str | None],
         dedup_window_seconds: float | None = None,
+        key: str | None = None,
         connection: object | None = None,
     ) -> list[EnqueuedId]: ...
 

@@ -22,6 +22,7 @@ from ..store.executor import (
     scalar_int,
 )
 from ..store.sql.columns import MESSAGE
+from ..store.sql.messages import Limited
 from ..types import QueueMessage
 from ..validation import decode_json, encode_json, key_list
 from . import queues
@@ -100,6 +101,7 @@ async def enqueue(
     now: datetime | None,
     delay_seconds: float = 0.0,
     priority: int = 0,
+    limit_key: str | None = None,
 ) -> list[int]:
     """Insert the stored JSON texts as one statement; their ids in input order. Visible
     `delay_seconds` after `now` (None: the database's clock, see store/sql/messages.py)."""
@@ -109,6 +111,7 @@ async def enqueue(
         "now": now,
         "delay": float(delay_seconds),
         "priority": priority,
+        "limit_key": limit_key,
     }
     if len(texts) == 1:
         row = await db.fetchone(db.sql.MSG_INSERT, {**params, "payload": texts[0]})
@@ -130,6 +133,7 @@ async def enqueue_keyed(
     delay_seconds: float = 0.0,
     priority: int = 0,
     window: float | None = None,
+    limit_key: str | None = None,
 ) -> list[EnqueuedId]:
     """Insert the payloads whose deduplication key (`keys`, one per payload, None for none)
     no message holds yet, as one transaction; an id for every payload, in input order, marked
@@ -141,6 +145,7 @@ async def enqueue_keyed(
         "now": now,
         "delay": float(delay_seconds),
         "priority": priority,
+        "limit_key": limit_key,
         "payloads": JsonTexts(texts),
         "keys": encode_json(list(keys)),
         "key_list": key_list(keys),
@@ -272,10 +277,12 @@ async def claim(
     lease_seconds: float,
     now: datetime | None,
     max_read_ct: int,
+    limits: Limited = None,
 ) -> list[Row]:
     """Lease up to `limit` visible messages to the worker, in claim order (semantics.md §7.3).
     The lease ends `lease_seconds` after the claim's own time (`now`, or the database's clock
-    when the statement runs)."""
+    when the statement runs). `limits`: which limits of the queue the claim keeps (its own, or
+    its keys' too; semantics.md §7.10)."""
     params = {
         **_owner(owner),
         "queue_id": queue_id,
@@ -285,7 +292,18 @@ async def claim(
         "lease": float(lease_seconds),
         "max_read_ct": max_read_ct,
     }
+    if limits is not None:
+        params["scan"] = limited_scan(limit)
+        sql = db.sql
+        steps = sql.MSG_CLAIM_KEY_LIMITED if limits == "keys" else sql.MSG_CLAIM_QUEUE_LIMITED
+        return sort_rows(await run_steps(db, steps, params, sql.limited_claim_rows))
     return sort_rows(await db.fetch(db.sql.MSG_CLAIM, params))
+
+
+def limited_scan(limit: int) -> int:
+    """How many visible messages a limited claim of `limit` considers: keys whose room is
+    smaller than their share of the next `limit` are passed over, so it looks further."""
+    return limit + limit // 2 + 16
 
 
 async def loop_step(
@@ -298,6 +316,7 @@ async def loop_step(
     now: datetime | None,
     archived_at: datetime | None,
     max_read_ct: int,
+    limits: Limited = None,
 ) -> list[Row]:
     """One poll-loop iteration in one transaction: archive the messages the last handler
     finished, then claim the next batch if the worker is still polling (semantics.md §10.1).
@@ -312,6 +331,11 @@ async def loop_step(
         "wall_now": archived_at,
         "max_read_ct": max_read_ct,
     }
+    if limits is not None:
+        params["scan"] = limited_scan(limit)
+        sql = db.sql
+        steps = sql.LOOP_STEP_KEY_LIMITED if limits == "keys" else sql.LOOP_STEP_QUEUE_LIMITED
+        return sort_rows(await run_steps(db, steps, params, sql.limited_claim_rows))
     return sort_rows(await run_steps(db, db.sql.LOOP_STEP, params))
 
 

@@ -8,6 +8,7 @@ module per concern:
     names       queue, workflow, worker, step and schema names (semantics.md §6)
     encoding    JSON text (semantics.md §4)
     enqueue     an enqueue's priority, deduplication keys and window (semantics.md §7.2, §7.8)
+    limits      concurrency and rate limits of a queue or key, message keys (semantics.md §7.10)
     payloads    payload rules and their order (semantics.md §8.1-8.2), a queue's own
                 payload limits (semantics.md §7.6), payload lists
 
@@ -48,6 +49,7 @@ from .enqueue import (
     enqueue_options,
     key_list,
 )
+from .limits import Limits, check_limit_key, check_limits
 from .names import (
     require_workflow_name,
     validate_queue_name,
@@ -69,6 +71,9 @@ from .payloads import (
 )
 
 __all__ = [
+    "Limits",
+    "check_limit_key",
+    "check_limits",
     "MAX_DEDUP_KEY_LENGTH",
     "MAX_PRIORITY",
     "MIN_PRIORITY",

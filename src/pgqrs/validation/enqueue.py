@@ -32,6 +32,7 @@ class EnqueueOptions:
     priority: int = 0
     keys: tuple[str | None, ...] | None = None
     window: float | None = None
+    limit_key: str | None = None  # the key limits count every message of the call against
 
 
 PLAIN = EnqueueOptions()
@@ -114,9 +115,11 @@ def enqueue_options(
     count: int,
     *,
     batch: bool,
+    key: object = None,
 ) -> EnqueueOptions:
     """Check one call's options: `keys` is the one `dedup_key` of a single enqueue, or the
-    `dedup_keys` list of a batch of `count` payloads. A window needs a key to apply to."""
+    `dedup_keys` list of a batch of `count` payloads. A window needs a key to apply to. `key`:
+    the limits key of every message of the call (semantics.md §7.10)."""
     checked_priority = check_priority(priority)
     if batch:
         checked_keys = check_dedup_keys(keys, count)
@@ -126,9 +129,10 @@ def enqueue_options(
     if checked_window is not None and keys is None:
         name = "dedup_keys" if batch else "dedup_key"
         raise _fail(f"dedup_window_seconds applies to deduplication keys; give {name} too")
-    if checked_priority == 0 and checked_keys is None:
+    limit_key = None if key is None else check_dedup_key(key, "key")
+    if checked_priority == 0 and checked_keys is None and limit_key is None:
         return PLAIN
-    return EnqueueOptions(checked_priority, checked_keys, checked_window)
+    return EnqueueOptions(checked_priority, checked_keys, checked_window, limit_key)
 
 
 def check_message_id(value: object) -> int:

@@ -20,9 +20,11 @@ from typing import Literal, overload
 
 from .bookkeeping import BookkeepingPostgres, BookkeepingSql, BookkeepingTurso
 from .failures import FailureSql
+from .limits import LimitSql
 from .messages import MessagePostgres, MessageSql
 from .operations import OperationsPostgres, OperationsSql
 from .queues import QueueSql
+from .schedules import ScheduleSql
 from .spelling import DIALECTS, NOW_PARAMS, Dialect, Read, read, spell_statement, speller
 from .workers import WorkerSql
 from .workflows import WorkflowPostgres, WorkflowSql
@@ -42,7 +44,17 @@ __all__ = [
 ]
 
 
-class Sql(QueueSql, WorkerSql, MessageSql, FailureSql, WorkflowSql, BookkeepingSql, OperationsSql):
+class Sql(
+    QueueSql,
+    WorkerSql,
+    MessageSql,
+    FailureSql,
+    WorkflowSql,
+    BookkeepingSql,
+    OperationsSql,
+    LimitSql,
+    ScheduleSql,
+):
     """All statements, SQLite spelling. Attributes in upper case are statements."""
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from ..._clock import db_to_api, from_db
-from ...records import MessageError, QueueSettings
+from ...records import MessageError, QueueSettings, ScheduleInfo
 from ...types import (
     QueueInfo,
     QueueMessage,
@@ -281,4 +281,21 @@ STEP = Shape(
     Column("updated_at", db_to_api, otherwise=""),
     Column("started_at", db_to_api),
     Column("completed_at", db_to_api),
+)
+
+# A cron schedule (semantics.md §17); its payload and input are stored JSON text.
+SCHEDULE = Shape(
+    ScheduleInfo,
+    Column("name"),
+    Column("cron"),
+    Column("timezone"),
+    Column("queue_name", field="queue"),
+    Column("payload", json_value),
+    Column("workflow_name", field="workflow"),
+    Column("input", json_value),
+    Column("catch_up", int),
+    Column("paused", bool),
+    Column("next_fire_at", db_to_api, otherwise=""),
+    Column("last_fire_at", db_to_api),
+    Column("created_at", db_to_api, otherwise=""),
 )

@@ -10,8 +10,14 @@ connection or a lock never lands with a lease that is already over (docs/guarant
 
 from __future__ import annotations
 
+from typing import Literal
+
 from .columns import MESSAGE
+from .limits import QUEUE_ROOM, rooms, spend
 from .spelling import read
+
+# Which limits a claim keeps: none, the queue's own only, or its keys' too.
+Limited = Literal["queue", "keys"] | None
 
 # The worker named :worker_id is the registration the caller holds (`fence`, set anew each time
 # a name registers): a handle from an earlier registration of the same worker passes no check.
@@ -52,15 +58,65 @@ _TAKE = (
 CLAIM_ORDER = "priority DESC, enqueued_at, id"
 
 
-def _next_batch(loop_step: bool) -> str:
+def _next_batch(loop_step: bool, limit: str = ":limit") -> str:
     """The ids of the next batch in claim order (semantics.md §7.3), through the claim-order index
     (migration 11), for a consumer that is not suspended, or (`loop_step`) that is polling.
     :ids are excluded: the poll loop archives them in the same transaction."""
     worker = POLLING if loop_step else NOT_SUSPENDED
     return (
         f"SELECT id FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id AND {VISIBLE} "
-        f"AND {worker} AND NOT (id IN_LIST(:ids)) ORDER BY {CLAIM_ORDER} LIMIT :limit"
+        f"AND {worker} AND NOT (id IN_LIST(:ids)) ORDER BY {CLAIM_ORDER} LIMIT {limit}"
     )
+
+
+# The claim of a queue with limits (semantics.md §7.10), as CTEs ending in `picked`. Without
+# limits of its keys (`keyed` False), the next batch, as many as the queue's room allows.
+# Otherwise at most :scan visible messages in claim order (keys out of room skipped), of which
+# each key keeps as many as its room, and the queue as many as its own.
+def _limited_batch(loop_step: bool, keyed: bool) -> str:
+    if not keyed:
+        limit = f"COALESCE({QUEUE_ROOM}, :limit)"
+        return f"{rooms(keyed)}, picked AS ({_next_batch(loop_step, limit)})"
+    worker = POLLING if loop_step else NOT_SUSPENDED
+    order = "c.priority DESC, c.enqueued_at, c.id"
+    return (
+        f"{rooms(keyed)}, cand AS (SELECT id, limit_key, priority, enqueued_at "
+        f"FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id AND {VISIBLE} AND {worker} "
+        "AND NOT (id IN_LIST(:ids)) AND (limit_key IS NULL OR limit_key NOT IN "
+        f"(SELECT r.limit_key FROM rooms r WHERE r.room < 1)) ORDER BY {CLAIM_ORDER} "
+        "LIMIT :scan), "
+        "ranked AS (SELECT c.id, c.priority, c.enqueued_at, r.room, ROW_NUMBER() OVER "
+        f"(PARTITION BY c.limit_key ORDER BY {order}) AS nth FROM cand c "
+        "LEFT JOIN rooms r ON r.limit_key = c.limit_key), "
+        "picked AS (SELECT c.id FROM ranked c WHERE c.room IS NULL OR c.nth <= c.room "
+        f"ORDER BY {order} LIMIT COALESCE({QUEUE_ROOM}, :limit))"
+    )
+
+
+# After a limited claim, its rate limits' buckets lose a token per message taken: the queue's
+# for every message, a key's for the key's (`taken`: the claimed rows `t`, a FROM and WHERE).
+def _spend(taken: str, keyed: bool) -> str:
+    mine = "l.limit_key = '' OR t.limit_key = l.limit_key" if keyed else "l.limit_key = ''"
+    counted = f"SELECT COUNT(*) FROM {taken} AND ({mine})"
+    return (
+        f"UPDATE {{s}}pgqrs_limits AS l SET {spend('l', counted)} "
+        "WHERE l.queue_id = :queue_id AND l.rate_per_second IS NOT NULL"
+    )
+
+
+# SQLite: the rows this transaction's claim took. The executor gives a transaction's statements
+# one :now, so they are the worker's unarchived rows whose lease ends at :now + :lease (an
+# earlier claim of the same worker at the same injected time would be counted too: tokens are
+# then spent twice, never handed out twice).
+_TAKEN_SQLITE = (
+    "{s}pgqrs_messages t WHERE t.queue_id = :queue_id AND t.archived_at IS NULL "
+    "AND t.consumer_worker_id = :worker_id AND t.vt = {s}pgqrs_add_seconds(:now, :lease)"
+)
+
+
+# Postgres: the rows picked (a row another claim took meanwhile is counted, never handed out).
+def _taken_postgres(keyed: bool) -> str:
+    return "picked p JOIN cand t ON t.id = p.id WHERE TRUE" if keyed else "picked t WHERE TRUE"
 
 
 # The claim, in every variant, is made by one builder per dialect. Each gives the statements
@@ -69,8 +125,17 @@ def _next_batch(loop_step: bool) -> str:
 # unless the worker stopped polling. Otherwise a consumer's claim (dequeue).
 
 
-def claim_sqlite(*, loop_step: bool) -> tuple[str, ...]:
-    # Runs inside BEGIN IMMEDIATE, so no other writer can claim the same rows meanwhile.
+def claim_sqlite(*, loop_step: bool, limits: Limited = None) -> tuple[str, ...]:
+    # Runs inside BEGIN IMMEDIATE, so no other writer can claim the same rows meanwhile (and
+    # the limits' room, counted in the statement, cannot change under it).
+    if limits is not None:
+        keyed = limits == "keys"
+        take = (
+            f"UPDATE {{s}}pgqrs_messages SET {_TAKE} WHERE id IN (WITH "
+            f"{_limited_batch(loop_step, keyed)} SELECT id FROM picked) RETURNING {MESSAGE.select}"
+        )
+        spent = _spend(_TAKEN_SQLITE, keyed)
+        return (_ARCHIVE, take, spent) if loop_step else (take, spent)
     take = (
         f"UPDATE {{s}}pgqrs_messages SET {_TAKE} WHERE id IN ({_next_batch(loop_step)}) "
         f"RETURNING {MESSAGE.select}"
@@ -78,7 +143,30 @@ def claim_sqlite(*, loop_step: bool) -> tuple[str, ...]:
     return (_ARCHIVE, take) if loop_step else (take,)
 
 
-def claim_postgres(*, loop_step: bool) -> tuple[str, ...]:
+# Limited claims of one queue take turns (a transaction lock on the queue), and count room in a
+# statement of their own after it: a statement's snapshot is taken when it starts, so room
+# counted in the statement that waited for the lock would miss the claim it waited for.
+_LIMITS_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(:queue_id AS text), 0))"
+)
+
+
+def claim_postgres(*, loop_step: bool, limits: Limited = None) -> tuple[str, ...]:
+    if limits is not None:
+        keyed = limits == "keys"
+        # The loop step's archive goes first, so the claim counts those messages out of flight.
+        first = f"WITH archived AS ({_ARCHIVE}) {_LIMITS_LOCK}" if loop_step else _LIMITS_LOCK
+        # Limited claims take turns, so they lock no candidate; a claim of a consumer that has
+        # not noticed the limits yet may take a picked row meanwhile: the UPDATE waits for it,
+        # then finds it leased (its condition is checked again on the row as it is then).
+        return (
+            first,
+            f"WITH {_limited_batch(loop_step, keyed)}, "
+            f"spent AS ({_spend(_taken_postgres(keyed), keyed)}) "
+            f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked "
+            "WHERE m.id = picked.id AND m.archived_at IS NULL "
+            f"AND (m.vt IS NULL OR m.vt <= :now) RETURNING {MESSAGE.qualified('m')}",
+        )
     # SKIP LOCKED lets any number of consumers claim side by side without waiting on each other.
     # The loop step is one statement and one commit: a data-modifying CTE always runs to
     # completion, so the archive happens even when nothing is claimed. All CTEs see one
@@ -120,9 +208,9 @@ _HOLDERS = (
 )
 _INSERT_COLUMNS = (
     "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
-    "producer_worker_id, priority"
+    "producer_worker_id, priority, limit_key"
 )
-_VALUES = "{s}pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id, :priority"
+_VALUES = "{s}pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id, :priority, :limit_key"
 # A keyed batch, position by position (:payloads stored JSON texts, :keys a JSON array of keys
 # or nulls): a position is inserted unless its key is held already or an earlier position has
 # the same key (the first wins). Every step returns rows (id, key, inserted, archived): the
@@ -223,6 +311,14 @@ class MessageSql:
     MSG_ARCHIVE = _ARCHIVE
     # One poll-loop iteration, as one transaction (see `claim_sqlite`).
     LOOP_STEP = claim_sqlite(loop_step=True)
+    # The same on a queue with limits of its own only, and with limits of its keys
+    # (semantics.md §7.10); which statement's rows are the claimed messages (here the one
+    # before the tokens are spent).
+    MSG_CLAIM_QUEUE_LIMITED: tuple[str, ...] = claim_sqlite(loop_step=False, limits="queue")
+    LOOP_STEP_QUEUE_LIMITED = claim_sqlite(loop_step=True, limits="queue")
+    MSG_CLAIM_KEY_LIMITED: tuple[str, ...] = claim_sqlite(loop_step=False, limits="keys")
+    LOOP_STEP_KEY_LIMITED = claim_sqlite(loop_step=True, limits="keys")
+    limited_claim_rows = -2
     # Archived rows too (semantics.md §7.4): an owner may drop its history.
     MSG_DELETE = (
         "DELETE FROM {s}pgqrs_messages WHERE id IN_LIST(:ids) AND consumer_worker_id = :worker_id "
@@ -314,3 +410,8 @@ class MessagePostgres(MessageSql):
     MSG_INSERT_KEYED_WINDOW = (_LOCK_KEYS, _KEYED_INSERT_POSTGRES)
     MSG_CLAIM = claim_postgres(loop_step=False)[0]
     LOOP_STEP = claim_postgres(loop_step=True)
+    MSG_CLAIM_QUEUE_LIMITED = claim_postgres(loop_step=False, limits="queue")
+    LOOP_STEP_QUEUE_LIMITED = claim_postgres(loop_step=True, limits="queue")
+    MSG_CLAIM_KEY_LIMITED = claim_postgres(loop_step=False, limits="keys")
+    LOOP_STEP_KEY_LIMITED = claim_postgres(loop_step=True, limits="keys")
+    limited_claim_rows = -1

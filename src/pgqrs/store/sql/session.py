@@ -30,6 +30,11 @@ class SqliteSession:
 class PostgresSession:
     """psycopg connections, in psycopg's parameter style."""
 
+    # Several statements as one transaction, sent together (pipeline mode: `batch`).
+    BEGIN = "BEGIN"
+    COMMIT = "COMMIT"
+    ROLLBACK = "ROLLBACK"
+
     # Install: concurrent installers of one schema, in any process, take turns.
     INSTALL_LOCK = "SELECT pg_advisory_lock(hashtextextended(%s, 0))"
     INSTALL_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"

@@ -1,0 +1,21 @@
+-- pgqrs-py additions: fleet-wide concurrency and rate limits (semantics.md §7.10). pgqrs
+-- 0.15.3 neither reads nor writes these; its claims ignore limits.
+-- The key whose limits the message counts against; NULL: only the queue's limits apply.
+ALTER TABLE pgqrs_messages ADD COLUMN limit_key TEXT;
+-- A queue's limits (limit_key '') and its keys' limits; NULL: no limit of that kind. A rate
+-- limit is a token bucket: `tokens` left at `refilled_at` (NULL: full), refilled at
+-- `rate_per_second` up to `burst`.
+CREATE TABLE IF NOT EXISTS pgqrs_limits (
+    queue_id INTEGER NOT NULL REFERENCES pgqrs_queues(id) ON DELETE CASCADE,
+    limit_key TEXT NOT NULL,
+    max_in_flight INTEGER,
+    rate_per_second REAL,
+    burst INTEGER,
+    tokens REAL,
+    refilled_at TEXT,
+    updated_at TEXT NOT NULL DEFAULT (datetime('now')),
+    PRIMARY KEY (queue_id, limit_key)
+);
+-- In flight per queue and per key: the messages held by a consumer (only those, so it stays
+-- small however long the backlog).
+CREATE INDEX IF NOT EXISTS idx_messages_held ON pgqrs_messages (queue_id, limit_key) WHERE archived_at IS NULL AND consumer_worker_id IS NOT NULL;

@@ -1,0 +1,118 @@
+"""Statements on `pgqrs_limits`, and the parts of the limited claim that measure and spend room
+(semantics.md §7.10).
+
+A queue's limits are its row with `limit_key` '' and its keys' rows: `max_in_flight` (leases
+running at once) and a token bucket of `burst` claims refilled at `rate_per_second` (`tokens`
+left at `refilled_at`; NULL: full). Room is counted in the claim's own transaction, after a lock
+that makes the limited claims of one queue take turns (Postgres; SQLite's writer is alone), and
+the claim spends the tokens of what it took in the same transaction.
+"""
+
+from __future__ import annotations
+
+from .spelling import read
+
+# A number larger than any batch: "no limit of this kind".
+UNLIMITED = "1000000000"
+
+# The leases running now in queue :queue_id, of row `l`'s key (or of the whole queue for ''):
+# unarchived messages held by a consumer whose lease is not over. Answered from the partial
+# index of held rows (migration 13), which holds only what is (or was last) in flight.
+_LEASED = (
+    "SELECT COUNT(*) FROM {s}pgqrs_messages f WHERE f.queue_id = :queue_id "
+    "AND f.archived_at IS NULL AND f.consumer_worker_id IS NOT NULL AND TS(f.vt) > :now"
+)
+
+
+def _in_flight(row: str) -> str:
+    return (
+        f"CASE WHEN {row}.limit_key = '' THEN ({_LEASED}) "
+        f"ELSE ({_LEASED} AND f.limit_key = {row}.limit_key) END"
+    )
+
+
+def _least(a: str, b: str) -> str:
+    # Spelled as a CASE: SQLite's MIN(a, b) is Postgres's LEAST(a, b).
+    return f"CASE WHEN ({a}) < ({b}) THEN ({a}) ELSE ({b}) END"
+
+
+def tokens(row: str) -> str:
+    """The tokens of `row`'s bucket at :now: what was left, refilled since (a clock that went
+    back refills nothing), at most `burst`; NULL without a rate limit."""
+    elapsed = f"{{s}}pgqrs_seconds_between(:now, {row}.refilled_at)"
+    since = f"CASE WHEN {elapsed} > 0 THEN {elapsed} ELSE 0 END"
+    refilled = f"{row}.tokens + {row}.rate_per_second * {since}"
+    return (
+        f"CASE WHEN {row}.rate_per_second IS NULL THEN NULL "
+        f"WHEN {row}.tokens IS NULL OR {row}.refilled_at IS NULL THEN {row}.burst "
+        f"ELSE {_least(f'{row}.burst', refilled)} END"
+    )
+
+
+# How many more messages a limit row lets a claim take now (< 1: none), from its use `u`.
+ROOM = _least(
+    f"COALESCE(u.max_in_flight - u.in_flight, {UNLIMITED})",
+    f"COALESCE(u.tokens, {UNLIMITED})",
+)
+
+
+def _room_rows(which: str) -> str:
+    # (The use is counted once per row, in a subquery: a CASE naming a count twice would count
+    # it twice.)
+    return (
+        f"SELECT u.limit_key, {ROOM} AS room FROM (SELECT l.limit_key, l.max_in_flight, "
+        f"{_in_flight('l')} AS in_flight, {tokens('l')} AS tokens "
+        f"FROM {{s}}pgqrs_limits l WHERE l.queue_id = :queue_id{which}) u"
+    )
+
+
+_QUEUE_ROW = " AND l.limit_key = ''"
+
+
+def rooms(keyed: bool) -> str:
+    """The room of each limit of queue :queue_id (`keyed`: its keys' too, else only its own), as
+    a CTE of the claim."""
+    return f"rooms AS ({_room_rows('' if keyed else _QUEUE_ROW)})"
+
+
+# The queue's own room as a whole number no larger than :limit (a portable floor); NULL when
+# the queue has no limit of its own. Written out, not read from `rooms`: Turso resolves no CTE
+# in a LIMIT.
+QUEUE_ROOM = (
+    "(SELECT CASE WHEN r.room >= :limit THEN :limit WHEN r.room < 1 THEN 0 "
+    f"ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000 END FROM ({_room_rows(_QUEUE_ROW)}) r)"
+)
+
+
+def spend(row: str, taken: str) -> str:
+    """SET clause of the bucket update after a claim: `row`'s tokens at :now less the number
+    of messages `taken` counts (a subquery over what the claim took, `row` in scope)."""
+    return f"tokens = {tokens(row)} - ({taken}), refilled_at = :now"
+
+
+class LimitSql:
+    # Set (or replace) one limit row: '' for the queue, else a key. A new rate starts full.
+    LIMIT_SET = (
+        "INSERT INTO {s}pgqrs_limits (queue_id, limit_key, max_in_flight, rate_per_second, "
+        "burst, tokens, refilled_at, updated_at) VALUES (:queue_id, :limit_key, :max_in_flight, "
+        ":rate_per_second, :burst, NULL, NULL, :wall_now) ON CONFLICT (queue_id, limit_key) "
+        "DO UPDATE SET max_in_flight = excluded.max_in_flight, "
+        "rate_per_second = excluded.rate_per_second, burst = excluded.burst, tokens = NULL, "
+        "refilled_at = NULL, updated_at = excluded.updated_at RETURNING limit_key"
+    )
+    LIMIT_DELETE = (
+        "DELETE FROM {s}pgqrs_limits WHERE queue_id = :queue_id AND limit_key = :limit_key "
+        "RETURNING limit_key"
+    )
+    # How many limits the queue has, and how many of them are its keys' (a consumer's claims
+    # take the limited form if any, and the per-key form if any of its keys has one).
+    LIMITS_PRESENT = read(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN limit_key = '' THEN 0 ELSE 1 END), 0) "
+        "FROM {s}pgqrs_limits WHERE queue_id = :queue_id"
+    )
+    # Each limit with its use at :now: leases in flight and the tokens in its bucket.
+    LIMITS_USAGE = read(
+        f"SELECT l.limit_key, l.max_in_flight, l.rate_per_second, l.burst, {_in_flight('l')}, "
+        f"{tokens('l')} FROM {{s}}pgqrs_limits l WHERE l.queue_id = :queue_id "
+        "ORDER BY l.limit_key"
+    )

@@ -1,0 +1,233 @@
+"""Fleet-wide concurrency and rate limits per queue and per key (semantics.md §7.10, beyond
+pgqrs), on every backend: the claim keeps them in the database, whoever claims. Time is
+injected (the store's clock), so lease ends and rate windows are exact."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+import pgqrs
+from pgqrs.queue.workers import LIMITS_REFRESH
+from tests.support.clocks import FixedClock, at
+from tests.support.raw_db import RawDb
+from tests.support.target import StoreFactory, Target
+
+
+def keys_of(messages: list[pgqrs.QueueMessage]) -> Counter[str | None]:
+    return Counter(m.payload["k"] for m in messages)
+
+
+async def fill(store: pgqrs.Store, queue: str, plan: dict[str | None, int]) -> None:
+    producer = await store.producer(queue)
+    for key, count in plan.items():
+        for n in range(count):
+            await producer.enqueue({"k": key, "n": n}, key=key)
+
+
+async def test_concurrency_limit_per_key_caps_each_keys_leases(
+    store: pgqrs.Store, queue: str
+) -> None:
+    admin = pgqrs.admin(store)
+    await admin.set_key_limits(queue, "a", max_in_flight=1)
+    await admin.set_key_limits(queue, "b", max_in_flight=2)
+    await fill(store, queue, {"a": 4, "b": 4, "c": 2, None: 2})
+    consumer = await store.consumer(queue)
+    first = await consumer.dequeue(20)
+    # Keys without a limit of their own ("c", and messages without a key) are not capped.
+    assert keys_of(first) == Counter({"a": 1, "b": 2, "c": 2, None: 2})
+    assert await consumer.dequeue(20) == []  # every limited key is at its limit
+    finished = [m.id for m in first if m.payload["k"] == "b"][:1]
+    assert await consumer.archive_many(finished) == [True]
+    assert keys_of(await consumer.dequeue(20)) == Counter({"b": 1})
+    usage = {info.key: info.in_flight for info in await admin.queue_limits(queue)}
+    assert usage == {"a": 1, "b": 2}
+
+
+async def test_concurrency_limit_of_the_queue_caps_every_claim(
+    store: pgqrs.Store, queue: str, make_store: StoreFactory
+) -> None:
+    await pgqrs.admin(store).set_queue_limits(queue, max_in_flight=3)
+    await fill(store, queue, {None: 10})
+    # Two consumers of two stores: the limit is the queue's, not a consumer's.
+    first = await store.consumer(queue)
+    second = await (await make_store()).consumer(queue)
+    assert len(await first.dequeue(2)) == 2
+    assert len(await second.dequeue(5)) == 1
+    assert await first.dequeue(5) == []
+    infos = await pgqrs.admin(store).queue_limits(queue)
+    assert [(i.key, i.max_in_flight, i.in_flight) for i in infos] == [(None, 3, 3)]
+
+
+async def test_concurrency_limit_slot_comes_back_when_a_lease_runs_out(
+    store: pgqrs.Store, queue: str
+) -> None:
+    t0 = at(0)
+    store.clock = FixedClock(t0)
+    await pgqrs.admin(store).set_key_limits(queue, "a", max_in_flight=1)
+    await fill(store, queue, {"a": 3})
+    crashed = await store.consumer(queue)
+    [held] = await crashed.dequeue_at(1, 30, t0.isoformat())  # then its worker dies
+    other = await store.consumer(queue)
+    assert await other.dequeue_at(5, 30, (t0 + timedelta(seconds=29)).isoformat()) == []
+    later = await other.dequeue_at(5, 30, (t0 + timedelta(seconds=31)).isoformat())
+    # The lapsed lease freed the slot: one message again, the oldest (the crashed one's).
+    assert [m.id for m in later] == [held.id]
+
+
+async def test_concurrency_limit_keeps_the_queue_and_its_keys_both(
+    store: pgqrs.Store, queue: str
+) -> None:
+    admin = pgqrs.admin(store)
+    await admin.set_queue_limits(queue, max_in_flight=4)
+    await admin.set_key_limits(queue, "a", max_in_flight=3)
+    await fill(store, queue, {"a": 5, "b": 5})
+    consumer = await store.consumer(queue)
+    claimed = await consumer.dequeue(10)
+    assert len(claimed) == 4
+    assert keys_of(claimed)["a"] <= 3
+
+
+async def test_rate_limit_allows_a_burst_then_the_rate(store: pgqrs.Store, queue: str) -> None:
+    t0 = at(0)
+    store.clock = FixedClock(t0)
+    admin = pgqrs.admin(store)
+    [info] = await admin.set_queue_limits(queue, rate_per_second=2, burst=4)
+    assert (info.rate_per_second, info.burst, info.tokens) == (2.0, 4, 4.0)
+    await fill(store, queue, {None: 40})
+    consumer = await store.consumer(queue)
+
+    async def claim_at(seconds: float) -> int:
+        moment = t0 + timedelta(seconds=seconds)
+        store.clock = FixedClock(moment)
+        taken = await consumer.dequeue_at(10, 60, moment.isoformat())
+        assert all(await consumer.archive_many([m.id for m in taken]))
+        return len(taken)
+
+    assert await claim_at(0) == 4  # the burst: a full bucket
+    assert await claim_at(0.25) == 0  # half a token
+    [empty] = await admin.queue_limits(queue)
+    assert empty.tokens == pytest.approx(0.5)
+    wait = await consumer.throttled_for()
+    assert wait is not None
+    assert wait[0] == pytest.approx(0.25)
+    assert wait[1] is True
+    assert await claim_at(1.0) == 2  # two tokens refilled: 2 per second
+    assert await claim_at(1.5) == 1
+    # After a quiet spell the bucket is full again, never fuller.
+    assert await claim_at(100) == 4
+    # Over a long run the rate holds: 2 per second on average.
+    assert sum([await claim_at(100 + n / 4) for n in range(1, 41)]) == 20
+
+
+async def test_rate_limit_per_key_leaves_other_keys_alone(store: pgqrs.Store, queue: str) -> None:
+    t0 = at(0)
+    store.clock = FixedClock(t0)
+    await pgqrs.admin(store).set_key_limits(queue, "slow", rate_per_second=1)
+    await fill(store, queue, {"slow": 5, "fast": 5})
+    consumer = await store.consumer(queue)
+    taken = await consumer.dequeue_at(20, 60, t0.isoformat())
+    assert keys_of(taken) == Counter({"slow": 1, "fast": 5})
+    wait = await consumer.throttled_for()
+    assert wait == (1.0, False)  # a key's bucket: new messages of other keys may come sooner
+
+
+async def test_concurrency_limit_set_replace_and_remove(store: pgqrs.Store, queue: str) -> None:
+    admin = pgqrs.admin(store)
+    await admin.set_key_limits(queue, "a", max_in_flight=1, rate_per_second=10)
+    [info] = await admin.set_key_limits(queue, "a", max_in_flight=2)
+    assert (info.key, info.max_in_flight, info.rate_per_second, info.burst) == ("a", 2, None, None)
+    assert await admin.set_key_limits(queue, "a") == []  # nothing given: removed
+    assert await admin.queue_limits(queue) == []
+    await admin.set_queue_limits(queue, max_in_flight=1)
+    await admin.delete_queue(queue)  # the queue's limits go with it
+    await store.queue(queue)
+    assert await admin.queue_limits(queue) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"max_in_flight": 0}, "max_in_flight must be from 1"),
+        ({"max_in_flight": True}, "max_in_flight must be an int"),
+        ({"rate_per_second": 0}, "rate_per_second must be > 0"),
+        ({"rate_per_second": float("nan")}, "rate_per_second must be > 0"),
+        ({"rate_per_second": "5"}, "rate_per_second must be a number"),
+        ({"burst": 3}, "burst applies to a rate limit"),
+        ({"rate_per_second": 1, "burst": 0}, "burst must be from 1"),
+    ],
+)
+async def test_concurrency_limit_bad_values_are_refused_before_any_write(
+    store: pgqrs.Store, queue: str, target: Target, kwargs: dict[str, object], fragment: str
+) -> None:
+    admin = pgqrs.admin(store)
+    with pytest.raises(pgqrs.ValidationError, match=fragment):
+        await admin.set_queue_limits(queue, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(pgqrs.ValidationError, match=fragment):
+        await admin.set_key_limits(queue, "k", **kwargs)  # type: ignore[arg-type]
+    assert RawDb(target).counts()["pgqrs_limits"] == 0
+
+
+async def test_concurrency_limit_bad_keys_and_queues(store: pgqrs.Store, queue: str) -> None:
+    admin = pgqrs.admin(store)
+    producer = await store.producer(queue)
+    for bad in ("", "x" * 256, 5):
+        with pytest.raises(pgqrs.ValidationError, match="key"):
+            await admin.set_key_limits(queue, bad, max_in_flight=1)  # type: ignore[arg-type]
+        with pytest.raises(pgqrs.ValidationError, match="key"):
+            await producer.enqueue({}, key=bad)  # type: ignore[arg-type]
+    with pytest.raises(pgqrs.QueueNotFoundError):
+        await admin.set_queue_limits("missing", max_in_flight=1)
+    assert await (await store.get_messages()).count() == 0
+
+
+async def test_concurrency_limit_enqueue_forms_carry_the_key(
+    store: pgqrs.Store, queue: str
+) -> None:
+    await pgqrs.admin(store).set_key_limits(queue, "a", max_in_flight=2)
+    producer = await store.producer(queue)
+    await producer.enqueue_batch([{"k": "a"}] * 3, key="a")
+    await producer.enqueue_delayed({"k": "a"}, 0, key="a")
+    await pgqrs.produce(store, queue, {"k": "a"}, key="a")
+    await pgqrs.produce_batch(store, queue, [{"k": "a"}], key="a")
+    await producer.enqueue({"k": "a"}, key="a", dedup_key="d1", priority=3)
+    consumer = await store.consumer(queue)
+    claimed = await consumer.dequeue(20)
+    assert keys_of(claimed) == Counter({"a": 2})
+    assert claimed[0].payload == {"k": "a"}  # the priority 3 one came first
+
+
+async def test_concurrency_limit_poll_loop_keeps_it(store: pgqrs.Store, queue: str) -> None:
+    """A poll loop on a limited queue: batches never hold more than the key allows, and the
+    whole backlog is handled."""
+    await pgqrs.admin(store).set_key_limits(queue, "a", max_in_flight=2)
+    await fill(store, queue, {"a": 9})
+    seen: list[int] = []
+    admin = pgqrs.admin(store)
+
+    async def handle(batch: list[pgqrs.QueueMessage]) -> None:
+        assert len(batch) <= 2
+        [info] = await admin.queue_limits(queue)
+        assert info.in_flight <= 2
+        seen.extend(m.id for m in batch)
+
+    await pgqrs.dequeue().from_queue(queue).batch(5).handle_batch(handle).execute(store)
+    while len(seen) < 9:
+        await pgqrs.dequeue().from_queue(queue).batch(5).handle_batch(handle).execute(store)
+    assert len(set(seen)) == 9
+
+
+async def test_concurrency_limit_reaches_a_running_consumer_within_the_refresh(
+    store: pgqrs.Store, queue: str
+) -> None:
+    t0 = at(0)
+    store.clock = FixedClock(t0)
+    await fill(store, queue, {"a": 6})
+    consumer = await store.consumer(queue)
+    assert len(await consumer.dequeue(1)) == 1  # reads "no limits"
+    await pgqrs.admin(store).set_key_limits(queue, "a", max_in_flight=2)
+    store.clock = FixedClock(t0 + LIMITS_REFRESH)
+    assert len(await consumer.dequeue(5)) == 1  # 2 in flight now, with the first
+    assert await consumer.dequeue(5) == []
