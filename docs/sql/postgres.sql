@@ -674,6 +674,7 @@ WITH rooms AS
          (SELECT l.limit_key,
                  l.max_in_flight,
                  CASE
+                     WHEN l.max_in_flight IS NULL THEN 0
                      WHEN l.limit_key = '' THEN
                               (SELECT COUNT(*)
                                FROM "public".pgqrs_messages f
@@ -742,6 +743,7 @@ WITH rooms AS
                                                   END AS room
                               FROM
                                   (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                            WHEN l.max_in_flight IS NULL THEN 0
                                                                             WHEN l.limit_key = '' THEN
                                                                                      (SELECT COUNT(*)
                                                                                       FROM "public".pgqrs_messages f
@@ -844,6 +846,7 @@ WITH rooms AS
          (SELECT l.limit_key,
                  l.max_in_flight,
                  CASE
+                     WHEN l.max_in_flight IS NULL THEN 0
                      WHEN l.limit_key = '' THEN
                               (SELECT COUNT(*)
                                FROM "public".pgqrs_messages f
@@ -912,6 +915,7 @@ WITH rooms AS
                                                   END AS room
                               FROM
                                   (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                            WHEN l.max_in_flight IS NULL THEN 0
                                                                             WHEN l.limit_key = '' THEN
                                                                                      (SELECT COUNT(*)
                                                                                       FROM "public".pgqrs_messages f
@@ -1003,6 +1007,7 @@ WITH rooms AS
          (SELECT l.limit_key,
                  l.max_in_flight,
                  CASE
+                     WHEN l.max_in_flight IS NULL THEN 0
                      WHEN l.limit_key = '' THEN
                               (SELECT COUNT(*)
                                FROM "public".pgqrs_messages f
@@ -1096,6 +1101,7 @@ WITH rooms AS
                                                   END AS room
                               FROM
                                   (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                            WHEN l.max_in_flight IS NULL THEN 0
                                                                             WHEN l.limit_key = '' THEN
                                                                                      (SELECT COUNT(*)
                                                                                       FROM "public".pgqrs_messages f
@@ -1200,6 +1206,7 @@ WITH rooms AS
          (SELECT l.limit_key,
                  l.max_in_flight,
                  CASE
+                     WHEN l.max_in_flight IS NULL THEN 0
                      WHEN l.limit_key = '' THEN
                               (SELECT COUNT(*)
                                FROM "public".pgqrs_messages f
@@ -1293,6 +1300,7 @@ WITH rooms AS
                                                   END AS room
                               FROM
                                   (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                            WHEN l.max_in_flight IS NULL THEN 0
                                                                             WHEN l.limit_key = '' THEN
                                                                                      (SELECT COUNT(*)
                                                                                       FROM "public".pgqrs_messages f

@@ -682,6 +682,7 @@ WHERE id IN
                   (SELECT l.limit_key,
                           l.max_in_flight,
                           CASE
+                              WHEN l.max_in_flight IS NULL THEN 0
                               WHEN l.limit_key = '' THEN
                                        (SELECT COUNT(*)
                                         FROM pgqrs_messages f
@@ -770,6 +771,7 @@ WHERE id IN
                                                            END AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.max_in_flight IS NULL THEN 0
                                                                                      WHEN l.limit_key = '' THEN
                                                                                               (SELECT COUNT(*)
                                                                                                FROM pgqrs_messages f
@@ -883,6 +885,7 @@ WHERE id IN
                   (SELECT l.limit_key,
                           l.max_in_flight,
                           CASE
+                              WHEN l.max_in_flight IS NULL THEN 0
                               WHEN l.limit_key = '' THEN
                                        (SELECT COUNT(*)
                                         FROM pgqrs_messages f
@@ -971,6 +974,7 @@ WHERE id IN
                                                            END AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.max_in_flight IS NULL THEN 0
                                                                                      WHEN l.limit_key = '' THEN
                                                                                               (SELECT COUNT(*)
                                                                                                FROM pgqrs_messages f
@@ -1070,6 +1074,7 @@ WHERE id IN
                   (SELECT l.limit_key,
                           l.max_in_flight,
                           CASE
+                              WHEN l.max_in_flight IS NULL THEN 0
                               WHEN l.limit_key = '' THEN
                                        (SELECT COUNT(*)
                                         FROM pgqrs_messages f
@@ -1183,6 +1188,7 @@ WHERE id IN
                                                            END AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.max_in_flight IS NULL THEN 0
                                                                                      WHEN l.limit_key = '' THEN
                                                                                               (SELECT COUNT(*)
                                                                                                FROM pgqrs_messages f
@@ -1297,6 +1303,7 @@ WHERE id IN
                   (SELECT l.limit_key,
                           l.max_in_flight,
                           CASE
+                              WHEN l.max_in_flight IS NULL THEN 0
                               WHEN l.limit_key = '' THEN
                                        (SELECT COUNT(*)
                                         FROM pgqrs_messages f
@@ -1410,6 +1417,7 @@ WHERE id IN
                                                            END AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.max_in_flight IS NULL THEN 0
                                                                                      WHEN l.limit_key = '' THEN
                                                                                               (SELECT COUNT(*)
                                                                                                FROM pgqrs_messages f

@@ -737,6 +737,7 @@ WHERE id IN
                   (SELECT l.limit_key,
                           l.max_in_flight,
                           CASE
+                              WHEN l.max_in_flight IS NULL THEN 0
                               WHEN l.limit_key = '' THEN
                                        (SELECT COUNT(*)
                                         FROM pgqrs_messages f
@@ -841,6 +842,7 @@ WHERE id IN
                                                            END AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.max_in_flight IS NULL THEN 0
                                                                                      WHEN l.limit_key = '' THEN
                                                                                               (SELECT COUNT(*)
                                                                                                FROM pgqrs_messages f
@@ -994,6 +996,7 @@ WHERE id IN
                   (SELECT l.limit_key,
                           l.max_in_flight,
                           CASE
+                              WHEN l.max_in_flight IS NULL THEN 0
                               WHEN l.limit_key = '' THEN
                                        (SELECT COUNT(*)
                                         FROM pgqrs_messages f
@@ -1098,6 +1101,7 @@ WHERE id IN
                                                            END AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.max_in_flight IS NULL THEN 0
                                                                                      WHEN l.limit_key = '' THEN
                                                                                               (SELECT COUNT(*)
                                                                                                FROM pgqrs_messages f
@@ -1237,6 +1241,7 @@ WHERE id IN
                   (SELECT l.limit_key,
                           l.max_in_flight,
                           CASE
+                              WHEN l.max_in_flight IS NULL THEN 0
                               WHEN l.limit_key = '' THEN
                                        (SELECT COUNT(*)
                                         FROM pgqrs_messages f
@@ -1366,6 +1371,7 @@ WHERE id IN
                                                            END AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.max_in_flight IS NULL THEN 0
                                                                                      WHEN l.limit_key = '' THEN
                                                                                               (SELECT COUNT(*)
                                                                                                FROM pgqrs_messages f
@@ -1520,6 +1526,7 @@ WHERE id IN
                   (SELECT l.limit_key,
                           l.max_in_flight,
                           CASE
+                              WHEN l.max_in_flight IS NULL THEN 0
                               WHEN l.limit_key = '' THEN
                                        (SELECT COUNT(*)
                                         FROM pgqrs_messages f
@@ -1649,6 +1656,7 @@ WHERE id IN
                                                            END AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
+                                                                                     WHEN l.max_in_flight IS NULL THEN 0
                                                                                      WHEN l.limit_key = '' THEN
                                                                                               (SELECT COUNT(*)
                                                                                                FROM pgqrs_messages f

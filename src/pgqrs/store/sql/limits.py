@@ -24,9 +24,12 @@ _LEASED = (
 )
 
 
-def _in_flight(row: str) -> str:
+def _in_flight(row: str, *, for_room: bool = False) -> str:
+    """`row`'s leases in flight; `for_room`: only where it limits them (0 for a rate-only
+    limit, which a claim need not count)."""
+    skip = f"WHEN {row}.max_in_flight IS NULL THEN 0 " if for_room else ""
     return (
-        f"CASE WHEN {row}.limit_key = '' THEN ({_LEASED}) "
+        f"CASE {skip}WHEN {row}.limit_key = '' THEN ({_LEASED}) "
         f"ELSE ({_LEASED} AND f.limit_key = {row}.limit_key) END"
     )
 
@@ -61,7 +64,7 @@ def _room_rows(which: str) -> str:
     # it twice.)
     return (
         f"SELECT u.limit_key, {ROOM} AS room FROM (SELECT l.limit_key, l.max_in_flight, "
-        f"{_in_flight('l')} AS in_flight, {tokens('l')} AS tokens "
+        f"{_in_flight('l', for_room=True)} AS in_flight, {tokens('l')} AS tokens "
         f"FROM {{s}}pgqrs_limits l WHERE l.queue_id = :queue_id{which}) u"
     )
 
