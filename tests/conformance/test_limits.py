@@ -231,3 +231,25 @@ async def test_concurrency_limit_reaches_a_running_consumer_within_the_refresh(
     store.clock = FixedClock(t0 + LIMITS_REFRESH)
     assert len(await consumer.dequeue(5)) == 1  # 2 in flight now, with the first
     assert await consumer.dequeue(5) == []
+
+
+async def test_concurrency_limit_claim_steps_are_one_transaction(
+    store: pgqrs.Store, target: Target
+) -> None:
+    """A limited claim is several statements (on PostgreSQL the lock, then the claim), sent
+    together: they commit together or not at all."""
+    params = {
+        "name": "once",
+        "now": None,
+        "max_read_ct": None,
+        "max_payload_size_bytes": None,
+        "max_string_length": None,
+        "max_object_depth": None,
+    }
+    insert = store.db.sql.QUEUE_INSERT
+    with pytest.raises(pgqrs.PgqrsError):
+        await store.db.batch([(insert, params), (insert, params)])  # the second is a duplicate
+    assert RawDb(target).counts()["pgqrs_queues"] == 0
+    [created] = await store.db.batch([(insert, params)])
+    assert len(created) == 1
+    assert RawDb(target).counts()["pgqrs_queues"] == 1
