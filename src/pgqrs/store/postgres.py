@@ -199,22 +199,24 @@ class PostgresExecutor:
 
     async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
         """A lone statement runs on its own (autocommit: one round trip, one commit). Several
-        go out together in pipeline mode (prepared, as any statement run often) and come back
-        in one round trip: what the server receives before a Sync runs as one implicit
-        transaction, committed at the Sync, rolled back whole if a statement fails; each
-        statement with a snapshot of its own (what a lock taken by an earlier one needs)."""
+        run as one transaction in pipeline mode: BEGIN, the statements (prepared, as any
+        statement run often) and COMMIT go out together and come back in one round trip,
+        each statement with a snapshot of its own (what a lock taken by an earlier one
+        needs)."""
         if len(steps) == 1:
             return [await self.fetch(*steps[0])]
         async with self.connection() as conn:
             with translated():
                 try:
                     async with conn.pipeline() as pipeline:
+                        await conn.execute(PostgresSession.BEGIN)
                         cursors = [await conn.execute(sql, adapt_params(p)) for sql, p in steps]
+                        await conn.execute(PostgresSession.COMMIT)
                         await pipeline.sync()
                         return [await c.fetchall() if c.description else [] for c in cursors]
                 except BaseException:
-                    # A cancellation may have cut the pipeline short: leave no transaction
-                    # open on the connection the pool gets back.
+                    # A failed statement left the transaction aborted (or a cancellation cut
+                    # it short): end it before the connection goes back to the pool.
                     if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                         await cleanup(conn.execute(PostgresSession.ROLLBACK))
                     raise

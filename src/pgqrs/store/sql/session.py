@@ -30,7 +30,9 @@ class SqliteSession:
 class PostgresSession:
     """psycopg connections, in psycopg's parameter style."""
 
-    # Ending a transaction a cancelled pipeline left open (`batch`).
+    # Several statements as one transaction, sent together (pipeline mode: `batch`).
+    BEGIN = "BEGIN"
+    COMMIT = "COMMIT"
     ROLLBACK = "ROLLBACK"
 
     # Install: concurrent installers of one schema, in any process, take turns.
