@@ -448,13 +448,18 @@ class Runner:
         while True:
             await asyncio.sleep(tick)
             try:
+                called = False
                 if self.in_flight:
                     await messages.set_lease(
                         db, list(self.in_flight), owner, s.lease, self.message_time()
                     )
+                    called = True
                 if time.monotonic() - last_beat >= s.heartbeat:
                     last_beat = time.monotonic()
                     await rows.heartbeat(db, consumer.worker_id, self.wall_time(), owner.fence)
+                    called = True
+                if not called:
+                    continue  # nothing asked of the database: no news of its health
                 self.health.succeeded()
                 if failing:
                     log.info("heartbeat of worker %s works again", consumer.worker_id)
