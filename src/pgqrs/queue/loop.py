@@ -365,7 +365,7 @@ class Runner:
         bucket of the queue's own ignores enqueues meanwhile: they could not be claimed
         sooner; a stop, interrupt or status change still wakes the loop."""
         consumer = self.consumer
-        throttle = await consumer.throttled_for() if consumer._limited else None
+        throttle = await consumer.throttled_for()
         if throttle is None:
             await self.idle(since=mark)
             return

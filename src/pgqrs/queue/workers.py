@@ -518,7 +518,10 @@ class Consumer(_Interruptible):
     async def throttled_for(self) -> tuple[float, bool] | None:
         """After a limited claim took nothing: how long until an empty token bucket allows a
         claim (seconds, the soonest), and whether that bucket is the queue's own (then no new
-        message can be claimed sooner either); None when no bucket is empty."""
+        message can be claimed sooner either); None when no bucket is empty, or the queue had
+        no limits when last read (then nothing is read now)."""
+        if self._limited is None:
+            return None
         store = self._store
         assert self.queue_id is not None
         limits = await limit_rows.usage(store.db, self.queue_id, "", store.sql_now())
