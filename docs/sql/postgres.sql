@@ -1652,7 +1652,9 @@ WITH ins AS
                                                                              updated_at,
                                                                              started_at,
                                                                              paused_at,
-                                                                             completed_at)
+                                                                             completed_at,
+                                                                             parent_run_id,
+                                                                             deadline_at)
 SELECT id,
        workflow_id,
        message_id,
@@ -1664,7 +1666,9 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM ins
 UNION ALL
 SELECT id,
@@ -1678,9 +1682,97 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM "public".pgqrs_workflow_runs
 WHERE message_id = %(message_id)s;
+
+-- RUN_OPEN_STARTED  [postgres]
+WITH created AS
+    (INSERT INTO "public".pgqrs_workflow_runs (workflow_id, message_id, status, input, created_at, updated_at, started_at) SELECT w.id,
+                                                                                                                                  t.id,
+                                                                                                                                  'RUNNING',
+                                                                                                                                  t.payload,
+                                                                                                                                  COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                                  COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                                  COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     FROM "public".pgqrs_messages t
+     JOIN "public".pgqrs_queues q ON q.id = t.queue_id
+     JOIN "public".pgqrs_workflows w ON w.name = q.queue_name
+     WHERE t.id = %(message_id)s ON CONFLICT (message_id) DO NOTHING RETURNING id,
+                                                                               workflow_id,
+                                                                               message_id,
+                                                                               status,
+                                                                               input,
+                                                                               output,
+                                                                               error,
+                                                                               created_at,
+                                                                               updated_at,
+                                                                               started_at,
+                                                                               paused_at,
+                                                                               completed_at,
+                                                                               parent_run_id,
+                                                                               deadline_at),
+     started AS
+    (UPDATE "public".pgqrs_workflow_runs
+     SET status = 'RUNNING',
+         started_at = COALESCE(started_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())),
+         updated_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     WHERE message_id IN (%(message_id)s)
+         AND status IN ('QUEUED',
+                        'PAUSED') RETURNING id,
+                                            workflow_id,
+                                            message_id,
+                                            status,
+                                            input,
+                                            output,
+                                            error,
+                                            created_at,
+                                            updated_at,
+                                            started_at,
+                                            paused_at,
+                                            completed_at,
+                                            parent_run_id,
+                                            deadline_at),
+     opened AS
+    (SELECT *
+     FROM created
+     UNION ALL SELECT *
+     FROM started
+     UNION ALL SELECT id,
+                      workflow_id,
+                      message_id,
+                      status,
+                      input,
+                      output,
+                      error,
+                      created_at,
+                      updated_at,
+                      started_at,
+                      paused_at,
+                      completed_at,
+                      parent_run_id,
+                      deadline_at
+     FROM "public".pgqrs_workflow_runs
+     WHERE message_id IN (%(message_id)s)
+         AND status NOT IN ('QUEUED',
+                            'PAUSED'))
+SELECT id,
+       workflow_id,
+       message_id,
+       status,
+       input,
+       output,
+       error,
+       created_at,
+       updated_at,
+       started_at,
+       paused_at,
+       completed_at,
+       parent_run_id,
+       deadline_at
+FROM opened;
 
 -- RUN_BY_ID
 SELECT id,
@@ -1694,7 +1786,9 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM "public".pgqrs_workflow_runs
 WHERE id = %(id)s;
 
@@ -1710,7 +1804,9 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM "public".pgqrs_workflow_runs
 WHERE message_id = %(id)s;
 
@@ -1726,7 +1822,9 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM "public".pgqrs_workflow_runs
 ORDER BY created_at DESC,
          id DESC;
@@ -1743,7 +1841,9 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM "public".pgqrs_workflow_runs
 WHERE workflow_id = ANY(%(workflow_ids)s)
     AND CAST(status AS TEXT) = ANY(%(statuses)s)
@@ -1942,6 +2042,84 @@ SET status = 'SUCCESS',
 WHERE run_id = %(run_id)s
     AND step_name = %(name)s;
 
+-- STEP_SUCCEED_THEN_ACQUIRE  [postgres]
+WITH done AS
+    (UPDATE "public".pgqrs_workflow_steps
+     SET status = 'SUCCESS',
+         output = %(done_output)s,
+                  error = NULL,
+                  retry_at = NULL,
+                  completed_at = %(done_now)s,
+                  updated_at = %(done_now)s
+     WHERE run_id = %(done_run_id)s
+         AND step_name = %(done_name)s),
+     open_run AS
+    (SELECT id
+     FROM "public".pgqrs_workflow_runs
+     WHERE id = %(run_id)s
+         AND status NOT IN ('CANCELLING',
+                            'CANCELLED'))
+INSERT INTO "public".pgqrs_workflow_steps (run_id, step_name, status, retry_count, started_at, created_at, updated_at)
+SELECT id,
+       %(name)s,
+       'RUNNING',
+       0,
+       COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+       COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+       COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+FROM open_run
+WHERE true ON CONFLICT (run_id,
+                        step_name) DO
+    UPDATE
+    SET status = CASE
+                     WHEN pgqrs_workflow_steps.status IN ('SUCCESS',
+                                                          'ERROR') THEN pgqrs_workflow_steps.status
+                     ELSE 'RUNNING'
+                 END,
+                 started_at = CASE
+                                  WHEN pgqrs_workflow_steps.status IN ('SUCCESS',
+                                                                       'ERROR') THEN pgqrs_workflow_steps.started_at
+                                  ELSE COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                              END,
+                              updated_at = CASE
+                                               WHEN pgqrs_workflow_steps.status IN ('SUCCESS',
+                                                                                    'ERROR') THEN pgqrs_workflow_steps.updated_at
+                                               ELSE COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+                                           END RETURNING id,
+                                                         run_id,
+                                                         step_name,
+                                                         status,
+                                                         input,
+                                                         output,
+                                                         error,
+                                                         retry_count,
+                                                         retry_at,
+                                                         created_at,
+                                                         updated_at,
+                                                         started_at,
+                                                         completed_at;
+
+-- STEP_SUCCEED_THEN_RUN_SUCCEED  [postgres]
+WITH done AS
+    (UPDATE "public".pgqrs_workflow_steps
+     SET status = 'SUCCESS',
+         output = %(done_output)s,
+                  error = NULL,
+                  retry_at = NULL,
+                  completed_at = %(done_now)s,
+                  updated_at = %(done_now)s
+     WHERE run_id = %(done_run_id)s
+         AND step_name = %(done_name)s)
+UPDATE "public".pgqrs_workflow_runs
+SET status = 'SUCCESS',
+    output = %(output)s,
+             completed_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+             updated_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+WHERE id = %(id)s
+    AND status IN ('QUEUED',
+                   'RUNNING',
+                   'PAUSED') RETURNING id;
+
 -- STEP_FAIL
 UPDATE "public".pgqrs_workflow_steps
 SET status = 'ERROR',
@@ -1995,6 +2173,160 @@ SELECT id,
 FROM "public".pgqrs_workflow_steps
 WHERE run_id = %(run_id)s
 ORDER BY id;
+
+-- LOOP_STEP_OPEN_RUNS  [postgres]
+WITH archived AS
+    (UPDATE "public".pgqrs_messages
+     SET archived_at = COALESCE(CAST(%(wall_now)s AS timestamptz), statement_timestamp())
+     WHERE id = ANY(%(ids)s)
+         AND consumer_worker_id = %(worker_id)s
+         AND archived_at IS NULL
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s) RETURNING id),
+     picked AS
+    (SELECT id
+     FROM "public".pgqrs_messages
+     WHERE queue_id = %(queue_id)s
+         AND archived_at IS NULL
+         AND (vt IS NULL
+              OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+         AND COALESCE(read_ct, 0) < COALESCE(
+                                                 (SELECT lq.max_read_ct
+                                                  FROM "public".pgqrs_queues lq
+                                                  WHERE lq.id = %(queue_id)s), %(max_read_ct)s)
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s
+                  AND w.status = 'polling')
+         AND NOT (id = ANY(%(ids)s))
+     ORDER BY priority DESC,
+              enqueued_at,
+              id
+     LIMIT %(limit)s
+     FOR UPDATE SKIP LOCKED),
+     taken AS
+    (UPDATE "public".pgqrs_messages m
+     SET consumer_worker_id = %(worker_id)s,
+         vt = "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(lease)s),
+         read_ct = COALESCE(read_ct, 0) + 1,
+         dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+     FROM picked
+     WHERE m.id = picked.id RETURNING m.id,
+                                      m.queue_id,
+                                      m.payload,
+                                      m.vt,
+                                      m.enqueued_at,
+                                      m.read_ct,
+                                      m.dequeued_at,
+                                      m.producer_worker_id,
+                                      m.consumer_worker_id,
+                                      m.archived_at,
+                                      m.priority),
+     created AS
+    (INSERT INTO "public".pgqrs_workflow_runs (workflow_id, message_id, status, input, created_at, updated_at, started_at) SELECT w.id,
+                                                                                                                                  t.id,
+                                                                                                                                  'RUNNING',
+                                                                                                                                  t.payload,
+                                                                                                                                  %(run_now)s,
+                                                                                                                                  %(run_now)s,
+                                                                                                                                  %(run_now)s
+     FROM taken t
+     JOIN "public".pgqrs_queues q ON q.id = t.queue_id
+     JOIN "public".pgqrs_workflows w ON w.name = q.queue_name
+     WHERE true ON CONFLICT (message_id) DO NOTHING RETURNING id,
+                                                              workflow_id,
+                                                              message_id,
+                                                              status,
+                                                              input,
+                                                              output,
+                                                              error,
+                                                              created_at,
+                                                              updated_at,
+                                                              started_at,
+                                                              paused_at,
+                                                              completed_at,
+                                                              parent_run_id,
+                                                              deadline_at),
+     started AS
+    (UPDATE "public".pgqrs_workflow_runs
+     SET status = 'RUNNING',
+         started_at = COALESCE(started_at, %(run_now)s),
+         updated_at = %(run_now)s
+     WHERE message_id IN
+             (SELECT id
+              FROM taken)
+         AND status IN ('QUEUED',
+                        'PAUSED') RETURNING id,
+                                            workflow_id,
+                                            message_id,
+                                            status,
+                                            input,
+                                            output,
+                                            error,
+                                            created_at,
+                                            updated_at,
+                                            started_at,
+                                            paused_at,
+                                            completed_at,
+                                            parent_run_id,
+                                            deadline_at),
+     opened AS
+    (SELECT *
+     FROM created
+     UNION ALL SELECT *
+     FROM started
+     UNION ALL SELECT id,
+                      workflow_id,
+                      message_id,
+                      status,
+                      input,
+                      output,
+                      error,
+                      created_at,
+                      updated_at,
+                      started_at,
+                      paused_at,
+                      completed_at,
+                      parent_run_id,
+                      deadline_at
+     FROM "public".pgqrs_workflow_runs
+     WHERE message_id IN
+             (SELECT id
+              FROM taken)
+         AND status NOT IN ('QUEUED',
+                            'PAUSED'))
+SELECT taken.id,
+       taken.queue_id,
+       taken.payload,
+       taken.vt,
+       taken.enqueued_at,
+       taken.read_ct,
+       taken.dequeued_at,
+       taken.producer_worker_id,
+       taken.consumer_worker_id,
+       taken.archived_at,
+       taken.priority,
+       opened.id,
+       opened.workflow_id,
+       opened.message_id,
+       opened.status,
+       opened.input,
+       opened.output,
+       opened.error,
+       opened.created_at,
+       opened.updated_at,
+       opened.started_at,
+       opened.paused_at,
+       opened.completed_at,
+       opened.parent_run_id,
+       opened.deadline_at
+FROM taken
+LEFT JOIN opened ON opened.message_id = taken.id;
 
 -- MIGRATIONS_APPLIED
 SELECT version
@@ -2715,6 +3047,285 @@ WHERE name = %(name)s RETURNING name,
 DELETE
 FROM "public".pgqrs_schedules
 WHERE name = %(name)s;
+
+-- RUN_LOCK
+UPDATE "public".pgqrs_workflow_runs
+SET updated_at = updated_at
+WHERE id = %(id)s
+    AND status IN ('QUEUED',
+                   'RUNNING',
+                   'PAUSED',
+                   'CANCELLING') RETURNING message_id,
+                                           status;
+
+-- RUN_LOCK_ANY
+UPDATE "public".pgqrs_workflow_runs
+SET updated_at = updated_at
+WHERE id = %(id)s RETURNING message_id,
+                            status;
+
+-- MSG_WAKE
+UPDATE "public".pgqrs_messages
+SET vt = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+WHERE id = %(id)s
+    AND archived_at IS NULL
+    AND consumer_worker_id IS NULL
+    AND (vt IS NULL
+         OR vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING queue_id;
+
+-- SIGNAL_INSERT
+INSERT INTO "public".pgqrs_workflow_signals (run_id, topic, payload, created_at)
+VALUES (%(run_id)s, %(topic)s, %(payload)s, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING id,
+                                                                                                                     created_at;
+
+-- SIGNAL_CONSUME
+UPDATE "public".pgqrs_workflow_signals
+SET consumed_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+    consumed_by = %(step)s
+WHERE id =
+        (SELECT id
+         FROM "public".pgqrs_workflow_signals
+         WHERE run_id = %(run_id)s
+             AND topic = %(topic)s
+             AND consumed_at IS NULL
+         ORDER BY id
+         LIMIT 1)
+    AND consumed_at IS NULL RETURNING id,
+                                      topic,
+                                      payload,
+                                      created_at;
+
+-- SIGNAL_PENDING
+SELECT id
+FROM "public".pgqrs_workflow_signals
+WHERE run_id = %(run_id)s
+    AND topic = %(topic)s
+    AND consumed_at IS NULL
+LIMIT 1;
+
+-- EVENT_SET
+INSERT INTO "public".pgqrs_workflow_events (run_id, key, value, created_at, updated_at)
+VALUES (%(run_id)s, %(key)s, %(value)s, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) ON CONFLICT (run_id, key) DO
+UPDATE
+SET value = excluded.value,
+    updated_at = excluded.updated_at;
+
+-- EVENT_GET
+SELECT key,
+       value,
+       updated_at
+FROM "public".pgqrs_workflow_events
+WHERE run_id = %(run_id)s
+    AND key = %(key)s;
+
+-- RUN_CREATE
+INSERT INTO "public".pgqrs_workflow_runs (workflow_id, message_id, status, input, parent_run_id, deadline_at, created_at, updated_at)
+VALUES (%(workflow_id)s, %(message_id)s, 'QUEUED', %(input)s, %(parent_run_id)s, %(deadline_at)s, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING id,
+                                                                                                                                                                                                                                          workflow_id,
+                                                                                                                                                                                                                                          message_id,
+                                                                                                                                                                                                                                          status,
+                                                                                                                                                                                                                                          input,
+                                                                                                                                                                                                                                          output,
+                                                                                                                                                                                                                                          error,
+                                                                                                                                                                                                                                          created_at,
+                                                                                                                                                                                                                                          updated_at,
+                                                                                                                                                                                                                                          started_at,
+                                                                                                                                                                                                                                          paused_at,
+                                                                                                                                                                                                                                          completed_at,
+                                                                                                                                                                                                                                          parent_run_id,
+                                                                                                                                                                                                                                          deadline_at;
+
+-- RUN_OUTCOMES
+SELECT id,
+       status,
+       output,
+       error
+FROM "public".pgqrs_workflow_runs
+WHERE id = ANY(%(ids)s);
+
+-- RUN_CANCEL_PAST_DEADLINE
+UPDATE "public".pgqrs_workflow_runs
+SET status = 'CANCELLED',
+    error = %(error)s,
+    completed_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+    updated_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+WHERE id = %(id)s
+    AND status IN ('QUEUED',
+                   'RUNNING',
+                   'PAUSED',
+                   'CANCELLING') RETURNING id;
+
+-- RUN_LIST_CREATED  [postgres]
+SELECT id,
+       workflow_id,
+       message_id,
+       status,
+       input,
+       output,
+       error,
+       created_at,
+       updated_at,
+       started_at,
+       paused_at,
+       completed_at,
+       parent_run_id,
+       deadline_at
+FROM "public".pgqrs_workflow_runs
+WHERE (%(any_workflow)s
+       OR workflow_id = ANY(%(workflow_ids)s))
+    AND (%(any_status)s
+         OR CAST(status AS TEXT) = ANY(%(statuses)s))
+    AND (CAST(%(since)s AS timestamptz) IS NULL
+         OR created_at >= %(since)s)
+    AND (CAST(%(until)s AS timestamptz) IS NULL
+         OR created_at < %(until)s)
+ORDER BY created_at DESC,
+         id DESC
+LIMIT %(limit)s;
+
+-- TIMELINE_RUN
+SELECT r.id,
+       r.workflow_id,
+       r.message_id,
+       r.status,
+       r.input,
+       r.output,
+       r.error,
+       r.created_at,
+       r.updated_at,
+       r.started_at,
+       r.paused_at,
+       r.completed_at,
+       r.parent_run_id,
+       r.deadline_at,
+       w.name
+FROM "public".pgqrs_workflow_runs r
+JOIN "public".pgqrs_workflows w ON w.id = r.workflow_id
+WHERE r.id = %(id)s;
+
+-- TIMELINE_STEPS
+SELECT id,
+       step_name,
+       status,
+       output,
+       error,
+       retry_count,
+       retry_at,
+       started_at,
+       completed_at,
+       updated_at
+FROM "public".pgqrs_workflow_steps
+WHERE run_id = %(run_id)s
+ORDER BY id;
+
+-- TIMELINE_SIGNALS
+SELECT id,
+       topic,
+       payload,
+       created_at,
+       consumed_at,
+       consumed_by
+FROM "public".pgqrs_workflow_signals
+WHERE run_id = %(run_id)s
+ORDER BY id;
+
+-- TIMELINE_EVENTS
+SELECT key,
+       value,
+       created_at,
+       updated_at
+FROM "public".pgqrs_workflow_events
+WHERE run_id = %(run_id)s
+ORDER BY created_at,
+         key;
+
+-- TIMELINE_CHILDREN
+SELECT id,
+       workflow_id,
+       message_id,
+       status,
+       input,
+       output,
+       error,
+       created_at,
+       updated_at,
+       started_at,
+       paused_at,
+       completed_at,
+       parent_run_id,
+       deadline_at
+FROM "public".pgqrs_workflow_runs
+WHERE parent_run_id = %(run_id)s
+ORDER BY id;
+
+-- RUN_RESTART
+UPDATE "public".pgqrs_workflow_runs
+SET status = 'QUEUED',
+    output = NULL,
+             error = NULL,
+             completed_at = NULL,
+             paused_at = NULL,
+             deadline_at = CASE
+                               WHEN deadline_at <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()) THEN NULL
+                               ELSE deadline_at
+                           END,
+                           updated_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+WHERE id = %(id)s
+    AND status IN ('SUCCESS',
+                   'ERROR',
+                   'CANCELLED') RETURNING id,
+                                          workflow_id,
+                                          message_id,
+                                          status,
+                                          input,
+                                          output,
+                                          error,
+                                          created_at,
+                                          updated_at,
+                                          started_at,
+                                          paused_at,
+                                          completed_at,
+                                          parent_run_id,
+                                          deadline_at;
+
+-- RESTART_TRIGGER_QUEUE
+SELECT queue_id
+FROM "public".pgqrs_messages
+WHERE id = %(id)s;
+
+-- RESTART_SIGNALS
+UPDATE "public".pgqrs_workflow_signals
+SET consumed_at = NULL,
+    consumed_by = NULL
+WHERE run_id = %(run_id)s
+    AND consumed_at IS NOT NULL
+    AND consumed_by IN
+        (SELECT step_name
+         FROM "public".pgqrs_workflow_steps
+         WHERE run_id = %(run_id)s
+             AND id >= %(from_id)s);
+
+-- RESTART_STEPS
+DELETE
+FROM "public".pgqrs_workflow_steps
+WHERE run_id = %(run_id)s
+    AND id >= %(from_id)s;
+
+-- RESTART_TRIGGER  [postgres]
+WITH m AS
+    (UPDATE "public".pgqrs_messages
+     SET archived_at = NULL,
+         cancelled_at = NULL,
+         vt = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+         enqueued_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+         read_ct = 0,
+         consumer_worker_id = NULL,
+         dequeued_at = NULL
+     WHERE id = %(id)s RETURNING id)
+SELECT m.id
+FROM m,
+
+    (SELECT pg_notify('pgqrs.public', CAST(%(queue_id)s AS text))) AS notified;
 
 -- SCHEMA_PRESENT  [postgres]
 SELECT 1

@@ -2103,7 +2103,50 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
+FROM pgqrs_workflow_runs
+WHERE message_id = :message_id;
+
+-- RUN_OPEN_STARTED (1 of 3)
+INSERT INTO pgqrs_workflow_runs (workflow_id, message_id, status, input, created_at, updated_at, started_at)
+SELECT w.id,
+       t.id,
+       'RUNNING',
+       t.payload,
+       :now,
+       :now,
+       :now
+FROM pgqrs_messages t
+JOIN pgqrs_queues q ON q.id = t.queue_id
+JOIN pgqrs_workflows w ON w.name = q.queue_name
+WHERE t.id = :message_id ON CONFLICT (message_id) DO NOTHING;
+
+-- RUN_OPEN_STARTED (2 of 3)
+UPDATE pgqrs_workflow_runs
+SET status = 'RUNNING',
+    started_at = COALESCE(started_at, :now),
+    updated_at = :now
+WHERE message_id IN (:message_id)
+    AND status IN ('QUEUED',
+                   'PAUSED');
+
+-- RUN_OPEN_STARTED (3 of 3)
+SELECT id,
+       workflow_id,
+       message_id,
+       status,
+       input,
+       output,
+       error,
+       created_at,
+       updated_at,
+       started_at,
+       paused_at,
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM pgqrs_workflow_runs
 WHERE message_id = :message_id;
 
@@ -2119,7 +2162,9 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM pgqrs_workflow_runs
 WHERE id = :id;
 
@@ -2135,7 +2180,9 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM pgqrs_workflow_runs
 WHERE message_id = :id;
 
@@ -2151,7 +2198,9 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM pgqrs_workflow_runs
 ORDER BY created_at DESC,
          id DESC;
@@ -2168,7 +2217,9 @@ SELECT id,
        updated_at,
        started_at,
        paused_at,
-       completed_at
+       completed_at,
+       parent_run_id,
+       deadline_at
 FROM pgqrs_workflow_runs
 WHERE workflow_id IN
         (SELECT value
@@ -2376,6 +2427,86 @@ SET status = 'SUCCESS',
              updated_at = :now
 WHERE run_id = :run_id
     AND step_name = :name;
+
+-- STEP_SUCCEED_THEN_ACQUIRE (1 of 2)
+UPDATE pgqrs_workflow_steps
+SET status = 'SUCCESS',
+    output = :done_output,
+             error = NULL,
+             retry_at = NULL,
+             completed_at = :done_now,
+             updated_at = :done_now
+WHERE run_id = :done_run_id
+    AND step_name = :done_name;
+
+-- STEP_SUCCEED_THEN_ACQUIRE (2 of 2)
+WITH open_run AS
+    (SELECT id
+     FROM pgqrs_workflow_runs
+     WHERE id = :run_id
+         AND status NOT IN ('CANCELLING',
+                            'CANCELLED'))
+INSERT INTO pgqrs_workflow_steps (run_id, step_name, status, retry_count, started_at, created_at, updated_at)
+SELECT id,
+       :name,
+       'RUNNING',
+       0,
+       :now,
+       :now,
+       :now
+FROM open_run
+WHERE true ON CONFLICT (run_id,
+                        step_name) DO
+    UPDATE
+    SET status = CASE
+                     WHEN pgqrs_workflow_steps.status IN ('SUCCESS',
+                                                          'ERROR') THEN pgqrs_workflow_steps.status
+                     ELSE 'RUNNING'
+                 END,
+                 started_at = CASE
+                                  WHEN pgqrs_workflow_steps.status IN ('SUCCESS',
+                                                                       'ERROR') THEN pgqrs_workflow_steps.started_at
+                                  ELSE :now
+                              END,
+                              updated_at = CASE
+                                               WHEN pgqrs_workflow_steps.status IN ('SUCCESS',
+                                                                                    'ERROR') THEN pgqrs_workflow_steps.updated_at
+                                               ELSE :now
+                                           END RETURNING id,
+                                                         run_id,
+                                                         step_name,
+                                                         status,
+                                                         input,
+                                                         output,
+                                                         error,
+                                                         retry_count,
+                                                         retry_at,
+                                                         created_at,
+                                                         updated_at,
+                                                         started_at,
+                                                         completed_at;
+
+-- STEP_SUCCEED_THEN_RUN_SUCCEED (1 of 2)
+UPDATE pgqrs_workflow_steps
+SET status = 'SUCCESS',
+    output = :done_output,
+             error = NULL,
+             retry_at = NULL,
+             completed_at = :done_now,
+             updated_at = :done_now
+WHERE run_id = :done_run_id
+    AND step_name = :done_name;
+
+-- STEP_SUCCEED_THEN_RUN_SUCCEED (2 of 2)
+UPDATE pgqrs_workflow_runs
+SET status = 'SUCCESS',
+    output = :output,
+             completed_at = :now,
+             updated_at = :now
+WHERE id = :id
+    AND status IN ('QUEUED',
+                   'RUNNING',
+                   'PAUSED') RETURNING id;
 
 -- STEP_FAIL
 UPDATE pgqrs_workflow_steps
@@ -3388,6 +3519,310 @@ WHERE name = :name RETURNING name,
 DELETE
 FROM pgqrs_schedules
 WHERE name = :name;
+
+-- RUN_LOCK
+UPDATE pgqrs_workflow_runs
+SET updated_at = updated_at
+WHERE id = :id
+    AND status IN ('QUEUED',
+                   'RUNNING',
+                   'PAUSED',
+                   'CANCELLING') RETURNING message_id,
+                                           status;
+
+-- RUN_LOCK_ANY
+UPDATE pgqrs_workflow_runs
+SET updated_at = updated_at
+WHERE id = :id RETURNING message_id,
+                         status;
+
+-- MSG_WAKE
+UPDATE pgqrs_messages
+SET vt = :now
+WHERE id = :id
+    AND archived_at IS NULL
+    AND consumer_worker_id IS NULL
+    AND (vt IS NULL
+         OR (CASE
+                 WHEN length(vt) IN (19,
+                                     26)
+                      AND substr(vt, 11, 1) = ' '
+                      AND substr(vt, -1) GLOB '[0-9]' THEN vt
+                 ELSE strftime('%Y-%m-%d %H:%M:%f', vt) || '000'
+             END) > :now) RETURNING queue_id;
+
+-- SIGNAL_INSERT
+INSERT INTO pgqrs_workflow_signals (run_id, topic, payload, created_at)
+VALUES (:run_id, :topic, :payload, :now) RETURNING id,
+                                                   created_at;
+
+-- SIGNAL_CONSUME
+UPDATE pgqrs_workflow_signals
+SET consumed_at = :now,
+    consumed_by = :step
+WHERE id =
+        (SELECT id
+         FROM pgqrs_workflow_signals
+         WHERE run_id = :run_id
+             AND topic = :topic
+             AND consumed_at IS NULL
+         ORDER BY id
+         LIMIT 1)
+    AND consumed_at IS NULL RETURNING id,
+                                      topic,
+                                      payload,
+                                      created_at;
+
+-- SIGNAL_PENDING  [read]
+SELECT id
+FROM pgqrs_workflow_signals
+WHERE run_id = :run_id
+    AND topic = :topic
+    AND consumed_at IS NULL
+LIMIT 1;
+
+-- EVENT_SET
+INSERT INTO pgqrs_workflow_events (run_id, key, value, created_at, updated_at)
+VALUES (:run_id, :key, :value, :now, :now) ON CONFLICT (run_id, key) DO
+UPDATE
+SET value = excluded.value,
+    updated_at = excluded.updated_at;
+
+-- EVENT_GET  [read]
+SELECT key,
+       value,
+       updated_at
+FROM pgqrs_workflow_events
+WHERE run_id = :run_id
+    AND key = :key;
+
+-- RUN_CREATE
+INSERT INTO pgqrs_workflow_runs (workflow_id, message_id, status, input, parent_run_id, deadline_at, created_at, updated_at)
+VALUES (:workflow_id, :message_id, 'QUEUED', :input, :parent_run_id, :deadline_at, :now, :now) RETURNING id,
+                                                                                                         workflow_id,
+                                                                                                         message_id,
+                                                                                                         status,
+                                                                                                         input,
+                                                                                                         output,
+                                                                                                         error,
+                                                                                                         created_at,
+                                                                                                         updated_at,
+                                                                                                         started_at,
+                                                                                                         paused_at,
+                                                                                                         completed_at,
+                                                                                                         parent_run_id,
+                                                                                                         deadline_at;
+
+-- RUN_OUTCOMES  [read]
+SELECT id,
+       status,
+       output,
+       error
+FROM pgqrs_workflow_runs
+WHERE id IN
+        (SELECT value
+         FROM json_each(:ids));
+
+-- RUN_CANCEL_PAST_DEADLINE
+UPDATE pgqrs_workflow_runs
+SET status = 'CANCELLED',
+    error = :error,
+    completed_at = :now,
+    updated_at = :now
+WHERE id = :id
+    AND status IN ('QUEUED',
+                   'RUNNING',
+                   'PAUSED',
+                   'CANCELLING') RETURNING id;
+
+-- RUN_LIST_CREATED  [read]
+SELECT id,
+       workflow_id,
+       message_id,
+       status,
+       input,
+       output,
+       error,
+       created_at,
+       updated_at,
+       started_at,
+       paused_at,
+       completed_at,
+       parent_run_id,
+       deadline_at
+FROM pgqrs_workflow_runs
+WHERE (:any_workflow
+       OR workflow_id IN
+           (SELECT value
+            FROM json_each(:workflow_ids)))
+    AND (:any_status
+         OR CAST(status AS TEXT) IN
+             (SELECT value
+              FROM json_each(:statuses)))
+    AND (:since IS NULL
+         OR (CASE
+                 WHEN length(created_at) IN (19,
+                                             26)
+                      AND substr(created_at, 11, 1) = ' '
+                      AND substr(created_at, -1) GLOB '[0-9]' THEN created_at
+                 ELSE strftime('%Y-%m-%d %H:%M:%f', created_at) || '000'
+             END) >= :since)
+    AND (:until IS NULL
+         OR (CASE
+                 WHEN length(created_at) IN (19,
+                                             26)
+                      AND substr(created_at, 11, 1) = ' '
+                      AND substr(created_at, -1) GLOB '[0-9]' THEN created_at
+                 ELSE strftime('%Y-%m-%d %H:%M:%f', created_at) || '000'
+             END) < :until)
+ORDER BY created_at DESC,
+         id DESC
+LIMIT :limit;
+
+-- TIMELINE_RUN  [read]
+SELECT r.id,
+       r.workflow_id,
+       r.message_id,
+       r.status,
+       r.input,
+       r.output,
+       r.error,
+       r.created_at,
+       r.updated_at,
+       r.started_at,
+       r.paused_at,
+       r.completed_at,
+       r.parent_run_id,
+       r.deadline_at,
+       w.name
+FROM pgqrs_workflow_runs r
+JOIN pgqrs_workflows w ON w.id = r.workflow_id
+WHERE r.id = :id;
+
+-- TIMELINE_STEPS  [read]
+SELECT id,
+       step_name,
+       status,
+       output,
+       error,
+       retry_count,
+       retry_at,
+       started_at,
+       completed_at,
+       updated_at
+FROM pgqrs_workflow_steps
+WHERE run_id = :run_id
+ORDER BY id;
+
+-- TIMELINE_SIGNALS  [read]
+SELECT id,
+       topic,
+       payload,
+       created_at,
+       consumed_at,
+       consumed_by
+FROM pgqrs_workflow_signals
+WHERE run_id = :run_id
+ORDER BY id;
+
+-- TIMELINE_EVENTS  [read]
+SELECT key,
+       value,
+       created_at,
+       updated_at
+FROM pgqrs_workflow_events
+WHERE run_id = :run_id
+ORDER BY created_at,
+         key;
+
+-- TIMELINE_CHILDREN  [read]
+SELECT id,
+       workflow_id,
+       message_id,
+       status,
+       input,
+       output,
+       error,
+       created_at,
+       updated_at,
+       started_at,
+       paused_at,
+       completed_at,
+       parent_run_id,
+       deadline_at
+FROM pgqrs_workflow_runs
+WHERE parent_run_id = :run_id
+ORDER BY id;
+
+-- RUN_RESTART
+UPDATE pgqrs_workflow_runs
+SET status = 'QUEUED',
+    output = NULL,
+             error = NULL,
+             completed_at = NULL,
+             paused_at = NULL,
+             deadline_at = CASE
+                               WHEN (CASE
+                                         WHEN length(deadline_at) IN (19,
+                                                                      26)
+                                              AND substr(deadline_at, 11, 1) = ' '
+                                              AND substr(deadline_at, -1) GLOB '[0-9]' THEN deadline_at
+                                         ELSE strftime('%Y-%m-%d %H:%M:%f', deadline_at) || '000'
+                                     END) <= :now THEN NULL
+                               ELSE deadline_at
+                           END,
+                           updated_at = :now
+WHERE id = :id
+    AND status IN ('SUCCESS',
+                   'ERROR',
+                   'CANCELLED') RETURNING id,
+                                          workflow_id,
+                                          message_id,
+                                          status,
+                                          input,
+                                          output,
+                                          error,
+                                          created_at,
+                                          updated_at,
+                                          started_at,
+                                          paused_at,
+                                          completed_at,
+                                          parent_run_id,
+                                          deadline_at;
+
+-- RESTART_TRIGGER_QUEUE  [read]
+SELECT queue_id
+FROM pgqrs_messages
+WHERE id = :id;
+
+-- RESTART_SIGNALS
+UPDATE pgqrs_workflow_signals
+SET consumed_at = NULL,
+    consumed_by = NULL
+WHERE run_id = :run_id
+    AND consumed_at IS NOT NULL
+    AND consumed_by IN
+        (SELECT step_name
+         FROM pgqrs_workflow_steps
+         WHERE run_id = :run_id
+             AND id >= :from_id);
+
+-- RESTART_STEPS
+DELETE
+FROM pgqrs_workflow_steps
+WHERE run_id = :run_id
+    AND id >= :from_id;
+
+-- RESTART_TRIGGER
+UPDATE pgqrs_messages
+SET archived_at = NULL,
+    cancelled_at = NULL,
+    vt = :now,
+    enqueued_at = :now,
+    read_ct = 0,
+    consumer_worker_id = NULL,
+    dequeued_at = NULL
+WHERE id = :id RETURNING id;
 
 -- TURSO_SCHEMA_VERSION_ROWS  [read, turso]
 SELECT COUNT(*)

@@ -23,6 +23,7 @@ from .errors import (
     QueueNotFoundError,
     RateLimitedError,
     RetriesExhaustedError,
+    RunWaitingError,
     SerializationError,
     StateTransitionError,
     StepNotReadyError,
@@ -33,12 +34,27 @@ from .errors import (
     WorkerNotFoundError,
     WorkflowCancelledError,
     WorkflowFailedError,
+    WorkflowTimeoutError,
 )
 from .handles import Messages, Queues, Workers, WorkflowRuns, Workflows, WorkflowSteps
 from .queue.iterator import ConsumerIterator
 from .queue.run_worker import catch_signals_early, run_worker, run_workers
 from .queue.workers import Consumer, Producer, WorkerHandle
-from .records import DeadLetter, EnqueuedId, FiredTick, MessageError, QueueSettings, ScheduleInfo
+from .records import (
+    DeadLetter,
+    EnqueuedId,
+    Event,
+    EventInfo,
+    FiredTick,
+    MessageError,
+    QueueSettings,
+    RestartedRun,
+    RunTimeline,
+    ScheduleInfo,
+    Signal,
+    SignalInfo,
+    TimelineStep,
+)
 from .scheduler import Scheduler
 from .shortcuts import (
     archive,
@@ -52,8 +68,10 @@ from .shortcuts import (
     enqueue_batch,
     enqueue_delayed,
     extend_vt,
+    get_event,
     produce,
     produce_batch,
+    send_signal,
 )
 from .store.s3 import S3StoreHandle, as_s3
 from .types import (
@@ -83,6 +101,7 @@ from .workflows.builders import (
     step,
     workflow,
 )
+from .workflows.children import ChildRun
 from .workflows.decorators import WorkflowDef
 from .workflows.dequeue import DequeueBuilder
 from .workflows.run import Run
@@ -194,4 +213,18 @@ __all__ = [
     "FiredTick",
     "ScheduleInfo",
     "Scheduler",
+    # runs that wait and talk (api.md §24)
+    "ChildRun",
+    "Event",
+    "RunWaitingError",
+    "Signal",
+    "WorkflowTimeoutError",
+    "get_event",
+    "send_signal",
+    # restarting and inspecting runs (api.md §25)
+    "EventInfo",
+    "RestartedRun",
+    "RunTimeline",
+    "SignalInfo",
+    "TimelineStep",
 ]

@@ -5,21 +5,40 @@ before any storage access; the work itself is in `pgqrs.tables` and `pgqrs.queue
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from ._clock import seconds
+from ._clock import Time, seconds
 from .cron import Cron
 from .errors import NotFoundError, ValidationError
 from .queue.recovery import _queue_ids, reclaim_stale
-from .records import DeadLetter, LimitInfo, MessageError, QueueSettings, ScheduleInfo
+from .records import (
+    DeadLetter,
+    LimitInfo,
+    MessageError,
+    QueueSettings,
+    RestartedRun,
+    RunTimeline,
+    ScheduleInfo,
+)
 from .store import migrate
 from .store.wakeup import queue_key, run_key
-from .tables import cleanup, failures, messages, metrics, queues, recovery, runs
+from .tables import cleanup, failures, introspection, messages, metrics, queues, recovery, runs
 from .tables import limits as limit_rows
+from .tables import restart as run_restart
 from .tables import schedules as schedule_rows
 from .tables import workers as worker_rows
 from .tables import workflows as workflow_rows
-from .types import QueueInfo, QueueMessage, QueueMetrics, SystemStats, WorkerHealthStats, WorkerInfo
+from .types import (
+    QueueInfo,
+    QueueMessage,
+    QueueMetrics,
+    RunRecord,
+    SystemStats,
+    WorkerHealthStats,
+    WorkerInfo,
+    WorkflowStatus,
+)
 from .validation import (
     Limits,
     check_dedup_key,
@@ -33,8 +52,10 @@ from .validation import (
 )
 from .validation.encoding import encode_json
 from .validation.payloads import PayloadRules, encode_payloads
+from .validation.runs import WorkflowNames, check_from_step, check_run_filter, check_run_id
 from .validation.schedules import check_catch_up, check_schedule_name, check_target
-from .workflows.builders import create_workflow, trigger_payload, trigger_rules
+from .workflows.builders import create_workflow
+from .workflows.triggers import trigger_payload, trigger_rules
 
 if TYPE_CHECKING:
     from .client import Store
@@ -51,6 +72,9 @@ class _Keep(enum.Enum):
 
 
 KEEP: Final = _Keep.KEEP
+
+# `list_runs`'s status filter: one status, several, or None for any (a name in any case).
+RunStatuses = WorkflowStatus | str | Sequence[WorkflowStatus | str] | None
 
 
 class Admin:
@@ -442,6 +466,53 @@ class Admin:
     async def delete_schedule(self, name: str) -> bool:
         """Delete the schedule; False when there was none. Messages it enqueued stay."""
         return await schedule_rows.delete(self._store.db, check_schedule_name(name))
+
+    # -- workflow runs: restart and introspection (issue 14; semantics.md §19) ---------------
+    async def restart_run(self, run_id: int, from_step: str | None = None) -> RestartedRun:
+        """Run a finished run (SUCCESS, ERROR or CANCELLED) again from the step `from_step`
+        (None: its first failed step, else its first step): that step and every step that
+        started after it are removed, the results of the earlier ones are kept, and the run is
+        QUEUED again with its trigger message, in one transaction; the next worker of its
+        workflow resumes it (semantics.md §19.1). `StateTransitionError` for a run that has not
+        finished, `NotFoundError` for an unknown run or step (naming the run's steps)."""
+        rid = check_run_id(run_id)
+        step = check_from_step(from_step)
+        store = self._store
+        async with store.db.transaction() as db:
+            done, queue_id = await run_restart.restart(db, rid, step, store.sql_now())
+        store.wakeups.notify(queue_key(queue_id))
+        return done
+
+    async def list_runs(
+        self,
+        workflow: WorkflowNames = None,
+        *,
+        status: RunStatuses = None,
+        since: Time | None = None,
+        until: Time | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        """Runs, newest first (by creation), at most `limit`: of the workflow(s) named (None:
+        every workflow), in the status(es) given (None: any), created at or after `since` and
+        before `until` (semantics.md §19.2). `NotFoundError` for an unknown workflow."""
+        chosen = check_run_filter(workflow, status, since, until, limit)
+        db = self._store.db
+        ids = None
+        if chosen.workflows is not None:
+            ids = [(await workflow_rows.get_by_name(db, n)).id for n in chosen.workflows]
+        return await introspection.list_runs(
+            db,
+            workflow_ids=ids,
+            statuses=chosen.statuses,
+            since=chosen.since,
+            until=chosen.until,
+            limit=chosen.limit,
+        )
+
+    async def run_timeline(self, run_id: int) -> RunTimeline:
+        """The run with its steps (status, attempts, last error, times, duration), its signals,
+        events and child runs (semantics.md §19.2); `NotFoundError` for an unknown run."""
+        return await introspection.timeline(self._store.db, check_run_id(run_id))
 
     async def _queue_id(self, queue: str | None) -> int | None:
         if queue is None:

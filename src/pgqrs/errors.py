@@ -21,6 +21,7 @@ __all__ = [
     "QueueNotFoundError",
     "RateLimitedError",
     "RetriesExhaustedError",
+    "RunWaitingError",
     "SerializationError",
     "StateTransitionError",
     "StepNotReadyError",
@@ -31,6 +32,7 @@ __all__ = [
     "WorkerNotFoundError",
     "WorkflowCancelledError",
     "WorkflowFailedError",
+    "WorkflowTimeoutError",
 ]
 
 
@@ -139,12 +141,32 @@ class PausedError(PgqrsError):
     resume_after: float | None = None
 
 
+class RunWaitingError(PausedError):
+    """A run waits durably (semantics.md §18): for a signal, or for child runs. The worker
+    gives its trigger message back until `until` (None: until woken) and runs it again when
+    what it waits for arrives. `waiting_for` says what that is (`signal:<topic>`,
+    `children:<ids>`)."""
+
+    run_id: int | None = None
+    until: str | None = None
+    waiting_for: str | None = None
+
+
+class WorkflowTimeoutError(TransientStepError):
+    """A step ran longer than its `timeout` (semantics.md §18.5); recorded as a transient
+    failure, so the step's retry policy decides whether it runs again."""
+
+    code: str = "STEP_TIMEOUT"
+
+
 class SuspendedError(PgqrsError):
     reason: str | None = None
 
 
 class WorkflowCancelledError(PgqrsError):
     run_id: int | None = None
+    # Why, when the library cancelled the run itself (its deadline passed; semantics.md §18.5).
+    reason: Any = None
 
 
 class WorkflowFailedError(PgqrsError):

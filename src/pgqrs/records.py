@@ -6,16 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .types import QueueMessage
+from .types import QueueMessage, RunRecord, WorkflowStatus
 
 __all__ = [
     "DeadLetter",
     "EnqueuedId",
+    "EventInfo",
+    "RestartedRun",
+    "RunTimeline",
+    "SignalInfo",
+    "TimelineStep",
+    "Event",
     "FiredTick",
     "LimitInfo",
     "MessageError",
     "QueueSettings",
     "ScheduleInfo",
+    "Signal",
 ]
 
 
@@ -52,6 +59,73 @@ class LimitInfo:
         if self.rate_per_second is None or self.tokens is None:
             return None
         return max(0.0, (1.0 - self.tokens) / self.rate_per_second)
+
+
+# -- runs as an operator sees them (semantics.md §19) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    """One step of a run's timeline (semantics.md §19.2), in the order the steps started."""
+
+    id: int
+    step_name: str
+    status: WorkflowStatus  # RUNNING, SUCCESS or ERROR
+    attempts: int  # executions started so far (a retry that is only scheduled is not one)
+    output: Any  # the stored result (SUCCESS)
+    last_error: Any  # the stored error of the last failure (cleared when the step runs again)
+    retry_at: str | None  # when a failed step may run again (None: no retry planned)
+    started_at: str | None  # the start of the last attempt
+    completed_at: str | None  # when it succeeded
+    duration_seconds: float | None  # the last attempt, until it succeeded or failed
+
+
+@dataclass(frozen=True)
+class SignalInfo:
+    """A signal sent to a run, consumed or not (semantics.md §19.2)."""
+
+    id: int
+    topic: str
+    payload: Any
+    sent_at: str
+    consumed_at: str | None
+    consumed_by: str | None  # the step that received it
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """An event a run published: the latest value of its key (semantics.md §19.2)."""
+
+    key: str
+    value: Any
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class RunTimeline:
+    """What a dashboard shows of one run (semantics.md §19.2): the run, its workflow's name,
+    its steps in the order they started, its signals, its events and the runs it started."""
+
+    run: RunRecord
+    workflow: str
+    steps: tuple[TimelineStep, ...]
+    signals: tuple[SignalInfo, ...]
+    events: tuple[EventInfo, ...]
+    children: tuple[RunRecord, ...]
+
+
+@dataclass(frozen=True)
+class RestartedRun:
+    """What `Admin.restart_run` did (semantics.md §19.1): the run, QUEUED again; the step it
+    runs again from (None: it had no step to remove); the steps kept and removed, by name in
+    the order they started; how many signals the removed steps had received, delivered again."""
+
+    run: RunRecord
+    from_step: str | None
+    kept_steps: tuple[str, ...]
+    removed_steps: tuple[str, ...]
+    redelivered_signals: int
 
 
 @dataclass(frozen=True)
@@ -132,3 +206,22 @@ class FiredTick:
     schedule: str
     tick: str
     message_id: int
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A message sent to a workflow run, as `run.recv()` received it (semantics.md §18.1)."""
+
+    id: int
+    topic: str
+    payload: Any
+    sent_at: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """The latest value a workflow run published under `key` (semantics.md §18.2)."""
+
+    key: str
+    value: Any
+    updated_at: str

@@ -14,7 +14,7 @@ from .queue.workers import (
     queue_rules,
     write_messages,
 )
-from .records import EnqueuedId
+from .records import EnqueuedId, Event
 from .store.borrowed import borrow
 from .types import QueueMessage
 from .validation import (
@@ -25,6 +25,7 @@ from .validation import (
     require_duration,
     require_type,
 )
+from .workflows import messaging
 from .workflows.dequeue import DequeueBuilder
 
 if TYPE_CHECKING:
@@ -329,3 +330,24 @@ async def delete(consumer: Consumer, message: QueueMessage) -> bool:
 
 async def extend_vt(consumer: Consumer, message: QueueMessage, seconds: float) -> bool:
     return await consumer.extend_vt(_message_id(message), seconds)
+
+
+# -- runs that wait and talk (beyond pgqrs; api.md §24) ----------------------------------------
+async def send_signal(store: Store, run: object, topic: str, payload: Any) -> int:
+    """Send `payload` to a workflow run on `topic` (semantics.md §18.1); the signal's id.
+
+    `run` is a run id, a `pgqrs.Run` or the run's trigger message (its run is created if the
+    message was not delivered yet). A run that has finished refuses it (`StateTransitionError`).
+    """
+    return await messaging.send_signal(store, run, topic, payload)
+
+
+async def get_event(
+    store: Store,
+    run: object,
+    key: str,
+    timeout: float | None = None,  # noqa: ASYNC109 (api.md §24, like `result(timeout)`)
+) -> Event | None:
+    """The event `key` a run published (semantics.md §18.2), waiting up to `timeout` seconds
+    (None: until it is set); None when the time ran out first."""
+    return await messaging.get_event(store, run, key, timeout)

@@ -186,6 +186,10 @@ class RunRecord:
     started_at: str | None
     paused_at: str | None
     completed_at: str | None
+    # pgqrs-py additions (semantics.md §18): the run that started this one as a child, and
+    # when the run is cancelled if it has not finished.
+    parent_run_id: int | None = None
+    deadline_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,9 @@ PG_COLUMNS = {
         ("paused_at", "timestamptz", "YES"),
         ("completed_at", "timestamptz", "YES"),
         ("worker_id", "int8", "YES"),
+        # migration 15 (ours): the parent of a child run, the run's deadline
+        ("parent_run_id", "int8", "YES"),
+        ("deadline_at", "timestamptz", "YES"),
     ],
     "pgqrs_workflow_steps": [
         ("id", "int8", "NO"),
@@ -122,6 +125,23 @@ PG_COLUMNS = {
         ("last_fire_at", "timestamptz", "YES"),
         ("created_at", "timestamptz", "NO"),
     ],
+    # migration 15 (ours): signals sent to a run, events a run publishes
+    "pgqrs_workflow_signals": [
+        ("id", "int8", "NO"),
+        ("run_id", "int8", "NO"),
+        ("topic", "text", "NO"),
+        ("payload", "jsonb", "YES"),
+        ("created_at", "timestamptz", "NO"),
+        ("consumed_at", "timestamptz", "YES"),
+        ("consumed_by", "text", "YES"),
+    ],
+    "pgqrs_workflow_events": [
+        ("run_id", "int8", "NO"),
+        ("key", "text", "NO"),
+        ("value", "jsonb", "YES"),
+        ("created_at", "timestamptz", "NO"),
+        ("updated_at", "timestamptz", "NO"),
+    ],
 }
 
 # name -> (table, type, delete action for foreign keys) per schema.md §2.
@@ -153,6 +173,12 @@ PG_CONSTRAINTS = {
     "pgqrs_schedules_pkey": ("pgqrs_schedules", "p", None),
     "pgqrs_schedules_catch_up_check": ("pgqrs_schedules", "c", None),
     "pgqrs_schedules_one_target": ("pgqrs_schedules", "c", None),
+    # migration 15 (ours)
+    "pgqrs_workflow_runs_parent_run_id_fkey": ("pgqrs_workflow_runs", "f", "n"),
+    "pgqrs_workflow_signals_pkey": ("pgqrs_workflow_signals", "p", None),
+    "pgqrs_workflow_signals_run_id_fkey": ("pgqrs_workflow_signals", "f", "c"),
+    "pgqrs_workflow_events_pkey": ("pgqrs_workflow_events", "p", None),
+    "pgqrs_workflow_events_run_id_fkey": ("pgqrs_workflow_events", "f", "c"),
 }
 
 # name -> (table, key columns, partial-index predicate or None) per schema.md §2.
@@ -215,6 +241,18 @@ PG_INDEXES = {
         "retry_at",
         "(retry_at IS NOT NULL)",
     ),
+    # migration 15 (ours): a run's children, its unconsumed signals by topic, all its signals
+    "idx_pgqrs_workflow_runs_parent": (
+        "pgqrs_workflow_runs",
+        "parent_run_id",
+        "(parent_run_id IS NOT NULL)",
+    ),
+    "idx_pgqrs_workflow_signals_pending": (
+        "pgqrs_workflow_signals",
+        "run_id, topic, id",
+        "(consumed_at IS NULL)",
+    ),
+    "idx_pgqrs_workflow_signals_run": ("pgqrs_workflow_signals", "run_id, id", None),
 }
 
 
@@ -266,7 +304,8 @@ async def test_postgres_defaults_identity_and_sequences(store: pgqrs.Store, targ
         "WHERE s.relkind = 'S' AND n.nspname = ? ORDER BY s.relname",
         [target.schema],
     )
-    assert sequences == sorted((f"{t}_id_seq", t, "id") for t in PGQRS_TABLES)
+    with_ids = [*PGQRS_TABLES, "pgqrs_workflow_signals"]  # migration 15's signals (ours)
+    assert sequences == sorted((f"{t}_id_seq", t, "id") for t in with_ids)
     defaults = {
         (t, c): d
         for t, c, d in raw.query(
@@ -288,6 +327,9 @@ async def test_postgres_defaults_identity_and_sequences(store: pgqrs.Store, targ
         ("pgqrs_messages", "vt"),
         ("pgqrs_messages", "enqueued_at"),
         ("pgqrs_workflow_runs", "updated_at"),
+        ("pgqrs_workflow_signals", "created_at"),
+        ("pgqrs_workflow_events", "created_at"),
+        ("pgqrs_workflow_events", "updated_at"),
     ]:
         assert defaults[key] == "now()", key
 
@@ -324,6 +366,9 @@ async def test_postgres_constraints_match_the_schema(store: pgqrs.Store, target:
         "pgqrs_workflow_runs_worker_id_fkey": "pgqrs_workers",
         "pgqrs_workflow_steps_run_id_fkey": "pgqrs_workflow_runs",
         "pgqrs_limits_queue_id_fkey": "pgqrs_queues",
+        "pgqrs_workflow_runs_parent_run_id_fkey": "pgqrs_workflow_runs",
+        "pgqrs_workflow_signals_run_id_fkey": "pgqrs_workflow_runs",
+        "pgqrs_workflow_events_run_id_fkey": "pgqrs_workflow_runs",
     }
 
 
@@ -419,6 +464,14 @@ SQLITE_INDEXES = {
     "idx_pgqrs_schedules_next_fire": ("pgqrs_schedules", ["next_fire_at"], True),
     "idx_workflow_runs_status": ("pgqrs_workflow_runs", ["status"], False),
     "idx_workflow_steps_status": ("pgqrs_workflow_steps", ["status"], False),
+    # migration 15 (ours)
+    "idx_pgqrs_workflow_runs_parent": ("pgqrs_workflow_runs", ["parent_run_id"], True),
+    "idx_pgqrs_workflow_signals_pending": (
+        "pgqrs_workflow_signals",
+        ["run_id", "topic", "id"],
+        True,
+    ),
+    "idx_pgqrs_workflow_signals_run": ("pgqrs_workflow_signals", ["run_id", "id"], False),
 }
 
 SQLITE_COLUMNS = {
@@ -441,6 +494,8 @@ SQLITE_COLUMNS = {
     "pgqrs_py_message_errors": [c for c, _, _ in PG_COLUMNS["pgqrs_py_message_errors"]],
     "pgqrs_limits": [c for c, _, _ in PG_COLUMNS["pgqrs_limits"]],
     "pgqrs_schedules": [c for c, _, _ in PG_COLUMNS["pgqrs_schedules"]],
+    "pgqrs_workflow_signals": [c for c, _, _ in PG_COLUMNS["pgqrs_workflow_signals"]],
+    "pgqrs_workflow_events": [c for c, _, _ in PG_COLUMNS["pgqrs_workflow_events"]],
 }
 
 
@@ -461,10 +516,21 @@ async def test_sqlite_tables_and_indexes_match_the_schema(
         assert found[name][0] == table
         assert [r[2] for r in raw.query(f"PRAGMA index_info({name})")] == columns
         assert ("WHERE" in found[name][1]) == partial, name
-    # Foreign keys: runs and steps do not cascade on SQLite (schema.md §3).
-    for table in ("pgqrs_workflow_runs", "pgqrs_workflow_steps"):
-        actions = {r[6] for r in raw.query(f"PRAGMA foreign_key_list({table})")}
-        assert actions == {"NO ACTION"}
+
+    # Foreign keys: runs and steps do not cascade on SQLite (schema.md §3); migration 15's
+    # do: a child run loses its parent, signals and events go with their run.
+    def actions(table: str) -> dict[str, str]:
+        return {r[3]: r[6] for r in raw.query(f"PRAGMA foreign_key_list({table})")}
+
+    assert actions("pgqrs_workflow_runs") == {
+        "workflow_id": "NO ACTION",
+        "message_id": "NO ACTION",
+        "worker_id": "NO ACTION",
+        "parent_run_id": "SET NULL",
+    }
+    assert actions("pgqrs_workflow_steps") == {"run_id": "NO ACTION"}
+    assert actions("pgqrs_workflow_signals") == {"run_id": "CASCADE"}
+    assert actions("pgqrs_workflow_events") == {"run_id": "CASCADE"}
     # The status CHECK of pgqrs_workers is in place.
     with pytest.raises(Exception, match="CHECK"):
         raw.query("INSERT INTO pgqrs_workers (name, status) VALUES ('w', 'sleeping')")

@@ -41,8 +41,9 @@ def test_every_command_is_documented() -> None:
     missing = [c for c in commands() if f"$ {c}" not in text and f"`{c}" not in text]
     assert missing == []
     # the issue 5 list, `workflow create`, `queue update` and (issue 12) `queue show`,
-    # `messages cancel`; (issue 13) the six `schedule` commands and `queue limit`
-    assert len(commands()) == 29 + 6 + 1
+    # `messages cancel`; (issue 13) the six `schedule` commands and `queue limit`; (issue 14)
+    # `workflow signal` and `workflow event`, `workflow show` and `workflow restart`
+    assert len(commands()) == 29 + 6 + 1 + 2 + 2
 
 
 @pytest.mark.parametrize("args", examples(), ids=" ".join)

@@ -891,3 +891,38 @@ async def test_cancel_step_fail(rig: Rig) -> None:
         await guard.fail("boom")
 
     await _step_drive(rig, "guard.fail", True, fail, "ERROR")
+
+
+async def test_cancel_restart_run(rig: Rig) -> None:
+    """Restarting a run (semantics.md §19.1) is one transaction: cancelled anywhere, the run is
+    as it was (ERROR, both steps) or restarted (QUEUED, the step before `again` kept)."""
+    state: dict[str, Any] = {}
+
+    async def setup() -> None:
+        run = await _new_run(rig, start=True)
+        await run.complete_step("kept", 1)
+        await run.complete_step("again", 2)
+        await run.fail("broken")
+        state["run"] = run
+
+    def op() -> Coroutine[Any, Any, Any]:
+        return pgqrs.admin(rig.store).restart_run(state["run"].id(), "again")
+
+    async def check(point: Point, snapshot: Snapshot) -> None:
+        run = state["run"]
+        status = await _run_status(rig, run)
+        found = await rows(
+            rig,
+            "SELECT step_name FROM {s}pgqrs_workflow_steps WHERE run_id = ? ORDER BY id",
+            run.id(),
+        )
+        steps = [str(name) for (name,) in found]
+        restarted = (status, steps) == ("QUEUED", ["kept"])
+        _expect(
+            restarted or (status, steps) == ("ERROR", ["kept", "again"]),
+            f"restart_run left the run {status} with steps {steps}",
+        )
+        if not point.cancelled:
+            _expect(restarted, f"the completed restart_run left the run {status}")
+
+    await rig.drive("Admin.restart_run", op, check, setup=setup)

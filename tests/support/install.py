@@ -21,6 +21,7 @@ MIGRATION_NAMES = [
     (12, "queue_payload_limits"),
     (13, "limits"),
     (14, "schedules"),
+    (15, "workflow_messages"),
 ]
 
 

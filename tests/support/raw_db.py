@@ -20,8 +20,16 @@ import psycopg
 
 from tests.support.target import PG_DSN, Target
 
-# This library's own tables: migration bookkeeping and the last error of failed messages.
-PY_TABLES = ("pgqrs_py_migrations", "pgqrs_py_message_errors", "pgqrs_limits", "pgqrs_schedules")
+# This library's own tables: migration bookkeeping, the last error of failed messages, limits,
+# schedules, and (migration 15) signals and events of workflow runs.
+PY_TABLES = (
+    "pgqrs_py_migrations",
+    "pgqrs_py_message_errors",
+    "pgqrs_limits",
+    "pgqrs_schedules",
+    "pgqrs_workflow_signals",
+    "pgqrs_workflow_events",
+)
 
 # The six tables of schema.md, as every count snapshot lists them.
 PGQRS_TABLES = (

@@ -177,6 +177,8 @@ def test_every_table_row_becomes_its_record() -> None:
                 "started_at": TEXT,
                 "paused_at": None,
                 "completed_at": None,
+                "parent_run_id": "7",
+                "deadline_at": TEXT,
             },
             RunRecord(
                 id=1,
@@ -191,6 +193,8 @@ def test_every_table_row_becomes_its_record() -> None:
                 started_at=API,
                 paused_at=None,
                 completed_at=None,
+                parent_run_id=7,
+                deadline_at=API,
             ),
         ),
         "STEP": (

@@ -32,6 +32,9 @@ BASES: dict[str, tuple[str, ...]] = {
     "SuspendedError": ("PgqrsError",),
     "WorkflowCancelledError": ("PgqrsError",),
     "WorkflowFailedError": ("PgqrsError",),
+    # issue 14 (semantics.md §18)
+    "RunWaitingError": ("PausedError",),
+    "WorkflowTimeoutError": ("TransientStepError",),
 }
 
 ATTRIBUTES: dict[str, dict[str, object]] = {
@@ -42,8 +45,10 @@ ATTRIBUTES: dict[str, dict[str, object]] = {
     "PausedError": {"resume_after": None},
     "SuspendedError": {"reason": None},
     "MessageLeasedError": {"message_id": None, "worker_id": None, "lease_ends": None},
-    "WorkflowCancelledError": {"run_id": None},
+    "WorkflowCancelledError": {"run_id": None, "reason": None},
     "WorkflowFailedError": {"run_id": None, "error": None},
+    "RunWaitingError": {"run_id": None, "until": None, "waiting_for": None, "resume_after": None},
+    "WorkflowTimeoutError": {"code": "STEP_TIMEOUT", "retry_after": None, "retry_at": None},
 }
 
 

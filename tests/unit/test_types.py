@@ -194,7 +194,8 @@ def test_types_module_exports_the_same_objects() -> None:
     for name in names:
         assert getattr(pgqrs.types, name) is getattr(pgqrs, name), name
     assert sorted(pgqrs.types.__all__) == sorted(names)
-    assert len(pgqrs.errors.__all__) == 22  # pgqrs's 21 and MessageLeasedError (issue 12)
+    # pgqrs's 21, MessageLeasedError (issue 12), RunWaitingError and WorkflowTimeoutError (14)
+    assert len(pgqrs.errors.__all__) == 24
     for name in pgqrs.errors.__all__:
         assert getattr(pgqrs.errors, name) is getattr(pgqrs, name), name
 
@@ -231,6 +232,8 @@ RECORD_FIELDS: dict[type, list[str]] = {
         "started_at",
         "paused_at",
         "completed_at",
+        "parent_run_id",  # beyond pgqrs (issue 14), keyword fields with a default
+        "deadline_at",
     ],
     pgqrs.types.StepRecord: [
         "id",

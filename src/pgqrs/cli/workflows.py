@@ -1,4 +1,4 @@
-"""`pgqrs workflow list|create|runs|steps|trigger|cancel|result`."""
+"""`pgqrs workflow list|create|runs|show|steps|trigger|cancel|result|restart`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Any
 
 import click
 
+from ..admin import Admin
 from ..client import Store
 from ..errors import TimeoutError
+from ..records import RestartedRun, RunTimeline
 from ..tables import runs as run_rows
 from ..types import RunRecord, StepRecord, WorkflowRecord, WorkflowStatus
 from ..workflows.builders import RunBuilder, WorkflowBuilder
@@ -29,12 +31,14 @@ from .output import (
     table,
     until,
 )
+from .signals import event, signal
+from .timeline import moment, outcome, print_timeline
 
 STATUSES = [s.db for s in WorkflowStatus]
 
 
-def _summary(record: RunRecord | StepRecord) -> str:
-    """What a run or step produced: its output, or its error."""
+def _summary(record: StepRecord) -> str:
+    """What a step produced: its output, or its error."""
     if record.error is not None and record.status != WorkflowStatus.Success:
         return compact(record.error, 50)
     return "-" if record.output is None else compact(record.output, 50)
@@ -97,18 +101,35 @@ def _run_json(record: RunRecord, names: dict[int, str]) -> dict[str, Any]:
     type=click.Choice(STATUSES, case_sensitive=False),
     help="Only runs in this status (repeatable).",
 )
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="Only runs created at or after TIME: ISO 8601 (UTC without an offset) or a "
+    "duration before now (90s, 15m, 2h, 7d).",
+)
+@click.option(
+    "--until", "until_", metavar="TIME", help="Only runs created before TIME (as --since)."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @json_option
-def runs(name: str | None, statuses: tuple[str, ...], limit: int) -> None:
+def runs(
+    name: str | None,
+    statuses: tuple[str, ...],
+    since: str | None,
+    until_: str | None,
+    limit: int,
+) -> None:
     """Runs of the workflow NAME (or of every workflow), newest first."""
-    wanted = [WorkflowStatus.parse(s) for s in statuses] or list(WorkflowStatus)
 
     async def work(store: Store) -> tuple[list[RunRecord], dict[int, str], datetime]:
-        handle = await store.get_workflows()
-        chosen = [await handle.get_by_name(name)] if name is not None else await handle.list()
-        names = {w.id: w.name for w in chosen}
-        found = await run_rows.list_filtered(store.db, list(names), wanted, limit)
-        return found, names, store.clock.now()
+        now = store.clock.now()
+        start = None if since is None else moment(since, now, "--since")
+        end = None if until_ is None else moment(until_, now, "--until")
+        found = await Admin(store).list_runs(
+            name, status=list(statuses) or None, since=start, until=end, limit=limit
+        )
+        names = {w.id: w.name for w in await (await store.get_workflows()).list()}
+        return found, names, now
 
     found, names, now = with_store(work)
     if wants_json():
@@ -134,9 +155,62 @@ def runs(name: str | None, statuses: tuple[str, ...], limit: int) -> None:
             r.message_id,
             ago(r.created_at, now),
             ago(r.updated_at, now),
-            _summary(r),
+            outcome(r),
         )
     print_table(out, "No runs.")
+
+
+@workflow.command("show")
+@click.argument("run_id", type=int)
+@json_option
+def show(run_id: int) -> None:
+    """Run RUN_ID: its steps (attempts, errors, durations), signals, events and child runs."""
+
+    async def work(store: Store) -> tuple[RunTimeline, dict[int, str], datetime]:
+        found = await Admin(store).run_timeline(run_id)
+        names = {w.id: w.name for w in await (await store.get_workflows()).list()}
+        return found, names, store.clock.now()
+
+    found, names, now = with_store(work)
+    if wants_json():
+        data: dict[str, Any] = plain(found)
+        data["children"] = [_run_json(c, names) for c in found.children]
+        emit_json(data)
+        return
+    print_timeline(found, names, now)
+
+
+@workflow.command("restart")
+@click.argument("run_id", type=int)
+@click.option(
+    "--from-step",
+    metavar="NAME",
+    help="Run this step and every later one again (default: the first failed step, else "
+    "the first step).",
+)
+@json_option
+def restart(run_id: int, from_step: str | None) -> None:
+    """Run the finished run RUN_ID again from a step: the earlier steps' results are kept; a
+    worker of its workflow picks it up."""
+    done: RestartedRun = with_store(lambda store: Admin(store).restart_run(run_id, from_step))
+    if wants_json():
+        emit_json(
+            {
+                "run_id": run_id,
+                "status": str(done.run.status),
+                "from_step": done.from_step,
+                "kept_steps": list(done.kept_steps),
+                "removed_steps": list(done.removed_steps),
+                "redelivered_signals": done.redelivered_signals,
+            }
+        )
+        return
+    start = f"step '{done.from_step}'" if done.from_step else "the beginning"
+    note(
+        f"Run {run_id} restarted from {start}: {len(done.kept_steps)} step(s) kept, "
+        f"{len(done.removed_steps)} to run again; it is {done.run.status} until a worker of "
+        "its workflow picks it up"
+    )
 
 
 @workflow.command("steps")
@@ -255,5 +329,8 @@ def result(run_id: int, wait: float | None) -> None:
     else:
         console().print(pretty(output), markup=False)
 
+
+workflow.add_command(signal)
+workflow.add_command(event)
 
 COMMANDS = [workflow]

@@ -32,7 +32,7 @@ from ..store.wakeup import Mark, queue_key, run_key, worker_key
 from ..tables import failures, messages, queues, runs
 from ..tables import workers as rows
 from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
-from ..types import QueueMessage
+from ..types import QueueMessage, RunRecord
 from .recovery import sweep_queue
 from .workers import Consumer
 
@@ -90,6 +90,10 @@ class LoopSettings:
 class Settler(Protocol):
     """Runs the handler on claimed messages and settles them (archive, release, ...)."""
 
+    # The messages are workflow triggers whose runs the poll loop's claim may open (get or
+    # create, and start) in the same statement, where the backend can (`Runner.opened`).
+    opens_runs: bool
+
     async def process(self, runner: Runner, claimed: list[QueueMessage]) -> None: ...
 
 
@@ -112,6 +116,9 @@ class Runner:
         self.ephemeral = ephemeral
         self.in_flight: list[int] = []
         self.finished: list[int] = []  # handled successfully, archived by the next step
+        # The runs the last claim opened, by message id (a settler that `opens_runs` takes
+        # them; where the backend cannot open them in the claim, it opens them itself).
+        self.opened: dict[int, RunRecord] = {}
         self.defer_archive = False  # set by poll(): archives ride on the next claim
         self.next_reclaim = 0.0  # monotonic time of the next sweep for stale workers
         self.health = Health(
@@ -289,8 +296,15 @@ class Runner:
         queue_id = consumer.queue_id
         assert queue_id is not None
         finished, self.finished = self.finished, []
+        self.opened = {}
         try:
             limits = await consumer.limited()
+            opens_runs = (
+                limits is None
+                and self.settler is not None
+                and self.settler.opens_runs
+                and bool(store.db.sql.LOOP_STEP_OPEN_RUNS)
+            )
             rows_ = await messages.loop_step(
                 store.db,
                 queue_id,
@@ -302,11 +316,14 @@ class Runner:
                 self.wall_time(),
                 store.settings.max_read_ct,
                 limits=limits,
+                open_runs_at=store.clock.now() if opens_runs else None,
             )
         except BaseException:
             # Not known to be archived: the next step (or the exit) archives them again.
             self.finished = finished + self.finished
             raise
+        if opens_runs:
+            rows_, self.opened = runs.split_opened(rows_)
         return await store.messages.read(store.db, rows_) if rows_ else []
 
     async def flush_finished(self) -> None:
@@ -530,6 +547,8 @@ async def finish_ephemeral(store: Context, consumer: Consumer) -> None:
 
 class MessageSettler:
     """`handle` / `handle_batch`: archive on success, release with backoff on failure."""
+
+    opens_runs = False
 
     def __init__(self, fn: Handler, *, batch: bool, reraise: bool = False) -> None:
         self.fn = fn

@@ -185,17 +185,32 @@ class PostgresExecutor:
             async with self._connections.connection() as conn:
                 yield conn
 
+    # A lone statement is the common case (a workflow run makes five): one pooled connection
+    # and one try, without the layers `connection()` and `_Conn` add (about a tenth of the
+    # client's time per statement, measured).
     async def execute(self, sql: str, params: Params | None = None) -> int:
-        async with self.connection() as conn:
-            return await _Conn(conn, self.sql).execute(sql, params)
+        self._check_open()
+        try:
+            async with self._connections.connection() as conn:
+                return (await conn.execute(sql, adapt_params(params))).rowcount
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+            raise translate(err) from err
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[Row]:
-        async with self.connection() as conn:
-            return await _Conn(conn, self.sql).fetch(sql, params)
+        self._check_open()
+        try:
+            async with self._connections.connection() as conn:
+                return await (await conn.execute(sql, adapt_params(params))).fetchall()
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+            raise translate(err) from err
 
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
-        async with self.connection() as conn:
-            return await _Conn(conn, self.sql).fetchone(sql, params)
+        self._check_open()
+        try:
+            async with self._connections.connection() as conn:
+                return await (await conn.execute(sql, adapt_params(params))).fetchone()
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as err:
+            raise translate(err) from err
 
     async def batch(self, steps: Sequence[tuple[str, Params]]) -> list[list[Row]]:
         """A lone statement runs on its own (autocommit: one round trip, one commit). Several

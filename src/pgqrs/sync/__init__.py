@@ -19,8 +19,10 @@ from .helpers import (
     enqueue_batch,
     enqueue_delayed,
     extend_vt,
+    get_event,
     produce,
     produce_batch,
+    send_signal,
 )
 from .options import BatchEnqueueOptions, EnqueueOptions, MessageId, QueueChanges, QueueOptions
 from .portal import EXIT_GRACE_SECONDS as EXIT_GRACE_SECONDS
@@ -61,7 +63,9 @@ __all__ = [
     "enqueue_batch",
     "enqueue_delayed",
     "extend_vt",
+    "get_event",
     "produce",
+    "send_signal",
     "produce_batch",
     "run",
     "workflow",

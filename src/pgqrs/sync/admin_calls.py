@@ -7,16 +7,28 @@ from __future__ import annotations
 
 from typing import Any, Unpack
 
+from .._clock import Time
 from ..admin import Admin as AsyncAdmin
-from ..records import DeadLetter, LimitInfo, MessageError, QueueSettings, ScheduleInfo
+from ..admin import RunStatuses
+from ..records import (
+    DeadLetter,
+    LimitInfo,
+    MessageError,
+    QueueSettings,
+    RestartedRun,
+    RunTimeline,
+    ScheduleInfo,
+)
 from ..types import (
     QueueInfo,
     QueueMessage,
     QueueMetrics,
+    RunRecord,
     SystemStats,
     WorkerHealthStats,
     WorkerInfo,
 )
+from ..validation.runs import WorkflowNames
 from .options import LimitOptions, QueueChanges, QueueOptions
 from .portal import Delegate
 from .runs import Run
@@ -173,3 +185,23 @@ class AdminCalls(Delegate):
 
     def delete_schedule(self, name: str) -> bool:
         return self._call(self._admin.delete_schedule(name))
+
+    # -- workflow runs: restart and introspection (issue 14) ---------------------------------
+    def restart_run(self, run_id: int, from_step: str | None = None) -> RestartedRun:
+        return self._call(self._admin.restart_run(run_id, from_step))
+
+    def list_runs(
+        self,
+        workflow: WorkflowNames = None,
+        *,
+        status: RunStatuses = None,
+        since: Time | None = None,
+        until: Time | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        return self._call(
+            self._admin.list_runs(workflow, status=status, since=since, until=until, limit=limit)
+        )
+
+    def run_timeline(self, run_id: int) -> RunTimeline:
+        return self._call(self._admin.run_timeline(run_id))

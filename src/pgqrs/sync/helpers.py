@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar, Unpack, overload
 
 from .. import shortcuts
-from ..records import EnqueuedId
+from ..records import EnqueuedId, Event
 from ..types import QueueMessage
 from ..validation import require_type
 from . import options as passed
@@ -231,3 +231,15 @@ def delete(consumer: Consumer, message: QueueMessage) -> bool:
 def extend_vt(consumer: Consumer, message: QueueMessage, seconds: float) -> bool:
     c = _sync_worker(consumer, Consumer)
     return c._call(shortcuts.extend_vt(c.aio, message, seconds))
+
+
+def send_signal(store: Store, run: object, topic: str, payload: Any) -> int:
+    """`pgqrs.send_signal`, blocking (semantics.md §18.1)."""
+    owner = sync_store(store)
+    return owner._call(shortcuts.send_signal(owner.aio, run, topic, payload))
+
+
+def get_event(store: Store, run: object, key: str, timeout: float | None = None) -> Event | None:
+    """`pgqrs.get_event`, blocking (semantics.md §18.2)."""
+    owner = sync_store(store)
+    return owner._call(shortcuts.get_event(owner.aio, run, key, timeout))

@@ -77,20 +77,26 @@ class WorkflowTriggerBuilder:
     def __repr__(self) -> str:
         return f"<pgqrs.sync.WorkflowTriggerBuilder of {self._builder!r}>"
 
+    def deadline(self, seconds: float) -> WorkflowTriggerBuilder:
+        """The run is cancelled if unfinished `seconds` after the trigger (semantics.md §18.5)."""
+        self._builder.deadline(seconds)
+        return self
+
     def execute(self, *, connection: object | None = None) -> QueueMessage:
         """With `connection=`, in the application's transaction, in this thread (caller.py)."""
         if self._owner is None:
             _refused(self._builder.execute(connection=connection))
         if connection is None:
             return self._owner._call(self._builder.execute())
-        name, value = self._name, self._input
-        return in_calling_thread(
-            self._owner,
-            connection,
-            lambda view: AsyncWorkflowTriggerBuilder(view, name, value).execute(
-                connection=connection
-            ),
-        )
+        name, value, due = self._name, self._input, self._builder._deadline
+
+        def trigger(view: Any) -> Coroutine[Any, Any, QueueMessage]:
+            builder = AsyncWorkflowTriggerBuilder(view, name, value)
+            if due is not None:
+                builder.deadline(due)
+            return builder.execute(connection=connection)
+
+        return in_calling_thread(self._owner, connection, trigger)
 
 
 class RunBuilder:

@@ -317,10 +317,15 @@ async def loop_step(
     archived_at: datetime | None,
     max_read_ct: int,
     limits: Limited = None,
+    open_runs_at: datetime | None = None,
 ) -> list[Row]:
     """One poll-loop iteration in one transaction: archive the messages the last handler
     finished, then claim the next batch if the worker is still polling (semantics.md §10.1).
-    A finished message is never claimed again by the same step."""
+    A finished message is never claimed again by the same step.
+
+    `open_runs_at` (a workflow loop, where the backend has LOOP_STEP_OPEN_RUNS): the claim also
+    opens the run of each message it takes, those times taken from the store's clock; the rows
+    then carry the run's columns after the message's (`runs.split_opened`)."""
     params = {
         **_owner(owner),
         "queue_id": queue_id,
@@ -336,6 +341,9 @@ async def loop_step(
         sql = db.sql
         steps = sql.LOOP_STEP_KEY_LIMITED if limits == "keys" else sql.LOOP_STEP_QUEUE_LIMITED
         return sort_rows(await run_steps(db, steps, params, sql.limited_claim_rows))
+    if open_runs_at is not None:
+        params["run_now"] = open_runs_at
+        return sort_rows(await run_steps(db, db.sql.LOOP_STEP_OPEN_RUNS, params))
     return sort_rows(await run_steps(db, db.sql.LOOP_STEP, params))
 
 

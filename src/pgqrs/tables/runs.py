@@ -13,8 +13,8 @@ from typing import Any
 
 from .._clock import from_db
 from ..errors import NotFoundError, StateTransitionError, ValidationError, WorkflowCancelledError
-from ..store.executor import Queryable, run_steps
-from ..store.sql.columns import RUN
+from ..store.executor import Queryable, Row, run_steps
+from ..store.sql.columns import MESSAGE, RUN
 from ..types import RunRecord, WorkflowStatus
 from ..validation import encode_json
 from . import workflows
@@ -85,15 +85,40 @@ async def get_or_create(
         "input": encode_json(raw_payload),
         "now": now,
     }
-    rows = await run_steps(db, db.sql.RUN_OPEN_FOR_MESSAGE, params)
+    return await _opened(db, db.sql.RUN_OPEN_FOR_MESSAGE, params)
+
+
+async def open_started(db: Queryable, message_id: int, queue_id: int, now: datetime) -> RunRecord:
+    """The run of a trigger message being delivered to `handle_workflow`, got or created as
+    `get_or_create` does, and started in the same transaction (QUEUED or PAUSED → RUNNING, as
+    `start()` would; any other status is left as it is): semantics.md §11.1. Its input is the
+    message's stored payload."""
+    params = {"queue_id": queue_id, "message_id": message_id, "now": now}
+    return await _opened(db, db.sql.RUN_OPEN_STARTED, params)
+
+
+async def _opened(db: Queryable, statements: Sequence[str], params: dict[str, Any]) -> RunRecord:
+    rows = await run_steps(db, statements, params)
     if rows:
         return RUN.build(rows[0])
-    # No row: the queue has no workflow (raises NotFoundError), or a concurrent creator's run
-    # appeared after the statement's snapshot.
-    await workflows.id_for_queue(db, queue_id)
-    created = await find_by_message(db, message_id)
-    assert created is not None
-    return created
+    # No row: the queue has no workflow (raises NotFoundError), or the run appeared or changed
+    # after the statement's snapshot (a concurrent creator, a cancellation): read it again.
+    await workflows.id_for_queue(db, params["queue_id"])
+    found = await find_by_message(db, params["message_id"])
+    assert found is not None
+    return found
+
+
+# The claim that opens runs (LOOP_STEP_OPEN_RUNS) returns a message's columns, then its run's.
+_MESSAGE_COLUMNS = len(MESSAGE.names)
+
+
+def split_opened(rows: Sequence[Row]) -> tuple[list[Row], dict[int, RunRecord]]:
+    """The rows of the claim that opens runs: the message rows, and the run opened for each
+    message (by message id; missing where the statement found none, see `open_started`)."""
+    width = _MESSAGE_COLUMNS
+    opened = {int(row[0]): RUN.build(row[width:]) for row in rows if row[width] is not None}
+    return [row[:width] for row in rows], opened
 
 
 def _finished(current: WorkflowStatus, target: WorkflowStatus, run_id: int) -> StateTransitionError:

@@ -42,12 +42,13 @@ def require_workflow_name(name: object) -> str:
     return name
 
 
-def validate_step_name(name: object) -> str:
-    """`name` if it is valid as a step name (any text of 1-255 characters)."""
-    name = require_str("step name", name)
+def validate_step_name(name: object, what: str = "step name") -> str:
+    """`name` if it is valid as a step name (any text of 1-255 characters); the same rule
+    holds for signal topics and event keys, named by `what` in the message."""
+    name = require_str(what, name)
     if not 1 <= len(name) <= 255:
         raise ValidationError(
-            f"Validation failed: step name must be 1-255 characters (got {len(name)})"
+            f"Validation failed: {what} must be 1-255 characters (got {len(name)})"
         )
     return name
 

@@ -7,30 +7,29 @@ async and the only places that touch the store.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
-from .._clock import Time, parse_time
+from .._clock import Time, parse_time, seconds
 from ..errors import (
     PgqrsError,
-    QueueNotFoundError,
     TimeoutError,
     ValidationError,
+    WorkflowCancelledError,
     WorkflowFailedError,
 )
 from ..policy import StepRetryPolicy
 from ..queue.workers import ephemeral_producer
-from ..records import QueueSettings
 from ..store.borrowed import borrow
 from ..store.executor import Queryable
 from ..store.wakeup import queue_key, run_key
-from ..tables import messages, queues, runs, workflows
+from ..tables import messages, runs, waits
 from ..tables.context import Context
 from ..types import QueueMessage, WorkflowRecord, WorkflowStatus
 from ..validation import (
-    PayloadRules,
     check_result_timeout,
     encode_json,
-    encode_payloads,
+    require_duration,
     require_str,
     require_type,
     validate_queue_name,
@@ -38,6 +37,7 @@ from ..validation import (
 )
 from .run import Run
 from .steps import StepResult
+from .triggers import create_definition, lookup_definition, trigger_payload, trigger_rules
 
 # `result()` re-reads the run at least this often (semantics.md §12.10); in-process changes wake it
 # sooner.
@@ -48,37 +48,6 @@ def _check_store(store: object) -> Context:
     # Context is a runtime-checkable Protocol, which mypy will not take for a `type[T]`.
     message = "store() needs a pgqrs.Store, got {type.__name__}"
     return require_type(store, Context, message)  # type: ignore[type-abstract]
-
-
-async def lookup_definition(store: Context, name: str) -> WorkflowRecord:
-    record = await workflows.get_by_name(store.db, name)
-    store.messages.remember_workflow_queue(record.queue_id)
-    return record
-
-
-async def create_definition(store: Context, name: str) -> WorkflowRecord:
-    async with store.db.transaction() as db:
-        record = await workflows.get_or_create(
-            db, name, store.clock.now(), store.settings.max_read_ct
-        )
-    store.messages.remember_workflow_queue(record.queue_id)
-    return record
-
-
-async def trigger_rules(store: Context, name: str) -> PayloadRules:
-    """The payload rules of a trigger of workflow `name`: its queue's own limits, else the
-    store's Config (semantics.md §7.6); Config's alone while the queue does not exist yet."""
-    try:
-        found = await queues.settings_by_name(store.db, name)
-    except QueueNotFoundError:
-        found = QueueSettings(queue_name=name, max_read_ct=None)
-    return PayloadRules.for_queue(store.settings, found)
-
-
-def trigger_payload(rules: PayloadRules, value: Any) -> str:
-    """The stored text of a trigger, `{"input": X}`, checked like any payload under `rules`
-    (`trigger_rules`; semantics.md §8.1)."""
-    return encode_payloads([{"input": value}], rules, batch=False)[0]
 
 
 def _workflow_target(store: Context | None, name: str | None) -> tuple[Context, str]:
@@ -128,6 +97,13 @@ class WorkflowTriggerBuilder:
         self._store = store
         self._name = name
         self._input = input
+        self._deadline: float | None = None
+
+    def deadline(self, seconds: float) -> WorkflowTriggerBuilder:
+        """Beyond pgqrs: the run is cancelled if it has not finished `seconds` after the
+        trigger (semantics.md §18.5)."""
+        self._deadline = require_duration("deadline", seconds)
+        return self
 
     def __repr__(self) -> str:
         return f"<pgqrs.WorkflowTriggerBuilder name={self._name!r}>"
@@ -142,6 +118,18 @@ class WorkflowTriggerBuilder:
         rules = await trigger_rules(store, name)
         text = trigger_payload(rules, self._input)  # every payload rule, before any write
         definition = await lookup_definition(store, name)
+        if self._deadline is not None:
+            # The run is created with its message, to carry the deadline from the start.
+            due = store.clock.now() + seconds(self._deadline)
+            if connection is None:
+                async with store.db.transaction() as tx:
+                    row = await _enqueue_with_run(store, tx, definition, text, due)
+            else:
+                row = await _enqueue_with_run(
+                    store, await borrow(connection, store.db), definition, text, due
+                )
+            store.wakeups.notify(queue_key(definition.queue_id))
+            return (await store.messages.read(store.db, [row]))[0]
         if connection is None:
             async with ephemeral_producer(store, name, rules) as producer:
                 message_id = await producer.enqueue({"input": self._input})
@@ -153,6 +141,15 @@ class WorkflowTriggerBuilder:
             )
         row = await messages.get_row(db, message_id)
         return (await store.messages.read(db, [row]))[0]
+
+
+async def _enqueue_with_run(
+    store: Context, db: Queryable, definition: WorkflowRecord, text: str, due: datetime
+) -> Any:
+    """Enqueue a trigger and create its run at once (with its deadline); the message's row."""
+    [message_id] = await messages.enqueue(db, definition.queue_id, None, [text], store.sql_now())
+    await waits.create_run(db, definition.id, message_id, text, store.clock.now(), deadline_at=due)
+    return await messages.get_row(db, message_id)
 
 
 class RunBuilder:
@@ -233,7 +230,16 @@ def _outcome_of(record: Any) -> Any:
             run_id=record.id,
             error=record.error,
         )
-    raise runs.cancelled(record.id)
+    cancelled = runs.cancelled(record.id)
+    if record.error is not None:  # cancelled by the library itself: say why (semantics.md §18.5)
+        cancelled = cancelled_with_reason(record.id, record.error)
+    raise cancelled
+
+
+def cancelled_with_reason(run_id: int, reason: Any) -> WorkflowCancelledError:
+    return WorkflowCancelledError(
+        f"Workflow cancelled for run {run_id}: {encode_json(reason)}", run_id=run_id, reason=reason
+    )
 
 
 class StepBuilder:

@@ -6,6 +6,7 @@ crash, a retry or a pause) the stored result is handed back and the step's body 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from ..errors import (
     TransientStepError,
     ValidationError,
     WorkflowCancelledError,
+    WorkflowTimeoutError,
     is_transient,
 )
 from ..policy import StepRetryPolicy
@@ -27,6 +29,7 @@ from ..tables.runs import cancelled
 from ..types import WorkflowStatus
 from ..validation import (
     require_callable,
+    require_duration,
     require_str,
     require_type,
     require_type_or_none,
@@ -162,7 +165,11 @@ def step(func: F) -> F: ...
 
 @overload
 def step(
-    func: None = None, *, retry: StepRetryPolicy | None = None, name: str | None = None
+    func: None = None,
+    *,
+    retry: StepRetryPolicy | None = None,
+    name: str | None = None,
+    timeout: float | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -171,18 +178,43 @@ def step(
     *,
     retry: StepRetryPolicy | None = None,
     name: str | None = None,
+    timeout: float | None = None,
 ) -> Any:
-    """Make `async def f(run, ...)` a durable step; usable bare (`@step`) or with arguments."""
+    """Make `async def f(run, ...)` a durable step; usable bare (`@step`) or with arguments.
+
+    `timeout` (beyond pgqrs, semantics.md §18.5): an execution that runs longer is cut short
+    and recorded as a transient failure (`WorkflowTimeoutError`), so `retry` decides what
+    follows.
+    """
     policy = require_type_or_none(retry, StepRetryPolicy, _RETRY_EXPECTED)
     if name is not None:
         require_str("step name", name)
+    limit = None if timeout is None else require_duration("timeout", timeout)
     if func is None:
-        return lambda f: _make_step(f, policy, name)
-    return _make_step(func, policy, name)
+        return lambda f: _make_step(f, policy, name, limit)
+    return _make_step(func, policy, name, limit)
+
+
+async def _call_within(
+    limit: float | None, step_name: str, func: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """`_call`, cut short after `limit` seconds (None: no limit)."""
+    if limit is None:
+        return await _call(func, *args, **kwargs)
+    try:
+        async with asyncio.timeout(limit) as scope:
+            return await _call(func, *args, **kwargs)
+    except TimeoutError:
+        if not scope.expired():
+            raise  # the step's own TimeoutError, not its time limit
+    raise WorkflowTimeoutError(f"Step '{step_name}' ran longer than its timeout of {limit}s")
 
 
 def _make_step(
-    func: Callable[..., Any], retry: StepRetryPolicy | None, name: str | None
+    func: Callable[..., Any],
+    retry: StepRetryPolicy | None,
+    name: str | None,
+    limit: float | None = None,
 ) -> Callable[..., Any]:
     require_callable(func, "@step decorates a function, not {type.__name__}")
     step_name = name or func.__name__
@@ -197,8 +229,10 @@ def _make_step(
         if guard is None:
             return acquired.value  # done before: the body does not run again
         try:
-            result = await _call(func, run, *args, **kwargs)
-            await guard.success(result)
+            result = await _call_within(limit, step_name, func, run, *args, **kwargs)
+            # Stored with the run's next statement (semantics.md §12.7), before any more of
+            # the run's work starts: tables/write_behind.py.
+            await guard._success_with_next(result)
         except TransientStepError as exc:
             if not getattr(exc, _RECORDED, False):
                 code = exc.code if isinstance(exc.code, str) and exc.code else "TRANSIENT_ERROR"

@@ -10,6 +10,7 @@ makes it poison.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from .._clock import parse_time, seconds
 from ..errors import (
     PausedError,
     RetriesExhaustedError,
+    RunWaitingError,
     StateTransitionError,
     StepNotReadyError,
     TransientStepError,
@@ -27,11 +29,13 @@ from ..errors import (
 from ..policy import message_backoff_seconds
 from ..queue.loop import Handler, call_handler
 from ..store.wakeup import queue_key, run_key
-from ..tables import messages, runs
-from ..tables.runs import CANCELLING, OPEN, PAUSED
+from ..tables import messages, runs, waits
+from ..tables.runs import CANCELLING, OPEN, PAUSED, RUNNING
+from ..tables.write_behind import StoreWritingBehind
 from ..types import QueueMessage, RunRecord
 from ..validation import encode_json
 from .run import Run
+from .signals import recheck_of
 from .steps import retry_after_of
 
 if TYPE_CHECKING:
@@ -42,9 +46,16 @@ log = logging.getLogger("pgqrs")
 # How soon a run the database failed under is tried again.
 OUTAGE_RETRY_SECONDS = 1.0
 
+# A run that waits with no timeout (for a signal, for children) is looked at again this often
+# anyway: a safety net for a wake-up that cannot come (a child whose trigger became a dead
+# letter ends ERROR without a delivery to wake its parent).
+WAIT_RECHECK_SECONDS = 300.0
+
 
 class WorkflowSettler:
     """Settles each claimed trigger message according to its run (semantics.md §11)."""
+
+    opens_runs = True  # the poll loop's claim may open the runs (`Runner.opened`)
 
     def __init__(self, fn: Handler, *, reraise: bool = False) -> None:
         self.fn = fn
@@ -54,6 +65,7 @@ class WorkflowSettler:
         first_error: Exception | None = None
         for message in claimed:
             error = await _Delivery(runner, message).settle(self.fn)
+            runner.opened.clear()  # the next runs waited for this one: they are read again
             runner.in_flight = [mid for mid in runner.in_flight if mid != message.id]
             if first_error is None:
                 first_error = error
@@ -65,8 +77,12 @@ class _Delivery:
     """One claimed trigger message and its run."""
 
     def __init__(self, runner: Runner, message: QueueMessage) -> None:
+        self.parent: int | None = None  # the run's parent run, woken when it ends
+        self.deadline: datetime | None = None  # the run's deadline
         self.runner = runner
-        self.store = runner.store
+        # The run's code and the settling below share one WriteBehind: a step's success goes
+        # with the statement after it (tables/write_behind.py).
+        self.store = StoreWritingBehind(runner.store)
         self.message = message
         # The loop's time for Python-side schedules (the injected `at`, else the clock).
         self.t = runner.settings.at or runner.store.clock.now()
@@ -78,17 +94,27 @@ class _Delivery:
         runner releases what is still in flight and the loop ends.
         """
         store, message = self.store, self.message
-        record = await runs.get_or_create(
-            store.db, message.id, message.queue_id, message.raw_payload, store.clock.now()
+        # Opened (got or created, and started) by the claim where the backend can say it in
+        # the same statement, else here (semantics.md §11.1).
+        record = self.runner.opened.pop(message.id, None) or await runs.open_started(
+            store.db, message.id, message.queue_id, store.clock.now()
         )
         store.messages.remember_workflow_queue(message.queue_id)
+        self.parent = record.parent_run_id
+        self.deadline = None if record.deadline_at is None else parse_time(record.deadline_at)
         if record.status not in OPEN:
             await self.finalise_if_cancelling(record.id, record.status)
             await self.archive()
             return None
-        run = Run._wrap(store, record, current_time=self.runner.settings.at)
+        if self.deadline is not None and self.deadline <= self.t:
+            await self.cancel_past_deadline(record.id)
+            return None
+        started = record.status == RUNNING
+        run = Run._wrap(store, record, current_time=self.runner.settings.at, started=started)
         try:
-            await call_handler(fn, run, self.runner.thread)
+            in_time = await self.call_before_deadline(fn, run)
+        except RunWaitingError as exc:
+            await self.release_waiting(record.id, exc)
         except (TransientStepError, StepNotReadyError) as exc:
             await self.release_for_scheduling(await self.retry_time(record.id, exc))
         except PausedError as exc:
@@ -112,16 +138,79 @@ class _Delivery:
             await self.after_failure(record.id, exc)
             return exc
         else:
+            if not in_time:
+                await self.cancel_past_deadline(record.id)
+                return None
             if not run._ended_here:  # a finished run cannot be CANCELLING: nothing to look at
                 await self.finalise_if_cancelling(record.id)
             await self.archive()
         return None
 
+    async def call_before_deadline(self, fn: Handler, run: Run) -> bool:
+        """Call the handler; False when the run's deadline cut it short (semantics.md §18.5)."""
+        if self.deadline is None:
+            await call_handler(fn, run, self.runner.thread)
+            return True
+        remaining = (self.deadline - self.t).total_seconds()
+        try:
+            async with asyncio.timeout(max(remaining, 0.0)) as scope:
+                await call_handler(fn, run, self.runner.thread)
+        except TimeoutError:
+            if scope.expired():
+                return False
+            raise
+        return True
+
+    async def cancel_past_deadline(self, run_id: int) -> None:
+        """The run's deadline passed: it ends CANCELLED, saying so, and its message is
+        archived (a run that finished meanwhile keeps its status)."""
+        assert self.deadline is not None
+        store = self.store
+        error = encode_json(waits.deadline_reason(self.deadline))
+        await waits.cancel_past_deadline(store.db, run_id, store.clock.now(), error)
+        store.wakeups.notify(run_key(self.message.id))
+        await self.archive()
+
     # -- settling ------------------------------------------------------------------------------
     async def archive(self) -> None:
+        """Archive the trigger of a run that is over, after waking its parent if it has one
+        (in that order: a crash in between delivers the message again, which wakes it again)."""
+        await self.store.writes.flush()  # a step's success still held is stored first
+        await self.wake_parent()
         await self.runner.archive([self.message.id])
 
+    async def wake_parent(self) -> None:
+        """A child run is over: its parent, waiting for it, is looked at again now."""
+        if self.parent is None:
+            return
+        store = self.store
+        async with store.db.transaction() as db:
+            woken = await waits.wake_run(db, self.parent, store.clock.now())
+        if woken is not None:
+            store.wakeups.notify(queue_key(woken))
+
+    async def release_waiting(self, run_id: int, exc: RunWaitingError) -> None:
+        """Give a waiting run's message back until what it waits for arrives (semantics.md
+        §18). The run's row is locked first and what it waits for looked at again, so a
+        signal sent or a child ended meanwhile is never missed (store/sql/waits.py)."""
+        until = _time_or_none(exc.until)
+        vt = self._before_deadline(until or self.t + seconds(WAIT_RECHECK_SECONDS))
+        recheck = recheck_of(exc)
+        store, consumer = self.store, self.runner.consumer
+        async with store.db.transaction() as db:
+            locked = await waits.lock_run(db, run_id)
+            if locked is None or (recheck is not None and await recheck(db)):
+                vt = self.t
+            released = await messages.give_back(db, [self.message.id], consumer.owner, vt)
+        if released and vt <= self.t:
+            store.wakeups.notify(queue_key(self.message.queue_id))
+
+    def _before_deadline(self, vt: datetime) -> datetime:
+        """A planned time, brought forward to the run's deadline (which then cancels it)."""
+        return vt if self.deadline is None else min(vt, self.deadline)
+
     async def release_for_scheduling(self, vt: datetime) -> None:
+        vt = self._before_deadline(vt)
         consumer = self.runner.consumer
         released = await messages.give_back(self.store.db, [self.message.id], consumer.owner, vt)
         if released and vt <= self.t:  # visible at once: wake idle loops (later ones poll)
@@ -156,6 +245,7 @@ class _Delivery:
                 f"{self.message.read_ct} deliveries; last error: {type(err).__name__}: {err}"
             )
             await self.fail_if_open(run_id, reason)
+            await self.wake_parent()  # no delivery (and so no archive) will come to do it
 
     async def finalise_if_cancelling(self, run_id: int, current: Any = None) -> bool:
         """CANCELLING → CANCELLED (semantics.md §12.9); whether the run is now CANCELLED by us."""

@@ -23,9 +23,12 @@ from ..validation import (
     require_type_or_none,
     validate_step_name,
 )
+from . import children, signals
+from .replay import Replay
 from .steps import StepGuard, StepResult, permanent_error, retry_after_of
 
 if TYPE_CHECKING:
+    from ..records import Signal
     from ..tables.context import Context
 
 SLEEP_STEP_PREFIX = "__pgqrs_sleep__#"
@@ -34,24 +37,16 @@ SLEEP_STEP_PREFIX = "__pgqrs_sleep__#"
 _POLICY_EXPECTED = "expected a pgqrs.StepRetryPolicy or None, got {type.__name__}"
 
 
-class _Replay:
-    """State of one execution of a run, shared by the handles derived from one another
-    (`with_time`, `with_retry`): durable sleeps are numbered in the order they are reached."""
-
-    __slots__ = ("sleeps",)
-
-    def __init__(self) -> None:
-        self.sleeps = 0
-
-
 class _Outcome:
     """Shared by every handle of one delivery, fresh executions included: whether one of them
-    finished the run (SUCCESS or ERROR), so the worker need not look again afterwards."""
+    finished the run (SUCCESS or ERROR), so the worker need not look again afterwards; whether
+    the delivery started the run and no `start()` has been called since."""
 
-    __slots__ = ("ended",)
+    __slots__ = ("ended", "started")
 
     def __init__(self) -> None:
         self.ended = False
+        self.started = False
 
 
 class Run:
@@ -64,7 +59,7 @@ class Run:
     _record: RunRecord
     _current_time: datetime | None
     _retry_policy: StepRetryPolicy | None
-    _replay: _Replay
+    _replay: Replay
     _outcome: _Outcome
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -80,16 +75,19 @@ class Run:
         *,
         current_time: datetime | None = None,
         retry_policy: StepRetryPolicy | None = None,
-        replay: _Replay | None = None,
+        replay: Replay | None = None,
         outcome: _Outcome | None = None,
+        started: bool = False,
     ) -> Run:
+        """`started`: the handle of a `handle_workflow` delivery, which started the run."""
         run = object.__new__(cls)
         run._store = store
         run._record = record
         run._current_time = current_time
         run._retry_policy = retry_policy
-        run._replay = replay or _Replay()
+        run._replay = replay or Replay()
         run._outcome = outcome or _Outcome()
+        run._outcome.started = run._outcome.started or started
         return run
 
     def _derive(self, **changes: Any) -> Run:
@@ -105,7 +103,7 @@ class Run:
 
     def _fresh_execution(self) -> Run:
         """The same handle with sleeps numbered from the start (one per workflow execution)."""
-        return self._derive(replay=_Replay())
+        return self._derive(replay=Replay())
 
     # -- identity and snapshot ------------------------------------------------------------------
     def id(self) -> int:
@@ -150,6 +148,13 @@ class Run:
         return await runs.status(self._store.db, self.id())
 
     async def start(self) -> bool:
+        outcome = self._outcome
+        if outcome.started and not outcome.ended:
+            # `handle_workflow` started the run when it opened it for this delivery
+            # (semantics.md §11.1): RUNNING, so `start()` has nothing to change. A cancellation
+            # requested since is found by the next step or the run's end, as it would be here.
+            outcome.started = False
+            return True
         await runs.start(self._store.db, self.id(), self._now())
         return True
 
@@ -273,3 +278,38 @@ class Run:
     # -- internal reads ------------------------------------------------------------------------
     async def _stored_output(self) -> Any:
         return (await runs.get(self._store.db, self.id())).output
+
+    # -- runs that wait and talk (beyond pgqrs; semantics.md §18) -------------------------------
+    async def recv(
+        self,
+        topic: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a durable wait: semantics.md §18.1)
+        name: str | None = None,
+    ) -> Signal | None:
+        """The next signal sent to this run on `topic` (oldest first, each received once), or
+        None when `timeout` seconds passed without one. Until then the run waits durably: it
+        raises `RunWaitingError`, which `handle_workflow` turns into "come back when a signal
+        arrives or the timeout ends"."""
+        return await signals.recv(self, topic, timeout, name)
+
+    async def set_event(self, key: str, value: Any) -> None:
+        """Publish `value` under `key` (the latest value wins); `pgqrs.get_event` reads it."""
+        await signals.set_event(self, key, value)
+
+    async def start_child(
+        self,
+        workflow: Any,
+        input: Any = None,
+        *,
+        name: str | None = None,
+        deadline: float | None = None,
+    ) -> children.ChildRun:
+        """Start a run of `workflow` (a `@workflow` function or its name) as this run's child;
+        executed again, the run gets the same child back. `await child.result()` waits for it."""
+        return await children.start_child(self, workflow, input, name, deadline)
+
+    async def gather(self, *items: Any, return_exceptions: bool = False) -> list[Any]:
+        """Fan-in: the results of child runs and of awaitables (steps run in parallel), in
+        order. A failure is raised at once (`return_exceptions=False`) or returned in place."""
+        return await children.gather(self, items, return_exceptions=return_exceptions)

@@ -20,12 +20,15 @@ from typing import Literal, overload
 
 from .bookkeeping import BookkeepingPostgres, BookkeepingSql, BookkeepingTurso
 from .failures import FailureSql
+from .introspection import IntrospectionPostgres, IntrospectionSql
 from .limits import LimitSql
 from .messages import MessagePostgres, MessageSql
 from .operations import OperationsPostgres, OperationsSql
 from .queues import QueueSql
+from .restart import RestartPostgres, RestartSql
 from .schedules import ScheduleSql
 from .spelling import DIALECTS, NOW_PARAMS, Dialect, Read, read, spell_statement, speller
+from .waits import WaitSql
 from .workers import WorkerSql
 from .workflows import WorkflowPostgres, WorkflowSql
 
@@ -54,11 +57,22 @@ class Sql(
     OperationsSql,
     LimitSql,
     ScheduleSql,
+    WaitSql,
+    IntrospectionSql,
+    RestartSql,
 ):
     """All statements, SQLite spelling. Attributes in upper case are statements."""
 
 
-class PostgresSql(MessagePostgres, BookkeepingPostgres, OperationsPostgres, WorkflowPostgres, Sql):
+class PostgresSql(
+    MessagePostgres,
+    BookkeepingPostgres,
+    OperationsPostgres,
+    WorkflowPostgres,
+    IntrospectionPostgres,
+    RestartPostgres,
+    Sql,
+):
     """All statements, with Postgres's own text where it differs."""
 
 

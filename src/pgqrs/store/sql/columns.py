@@ -264,6 +264,8 @@ RUN = Shape(
     Column("started_at", db_to_api),
     Column("paused_at", db_to_api),
     Column("completed_at", db_to_api),
+    Column("parent_run_id", optional_int),
+    Column("deadline_at", db_to_api),
 )
 
 STEP = Shape(

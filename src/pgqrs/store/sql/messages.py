@@ -151,7 +151,7 @@ _LIMITS_LOCK = (
 )
 
 
-def claim_postgres(*, loop_step: bool, limits: Limited = None) -> tuple[str, ...]:
+def claim_postgres(*, loop_step: bool, limits: Limited = None, then: str = "") -> tuple[str, ...]:
     if limits is not None:
         keyed = limits == "keys"
         # The loop step's archive goes first, so the claim counts those messages out of flight.
@@ -173,12 +173,17 @@ def claim_postgres(*, loop_step: bool, limits: Limited = None) -> tuple[str, ...
     # snapshot, in which a finished message whose lease lapsed is visible again: the claim
     # excludes :ids, or it would take the row back and PostgreSQL would keep only one of the
     # two updates of that row (the archive would be lost and the handler would run again).
+    # With `then` (more CTEs and a final SELECT, reading the claimed rows as CTE `taken`), the
+    # statement goes on after the claim: the workflow loop's opens the runs of what it took.
     archived = f"WITH archived AS ({_ARCHIVE}), " if loop_step else "WITH "
-    return (
-        f"{archived}picked AS ({_next_batch(loop_step)} FOR UPDATE SKIP LOCKED) "
+    picked = f"{archived}picked AS ({_next_batch(loop_step)} FOR UPDATE SKIP LOCKED)"
+    take = (
         f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked WHERE m.id = picked.id "
-        f"RETURNING {MESSAGE.qualified('m')}",
+        f"RETURNING {MESSAGE.qualified('m')}"
     )
+    if then:
+        return (f"{picked}, taken AS ({take}), {then}",)
+    return (f"{picked} {take}",)
 
 
 # -- deduplication keys (semantics.md §7.8) -----------------------------------------------------
