@@ -7,8 +7,12 @@ never correctness.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def worker_key(worker_id: int) -> tuple[str, int]:
@@ -93,6 +97,29 @@ class Wakeups:
                     waiters.discard(future)
                     if not waiters:
                         del self._waiters[key]
+
+    async def poll(
+        self,
+        keys: tuple[Hashable, ...],
+        look: Callable[[], Awaitable[T | None]],
+        every: float,
+        within: float | None,
+    ) -> T | None:
+        """What `look` finds (not None), looking again every `every` seconds, or at once when
+        any of `keys` is notified; None once `within` seconds (None: no limit) have passed."""
+        deadline = None if within is None else time.monotonic() + within
+        while True:
+            mark = self.mark(keys)
+            found = await look()
+            if found is not None:
+                return found
+            pause = every
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                pause = min(pause, remaining)
+            await self.wait(keys, pause, since=mark)
 
 
 # Stores of one process that open the same database share their wake-ups, so an enqueue in one

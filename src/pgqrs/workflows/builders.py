@@ -6,7 +6,6 @@ async and the only places that touch the store.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +24,7 @@ from ..store.executor import Queryable
 from ..store.wakeup import queue_key, run_key
 from ..tables import messages, runs, waits
 from ..tables.context import Context
-from ..types import QueueMessage, WorkflowRecord, WorkflowStatus
+from ..types import QueueMessage, RunRecord, WorkflowRecord, WorkflowStatus
 from ..validation import (
     check_result_timeout,
     encode_json,
@@ -196,22 +195,18 @@ class RunBuilder:
         """Wait for a terminal status; the same outcomes as `get()`."""
         store, message = self._target()
         check_result_timeout(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        keys = (run_key(message.id),)
-        while True:
-            mark = store.wakeups.mark(keys)
+
+        async def finished() -> RunRecord | None:
             record = await runs.find_by_message(store.db, message.id)
-            if record is not None and record.status.is_terminal:
-                return _outcome_of(record)
-            wait = RESULT_POLL_SECONDS
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"Operation timeout: no result for message {message.id} after {timeout}s"
-                    )
-                wait = min(wait, remaining)
-            await store.wakeups.wait(keys, wait, since=mark)
+            return record if record is not None and record.status.is_terminal else None
+
+        keys = (run_key(message.id),)
+        record = await store.wakeups.poll(keys, finished, RESULT_POLL_SECONDS, timeout)
+        if record is None:
+            raise TimeoutError(
+                f"Operation timeout: no result for message {message.id} after {timeout}s"
+            )
+        return _outcome_of(record)
 
 
 async def outcome(store: Context, message_id: int) -> Any:

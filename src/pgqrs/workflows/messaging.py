@@ -3,7 +3,6 @@ addressed by run id, `Run` or trigger message."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ..errors import StateTransitionError
@@ -67,17 +66,7 @@ async def get_event(
     wait_for = None if timeout is None else require_duration("timeout", timeout)
     run_id = await resolve_run(store, target)
     await runs.status(store.db, run_id)  # NotFoundError for a missing run
-    deadline = None if wait_for is None else time.monotonic() + wait_for
     keys = (event_key(run_id),)
-    while True:
-        mark = store.wakeups.mark(keys)
-        found = await waits.get_event(store.db, run_id, key)
-        if found is not None:
-            return found
-        pause = EVENT_POLL_SECONDS
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            pause = min(pause, remaining)
-        await store.wakeups.wait(keys, pause, since=mark)
+    return await store.wakeups.poll(
+        keys, lambda: waits.get_event(store.db, run_id, key), EVENT_POLL_SECONDS, wait_for
+    )
