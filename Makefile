@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo demo-basic lint typecheck unit clean bench sql-snapshot
+.PHONY: test demo demo-basic lint typecheck unit clean bench sql-snapshot browser docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,17 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+# The dashboard's browser tests drive Debian's Chromium (never a downloaded browser).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The documentation site (MkDocs + Material) into site/; warnings fail the build.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
 # Lint, types, and the whole suite on every backend.
-test: lint typecheck
+test: lint typecheck browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The pgqrs story with the command line, on a fresh ./pgqrs.db, in under a minute.
