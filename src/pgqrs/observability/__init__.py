@@ -1,0 +1,1 @@
+"""Seeing into a running system: Prometheus metrics, OpenTelemetry spans, structured logs."""
