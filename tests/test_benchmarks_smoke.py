@@ -139,3 +139,21 @@ def test_plan_runs_turso_and_s3_without_reference_or_raw(compare: ModuleType) ->
     params = {"mode": "poll", "consumers": 1, "batch": 10, "messages": 2_000}
     assert compare.show_params("drain", params) == "poll, C=1 B=10, 2,000 msgs"
     assert compare.show_params("drain", {**params, "messages": 10_000}) == "poll, C=1 B=10"
+
+
+@pytest.mark.slow
+@pytest.mark.backends("postgres")  # benchmarks/processes.py measures PostgreSQL only
+def test_processes_script_runs_at_tiny_size(backend: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "processes.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["params"]["processes"] for line in lines] == [1, 2]
+    assert all(line["count"] == 200 and line["drain_msgs_per_s"] > 0 for line in lines)
+    assert "| 2 | " in proc.stderr  # the table of speed-ups

@@ -270,6 +270,26 @@ WHERE id = %(id)s
     AND (CAST(%(fence)s AS BIGINT) IS NULL
          OR fence = %(fence)s) RETURNING status;
 
+-- PRODUCER_BEAT
+UPDATE "public".pgqrs_workers
+SET heartbeat_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+    shutdown_at = CASE
+                      WHEN status = 'stopped' THEN NULL
+                      ELSE shutdown_at
+                  END,
+                  status = CASE
+                               WHEN status = 'stopped' THEN 'ready'
+                               ELSE status
+                           END
+WHERE id = %(id)s
+    AND fence = %(fence)s RETURNING id,
+                                    name,
+                                    status,
+                                    queue_id,
+                                    heartbeat_at,
+                                    started_at,
+                                    shutdown_at;
+
 -- WORKER_HELD_COUNT
 SELECT COUNT(*)
 FROM "public".pgqrs_messages
@@ -278,7 +298,7 @@ WHERE consumer_worker_id = %(id)s
 
 -- MSG_INSERT  [postgres]
 WITH ins AS
-    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key)
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context)
      VALUES (%(queue_id)s,
              %(payload)s,
              "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
@@ -286,7 +306,8 @@ WITH ins AS
              0,
              %(worker_id)s,
              %(priority)s,
-             %(limit_key)s) RETURNING id)
+             %(limit_key)s,
+             %(trace_context)s) RETURNING id)
 SELECT ins.id
 FROM ins,
 
@@ -294,14 +315,15 @@ FROM ins,
 
 -- MSG_INSERT_BATCH  [postgres]
 WITH ins AS
-    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key) SELECT %(queue_id)s,
-                                                                                                                                       e.value,
-                                                                                                                                       "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
-                                                                                                                                       COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
-                                                                                                                                       0,
-                                                                                                                                       %(worker_id)s,
-                                                                                                                                       %(priority)s,
-                                                                                                                                       %(limit_key)s
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context) SELECT %(queue_id)s,
+                                                                                                                                                      e.value,
+                                                                                                                                                      "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
+                                                                                                                                                      COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                                                      0,
+                                                                                                                                                      %(worker_id)s,
+                                                                                                                                                      %(priority)s,
+                                                                                                                                                      %(limit_key)s,
+                                                                                                                                                      %(trace_context)s
      FROM jsonb_array_elements(CAST(%(payloads)s AS jsonb)) WITH
      ORDINALITY AS e(value, ord)
      ORDER BY e.ord RETURNING id)
@@ -347,15 +369,16 @@ WITH locked AS MATERIALIZED
               AND h.cancelled_at IS NULL
               AND "public".pgqrs_add_seconds(h.archived_at, %(window)s) > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) AS x),
                                                     ins AS
-    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, dedup_key) SELECT %(queue_id)s,
-                                                                                                                                                  i.payload,
-                                                                                                                                                  "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
-                                                                                                                                                  COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
-                                                                                                                                                  0,
-                                                                                                                                                  %(worker_id)s,
-                                                                                                                                                  %(priority)s,
-                                                                                                                                                  %(limit_key)s,
-                                                                                                                                                  i.dedup_key
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context, dedup_key) SELECT %(queue_id)s,
+                                                                                                                                                                 i.payload,
+                                                                                                                                                                 "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
+                                                                                                                                                                 COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                                                                 0,
+                                                                                                                                                                 %(worker_id)s,
+                                                                                                                                                                 %(priority)s,
+                                                                                                                                                                 %(limit_key)s,
+                                                                                                                                                                 %(trace_context)s,
+                                                                                                                                                                 i.dedup_key
      FROM input i
      CROSS JOIN locked
      WHERE i.dedup_key IS NULL
@@ -431,15 +454,16 @@ WITH locked AS MATERIALIZED
               AND h.cancelled_at IS NULL
               AND "public".pgqrs_add_seconds(h.archived_at, %(window)s) > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) AS x),
                                                     ins AS
-    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, dedup_key) SELECT %(queue_id)s,
-                                                                                                                                                  i.payload,
-                                                                                                                                                  "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
-                                                                                                                                                  COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
-                                                                                                                                                  0,
-                                                                                                                                                  %(worker_id)s,
-                                                                                                                                                  %(priority)s,
-                                                                                                                                                  %(limit_key)s,
-                                                                                                                                                  i.dedup_key
+    (INSERT INTO "public".pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context, dedup_key) SELECT %(queue_id)s,
+                                                                                                                                                                 i.payload,
+                                                                                                                                                                 "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(delay)s),
+                                                                                                                                                                 COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+                                                                                                                                                                 0,
+                                                                                                                                                                 %(worker_id)s,
+                                                                                                                                                                 %(priority)s,
+                                                                                                                                                                 %(limit_key)s,
+                                                                                                                                                                 %(trace_context)s,
+                                                                                                                                                                 i.dedup_key
      FROM input i
      CROSS JOIN locked
      WHERE i.dedup_key IS NULL
@@ -593,7 +617,8 @@ WHERE m.id = picked.id RETURNING m.id,
                                  m.producer_worker_id,
                                  m.consumer_worker_id,
                                  m.archived_at,
-                                 m.priority;
+                                 m.priority,
+                                 m.trace_context;
 
 -- MSG_ARCHIVE
 UPDATE "public".pgqrs_messages
@@ -658,7 +683,8 @@ WHERE m.id = picked.id RETURNING m.id,
                                  m.producer_worker_id,
                                  m.consumer_worker_id,
                                  m.archived_at,
-                                 m.priority;
+                                 m.priority,
+                                 m.trace_context;
 
 -- MSG_CLAIM_QUEUE_LIMITED (1 of 2)  [postgres]
 SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
@@ -819,7 +845,8 @@ WHERE m.id = picked.id
                                                                                              m.producer_worker_id,
                                                                                              m.consumer_worker_id,
                                                                                              m.archived_at,
-                                                                                             m.priority;
+                                                                                             m.priority,
+                                                                                             m.trace_context;
 
 -- LOOP_STEP_QUEUE_LIMITED (1 of 2)  [postgres]
 WITH archived AS
@@ -991,7 +1018,8 @@ WHERE m.id = picked.id
                                                                                              m.producer_worker_id,
                                                                                              m.consumer_worker_id,
                                                                                              m.archived_at,
-                                                                                             m.priority;
+                                                                                             m.priority,
+                                                                                             m.trace_context;
 
 -- MSG_CLAIM_KEY_LIMITED (1 of 2)  [postgres]
 SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
@@ -1179,7 +1207,8 @@ WHERE m.id = picked.id
                                                                                              m.producer_worker_id,
                                                                                              m.consumer_worker_id,
                                                                                              m.archived_at,
-                                                                                             m.priority;
+                                                                                             m.priority,
+                                                                                             m.trace_context;
 
 -- LOOP_STEP_KEY_LIMITED (1 of 2)  [postgres]
 WITH archived AS
@@ -1378,7 +1407,8 @@ WHERE m.id = picked.id
                                                                                              m.producer_worker_id,
                                                                                              m.consumer_worker_id,
                                                                                              m.archived_at,
-                                                                                             m.priority;
+                                                                                             m.priority,
+                                                                                             m.trace_context;
 
 -- MSG_DELETE
 DELETE
@@ -1496,7 +1526,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM "public".pgqrs_messages
 WHERE id = %(id)s;
 
@@ -1516,7 +1547,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM "public".pgqrs_messages
 WHERE queue_id = %(queue_id)s
     AND archived_at IS NOT NULL
@@ -1534,7 +1566,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM "public".pgqrs_messages
 WHERE queue_id = %(queue_id)s
     AND archived_at IS NULL
@@ -1552,7 +1585,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM "public".pgqrs_messages
 WHERE queue_id = %(queue_id)s
     AND archived_at IS NULL
@@ -1572,7 +1606,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM "public".pgqrs_messages
 WHERE queue_id = %(queue_id)s
     AND archived_at IS NOT NULL
@@ -2226,7 +2261,8 @@ WITH archived AS
                                       m.producer_worker_id,
                                       m.consumer_worker_id,
                                       m.archived_at,
-                                      m.priority),
+                                      m.priority,
+                                      m.trace_context),
      created AS
     (INSERT INTO "public".pgqrs_workflow_runs (workflow_id, message_id, status, input, created_at, updated_at, started_at) SELECT w.id,
                                                                                                                                   t.id,
@@ -2311,6 +2347,7 @@ SELECT taken.id,
        taken.consumer_worker_id,
        taken.archived_at,
        taken.priority,
+       taken.trace_context,
        opened.id,
        opened.workflow_id,
        opened.message_id,
@@ -2734,7 +2771,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM "public".pgqrs_messages
 WHERE COALESCE(read_ct, 0) >= COALESCE(
                                            (SELECT mq.max_read_ct
@@ -2756,7 +2794,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM "public".pgqrs_messages
 WHERE queue_id = %(queue_id)s
     AND COALESCE(read_ct, 0) >= COALESCE(
@@ -2794,7 +2833,8 @@ WHERE id = %(id)s
                                                                                                       producer_worker_id,
                                                                                                       consumer_worker_id,
                                                                                                       archived_at,
-                                                                                                      priority;
+                                                                                                      priority,
+                                                                                                      trace_context;
 
 -- WORKER_DELETE_STOPPED
 DELETE
@@ -2826,13 +2866,42 @@ SELECT
      FROM "public".pgqrs_workflow_runs
      WHERE worker_id = %(id)s);
 
--- WORKERS_PURGE_OLD
-DELETE
+-- WORKERS_PURGEABLE
+SELECT id
 FROM "public".pgqrs_workers
 WHERE status = 'stopped'
+    AND id > %(after)s
     AND (shutdown_at < %(cutoff)s
          OR (shutdown_at IS NULL
              AND heartbeat_at < %(cutoff)s))
+    AND NOT EXISTS
+        (SELECT 1
+         FROM "public".pgqrs_messages m
+         WHERE m.consumer_worker_id = "public".pgqrs_workers.id
+             AND m.archived_at IS NULL)
+    AND NOT EXISTS
+        (SELECT 1
+         FROM "public".pgqrs_workflow_runs r
+         WHERE r.worker_id = "public".pgqrs_workers.id)
+ORDER BY id
+LIMIT %(limit)s;
+
+-- WORKERS_UNLINK_PRODUCED
+UPDATE "public".pgqrs_messages
+SET producer_worker_id = NULL
+WHERE producer_worker_id = ANY(%(ids)s);
+
+-- WORKERS_UNLINK_ARCHIVED
+UPDATE "public".pgqrs_messages
+SET consumer_worker_id = NULL
+WHERE archived_at IS NOT NULL
+    AND consumer_worker_id = ANY(%(ids)s);
+
+-- WORKERS_DELETE_PURGEABLE
+DELETE
+FROM "public".pgqrs_workers
+WHERE id = ANY(%(ids)s)
+    AND status = 'stopped'
     AND NOT EXISTS
         (SELECT 1
          FROM "public".pgqrs_messages m
@@ -2857,7 +2926,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM "public".pgqrs_messages
 WHERE consumer_worker_id = %(id)s
     AND archived_at IS NULL

@@ -275,6 +275,26 @@ WHERE id = :id
     AND (CAST(:fence AS BIGINT) IS NULL
          OR fence = :fence) RETURNING status;
 
+-- PRODUCER_BEAT
+UPDATE pgqrs_workers
+SET heartbeat_at = :now,
+    shutdown_at = CASE
+                      WHEN status = 'stopped' THEN NULL
+                      ELSE shutdown_at
+                  END,
+                  status = CASE
+                               WHEN status = 'stopped' THEN 'ready'
+                               ELSE status
+                           END
+WHERE id = :id
+    AND fence = :fence RETURNING id,
+                                 name,
+                                 status,
+                                 queue_id,
+                                 heartbeat_at,
+                                 started_at,
+                                 shutdown_at;
+
 -- WORKER_HELD_COUNT  [read]
 SELECT COUNT(*)
 FROM pgqrs_messages
@@ -282,11 +302,11 @@ WHERE consumer_worker_id = :id
     AND archived_at IS NULL;
 
 -- MSG_INSERT
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key)
-VALUES (:queue_id, :payload, pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id, :priority, :limit_key) RETURNING id;
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context)
+VALUES (:queue_id, :payload, pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id, :priority, :limit_key, :trace_context) RETURNING id;
 
 -- MSG_INSERT_BATCH
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key)
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context)
 SELECT :queue_id,
        value,
        pgqrs_add_seconds(:now, :delay),
@@ -294,12 +314,13 @@ SELECT :queue_id,
        0,
        :worker_id,
        :priority,
-       :limit_key
+       :limit_key,
+       :trace_context
 FROM json_each(:payloads)
 ORDER BY key RETURNING id;
 
 -- MSG_INSERT_KEYED (1 of 2)
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, dedup_key)
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context, dedup_key)
 SELECT :queue_id,
        i.payload,
        pgqrs_add_seconds(:now, :delay),
@@ -308,6 +329,7 @@ SELECT :queue_id,
        :worker_id,
        :priority,
        :limit_key,
+       :trace_context,
        i.dedup_key
 FROM
     (SELECT p.key AS ord,
@@ -364,7 +386,7 @@ WHERE h.queue_id = :queue_id
     AND pgqrs_add_seconds(h.archived_at, :window) > :now;
 
 -- MSG_INSERT_KEYED_WINDOW (1 of 2)
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, dedup_key)
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context, dedup_key)
 SELECT :queue_id,
        i.payload,
        pgqrs_add_seconds(:now, :delay),
@@ -373,6 +395,7 @@ SELECT :queue_id,
        :worker_id,
        :priority,
        :limit_key,
+       :trace_context,
        i.dedup_key
 FROM
     (SELECT p.key AS ord,
@@ -588,7 +611,8 @@ WHERE id IN
                                  producer_worker_id,
                                  consumer_worker_id,
                                  archived_at,
-                                 priority;
+                                 priority,
+                                 trace_context;
 
 -- MSG_ARCHIVE
 UPDATE pgqrs_messages
@@ -663,7 +687,8 @@ WHERE id IN
                                  producer_worker_id,
                                  consumer_worker_id,
                                  archived_at,
-                                 priority;
+                                 priority,
+                                 trace_context;
 
 -- MSG_CLAIM_QUEUE_LIMITED (1 of 2)
 UPDATE pgqrs_messages
@@ -825,7 +850,8 @@ WHERE id IN
                                 producer_worker_id,
                                 consumer_worker_id,
                                 archived_at,
-                                priority;
+                                priority,
+                                trace_context;
 
 -- MSG_CLAIM_QUEUE_LIMITED (2 of 2)
 UPDATE pgqrs_limits AS l
@@ -1028,7 +1054,8 @@ WHERE id IN
                                 producer_worker_id,
                                 consumer_worker_id,
                                 archived_at,
-                                priority;
+                                priority,
+                                trace_context;
 
 -- LOOP_STEP_QUEUE_LIMITED (3 of 3)
 UPDATE pgqrs_limits AS l
@@ -1242,7 +1269,8 @@ WHERE id IN
                                 producer_worker_id,
                                 consumer_worker_id,
                                 archived_at,
-                                priority;
+                                priority,
+                                trace_context;
 
 -- MSG_CLAIM_KEY_LIMITED (2 of 2)
 UPDATE pgqrs_limits AS l
@@ -1471,7 +1499,8 @@ WHERE id IN
                                 producer_worker_id,
                                 consumer_worker_id,
                                 archived_at,
-                                priority;
+                                priority,
+                                trace_context;
 
 -- LOOP_STEP_KEY_LIMITED (3 of 3)
 UPDATE pgqrs_limits AS l
@@ -1638,7 +1667,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE id = :id;
 
@@ -1658,7 +1688,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NOT NULL
@@ -1676,7 +1707,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NULL
@@ -1694,7 +1726,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NULL
@@ -1720,7 +1753,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NOT NULL
@@ -2811,7 +2845,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE COALESCE(read_ct, 0) >= COALESCE(
                                            (SELECT mq.max_read_ct
@@ -2844,7 +2879,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND COALESCE(read_ct, 0) >= COALESCE(
@@ -2899,7 +2935,8 @@ WHERE id = :id
                                                 producer_worker_id,
                                                 consumer_worker_id,
                                                 archived_at,
-                                                priority;
+                                                priority,
+                                                trace_context;
 
 -- WORKER_DELETE_STOPPED
 DELETE
@@ -2931,10 +2968,11 @@ SELECT
      FROM pgqrs_workflow_runs
      WHERE worker_id = :id);
 
--- WORKERS_PURGE_OLD
-DELETE
+-- WORKERS_PURGEABLE
+SELECT id
 FROM pgqrs_workers
 WHERE status = 'stopped'
+    AND id > :after
     AND ((CASE
               WHEN length(shutdown_at) IN (19,
                                            26)
@@ -2950,6 +2988,40 @@ WHERE status = 'stopped'
                            AND substr(heartbeat_at, -1) GLOB '[0-9]' THEN heartbeat_at
                       ELSE strftime('%Y-%m-%d %H:%M:%f', heartbeat_at) || '000'
                   END) < :cutoff))
+    AND NOT EXISTS
+        (SELECT 1
+         FROM pgqrs_messages m
+         WHERE m.consumer_worker_id = pgqrs_workers.id
+             AND m.archived_at IS NULL)
+    AND NOT EXISTS
+        (SELECT 1
+         FROM pgqrs_workflow_runs r
+         WHERE r.worker_id = pgqrs_workers.id)
+ORDER BY id
+LIMIT :limit;
+
+-- WORKERS_UNLINK_PRODUCED
+UPDATE pgqrs_messages
+SET producer_worker_id = NULL
+WHERE producer_worker_id IN
+        (SELECT value
+         FROM json_each(:ids));
+
+-- WORKERS_UNLINK_ARCHIVED
+UPDATE pgqrs_messages
+SET consumer_worker_id = NULL
+WHERE archived_at IS NOT NULL
+    AND consumer_worker_id IN
+        (SELECT value
+         FROM json_each(:ids));
+
+-- WORKERS_DELETE_PURGEABLE
+DELETE
+FROM pgqrs_workers
+WHERE id IN
+        (SELECT value
+         FROM json_each(:ids))
+    AND status = 'stopped'
     AND NOT EXISTS
         (SELECT 1
          FROM pgqrs_messages m
@@ -2974,7 +3046,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE consumer_worker_id = :id
     AND archived_at IS NULL

@@ -276,6 +276,26 @@ WHERE id = :id
     AND (CAST(:fence AS BIGINT) IS NULL
          OR fence = :fence) RETURNING status;
 
+-- PRODUCER_BEAT
+UPDATE pgqrs_workers
+SET heartbeat_at = :now,
+    shutdown_at = CASE
+                      WHEN status = 'stopped' THEN NULL
+                      ELSE shutdown_at
+                  END,
+                  status = CASE
+                               WHEN status = 'stopped' THEN 'ready'
+                               ELSE status
+                           END
+WHERE id = :id
+    AND fence = :fence RETURNING id,
+                                 name,
+                                 status,
+                                 queue_id,
+                                 heartbeat_at,
+                                 started_at,
+                                 shutdown_at;
+
 -- WORKER_HELD_COUNT  [read]
 SELECT COUNT(*)
 FROM pgqrs_messages
@@ -283,11 +303,11 @@ WHERE consumer_worker_id = :id
     AND archived_at IS NULL;
 
 -- MSG_INSERT  [turso]
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key)
-VALUES (:queue_id, :payload, (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000) FROM (SELECT (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER)) + CAST(round(s * 1000000) AS INTEGER) AS t FROM (SELECT (:now) AS b, (:delay) AS s))), :now, 0, :worker_id, :priority, :limit_key) RETURNING id;
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context)
+VALUES (:queue_id, :payload, (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000) FROM (SELECT (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER)) + CAST(round(s * 1000000) AS INTEGER) AS t FROM (SELECT (:now) AS b, (:delay) AS s))), :now, 0, :worker_id, :priority, :limit_key, :trace_context) RETURNING id;
 
 -- MSG_INSERT_BATCH  [turso]
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key)
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context)
 SELECT :queue_id,
        value,
     (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000)
@@ -299,12 +319,13 @@ SELECT :queue_id,
                                         0,
                                         :worker_id,
                                         :priority,
-                                        :limit_key
+                                        :limit_key,
+                                        :trace_context
 FROM json_each(:payloads)
 ORDER BY key RETURNING id;
 
 -- MSG_INSERT_KEYED (1 of 2)  [turso]
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, dedup_key)
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context, dedup_key)
 SELECT :queue_id,
        i.payload,
     (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000)
@@ -317,6 +338,7 @@ SELECT :queue_id,
                                         :worker_id,
                                         :priority,
                                         :limit_key,
+                                        :trace_context,
                                         i.dedup_key
 FROM
     (SELECT p.key AS ord,
@@ -385,7 +407,7 @@ WHERE h.queue_id = :queue_id
                           (:window) AS s))) > :now;
 
 -- MSG_INSERT_KEYED_WINDOW (1 of 2)  [turso]
-INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, dedup_key)
+INSERT INTO pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, producer_worker_id, priority, limit_key, trace_context, dedup_key)
 SELECT :queue_id,
        i.payload,
     (SELECT strftime('%Y-%m-%d %H:%M:%S', t / 1000000, 'unixepoch') || printf('.%06d', t % 1000000)
@@ -398,6 +420,7 @@ SELECT :queue_id,
                                         :worker_id,
                                         :priority,
                                         :limit_key,
+                                        :trace_context,
                                         i.dedup_key
 FROM
     (SELECT p.key AS ord,
@@ -631,7 +654,8 @@ WHERE id IN
                                  producer_worker_id,
                                  consumer_worker_id,
                                  archived_at,
-                                 priority;
+                                 priority,
+                                 trace_context;
 
 -- MSG_ARCHIVE  [turso]
 UPDATE pgqrs_messages
@@ -712,7 +736,8 @@ WHERE id IN
                                  producer_worker_id,
                                  consumer_worker_id,
                                  archived_at,
-                                 priority;
+                                 priority,
+                                 trace_context;
 
 -- MSG_CLAIM_QUEUE_LIMITED (1 of 2)  [turso]
 UPDATE pgqrs_messages
@@ -908,7 +933,8 @@ WHERE id IN
                                 producer_worker_id,
                                 consumer_worker_id,
                                 archived_at,
-                                priority;
+                                priority,
+                                trace_context;
 
 -- MSG_CLAIM_QUEUE_LIMITED (2 of 2)  [turso]
 UPDATE pgqrs_limits AS l
@@ -1167,7 +1193,8 @@ WHERE id IN
                                 producer_worker_id,
                                 consumer_worker_id,
                                 archived_at,
-                                priority;
+                                priority,
+                                trace_context;
 
 -- LOOP_STEP_QUEUE_LIMITED (3 of 3)  [turso]
 UPDATE pgqrs_limits AS l
@@ -1437,7 +1464,8 @@ WHERE id IN
                                 producer_worker_id,
                                 consumer_worker_id,
                                 archived_at,
-                                priority;
+                                priority,
+                                trace_context;
 
 -- MSG_CLAIM_KEY_LIMITED (2 of 2)  [turso]
 UPDATE pgqrs_limits AS l
@@ -1722,7 +1750,8 @@ WHERE id IN
                                 producer_worker_id,
                                 consumer_worker_id,
                                 archived_at,
-                                priority;
+                                priority,
+                                trace_context;
 
 -- LOOP_STEP_KEY_LIMITED (3 of 3)  [turso]
 UPDATE pgqrs_limits AS l
@@ -1936,7 +1965,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE id = :id;
 
@@ -1956,7 +1986,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NOT NULL
@@ -1974,7 +2005,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NULL
@@ -1992,7 +2024,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NULL
@@ -2018,7 +2051,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND archived_at IS NOT NULL
@@ -3127,7 +3161,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE COALESCE(read_ct, 0) >= COALESCE(
                                            (SELECT mq.max_read_ct
@@ -3160,7 +3195,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE queue_id = :queue_id
     AND COALESCE(read_ct, 0) >= COALESCE(
@@ -3215,7 +3251,8 @@ WHERE id = :id
                                                 producer_worker_id,
                                                 consumer_worker_id,
                                                 archived_at,
-                                                priority;
+                                                priority,
+                                                trace_context;
 
 -- WORKER_DELETE_STOPPED
 DELETE
@@ -3247,10 +3284,11 @@ SELECT
      FROM pgqrs_workflow_runs
      WHERE worker_id = :id);
 
--- WORKERS_PURGE_OLD
-DELETE
+-- WORKERS_PURGEABLE
+SELECT id
 FROM pgqrs_workers
 WHERE status = 'stopped'
+    AND id > :after
     AND ((CASE
               WHEN length(shutdown_at) IN (19,
                                            26)
@@ -3266,6 +3304,40 @@ WHERE status = 'stopped'
                            AND substr(heartbeat_at, -1) GLOB '[0-9]' THEN heartbeat_at
                       ELSE strftime('%Y-%m-%d %H:%M:%f', heartbeat_at) || '000'
                   END) < :cutoff))
+    AND NOT EXISTS
+        (SELECT 1
+         FROM pgqrs_messages m
+         WHERE m.consumer_worker_id = pgqrs_workers.id
+             AND m.archived_at IS NULL)
+    AND NOT EXISTS
+        (SELECT 1
+         FROM pgqrs_workflow_runs r
+         WHERE r.worker_id = pgqrs_workers.id)
+ORDER BY id
+LIMIT :limit;
+
+-- WORKERS_UNLINK_PRODUCED
+UPDATE pgqrs_messages
+SET producer_worker_id = NULL
+WHERE producer_worker_id IN
+        (SELECT value
+         FROM json_each(:ids));
+
+-- WORKERS_UNLINK_ARCHIVED
+UPDATE pgqrs_messages
+SET consumer_worker_id = NULL
+WHERE archived_at IS NOT NULL
+    AND consumer_worker_id IN
+        (SELECT value
+         FROM json_each(:ids));
+
+-- WORKERS_DELETE_PURGEABLE
+DELETE
+FROM pgqrs_workers
+WHERE id IN
+        (SELECT value
+         FROM json_each(:ids))
+    AND status = 'stopped'
     AND NOT EXISTS
         (SELECT 1
          FROM pgqrs_messages m
@@ -3290,7 +3362,8 @@ SELECT id,
        producer_worker_id,
        consumer_worker_id,
        archived_at,
-       priority
+       priority,
+       trace_context
 FROM pgqrs_messages
 WHERE consumer_worker_id = :id
     AND archived_at IS NULL

@@ -5,6 +5,7 @@ API-compatible with the Python bindings of pgqrs (the Rust library) 0.15.x.
 
 from typing import TYPE_CHECKING
 
+from . import _install  # noqa: F401  (first: refuses to run beside the Rust wheel `pgqrs`)
 from . import decorators as decorators  # the submodule: pgqrs.decorators.workflow / step
 from ._version import __version__
 from .admin import Admin, admin

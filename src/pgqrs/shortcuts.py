@@ -9,7 +9,6 @@ from .queue.loop import Handler
 from .queue.workers import (
     Consumer,
     Producer,
-    ephemeral_producer,
     prepare_payloads,
     queue_rules,
     write_messages,
@@ -41,16 +40,13 @@ async def _produce(
     batch: bool,
     connection: object | None,
 ) -> list[EnqueuedId]:
-    """Enqueue through a producer that lives for this call only (semantics.md §9.5), or, on a
-    connection the application holds, with no producer at all (semantics.md §7.7)."""
+    """Enqueue with no producer row (semantics.md §9.5), on the store or on a connection the
+    application holds (semantics.md §7.7)."""
     db = None if connection is None else await borrow(connection, store.db)
     rules = await queue_rules(store, queue)  # the queue's own limits (semantics.md §7.6)
     texts = prepare_payloads(store, payloads, batch=batch, rules=rules)  # refuse before writes
-    if db is not None:
-        info = await store.get_queue(queue)
-        return await write_messages(store, info.id, None, texts, 0.0, options, db)
-    async with ephemeral_producer(store, queue) as producer:
-        return await producer.write(texts, 0.0, options)
+    info = await store.get_queue(queue)
+    return await write_messages(store, info.id, None, texts, 0.0, options, db, queue)
 
 
 @overload
@@ -92,7 +88,7 @@ async def produce(
     key: str | None = None,
     connection: object | None = None,
 ) -> int:
-    """Enqueue one payload through a producer that lives for this call only."""
+    """Enqueue one payload; no worker row is written (semantics.md §9.5)."""
     options = enqueue_options(priority, dedup_key, dedup_window_seconds, 1, batch=False, key=key)
     return (await _produce(store, queue, [payload], options, batch=False, connection=connection))[0]
 

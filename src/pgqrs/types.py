@@ -144,6 +144,9 @@ class QueueMessage:
     producer_worker_id: int | None
     consumer_worker_id: int | None
     archived_at: str | None
+    # pgqrs-py addition (api.md §28): the trace context stored with the message at its enqueue
+    # (JSON text of W3C headers; None when it was enqueued untraced, or by pgqrs).
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 import pgqrs
 from tests.support.cli import Cli
 
 
+@pytest.mark.serial  # the bucket refills a token in 0.25 s: not beside another worker's load
 def test_concurrency_limit_commands(cli: Cli) -> None:
     cli.ok("queue", "create", "jobs")
     made = cli.json("queue", "limit", "jobs", "--key", "t1", "--max-in-flight", "2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import select
@@ -12,8 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 import pgqrs
+from pgqrs.cli import top
 from tests.support.cli import Cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,14 +45,14 @@ def test_snapshot(cli: Cli) -> None:
         0,
         0,
     )
-    [worker] = snapshot["workers"]  # the ephemeral producer is stopped: not listed
+    [worker] = snapshot["workers"]  # produce_batch wrote no worker row
     assert (worker["name"], worker["status"], worker["queue"], worker["stale"]) == (
         "busy-worker",
         "ready",
         "jobs",
         False,
     )
-    assert snapshot["worker_counts"]["stopped"] == 1
+    assert snapshot["worker_counts"]["stopped"] == 0
     assert snapshot["worker_counts"]["ready"] == 1
 
 
@@ -61,6 +64,45 @@ def test_refreshes_in_process(cli: Cli) -> None:
     row = next(line for line in result.stdout.splitlines() if line.strip().startswith("jobs"))
     assert row.split()[:6] == ["jobs", "3", "0", "0", "0", "2"]
     assert row.split()[-2:] == ["5", "2"]  # in and done over the last minute
+
+
+async def _snapshot(store: pgqrs.Store) -> top.Snapshot:
+    await _traffic(store)
+    await pgqrs.admin(store).create_queue("notifications-eu")
+    await pgqrs.produce_batch(store, "notifications-eu", list(range(3)))
+    await store.producer("notifications-eu", "web-frontend-" + "x" * 40)
+    return await top.take(store)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_readable_at_80_and_120_columns(cli: Cli, width: int) -> None:
+    snapshot = cli.lib(_snapshot)
+    screen = Console(width=width, record=True, file=io.StringIO())
+    screen.print(top.render(snapshot, "sqlite:///db", 1.0))
+    lines = screen.export_text().splitlines()
+    assert all(len(line.rstrip()) <= width for line in lines)
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.strip()}
+    # Every queue by its full name, with its counts: visible .. archived, oldest, in, done.
+    assert rows["jobs"][:5] == ["3", "0", "0", "0", "2"]
+    assert rows["jobs"][-2:] == ["5", "2"]
+    assert rows["notifications-eu"][0] == "3"
+    assert rows["idle"][:5] == ["0", "0", "0", "0", "0"]
+    # Workers keep their queue and status however long their names are.
+    [producer] = [line for line in lines if "web-frontend-" in line]
+    assert "notifications-eu" in producer
+    assert "ready" in producer
+    assert any("busy-worker" in line and "jobs" in line for line in lines)
+
+
+def test_large_counts_stay_narrow() -> None:
+    assert [top.count(n) for n in (0, 99_999, 100_000, 123_456, 12_345_678, 2 * 10**9)] == [
+        "0",
+        "99999",
+        "100.0k",
+        "123.5k",
+        "12.3M",
+        "2.0G",
+    ]
 
 
 def _read_until(fd: int, done: str, count: int, within: float) -> str:

@@ -11,7 +11,7 @@ async def _workers(store: pgqrs.Store) -> dict[str, int]:
     admin = pgqrs.admin(store)
     await admin.create_queue("jobs")
     await admin.create_queue("mail")
-    await pgqrs.produce(store, "jobs", {"n": 1})  # its ephemeral producer ends stopped
+    await pgqrs.produce(store, "jobs", {"n": 1})  # writes no worker row
     holding = await store.consumer("jobs", "holding")
     await holding.dequeue()
     suspended = await store.consumer("jobs", "suspended")
@@ -37,7 +37,7 @@ def test_list(cli: Cli) -> None:
     ]
     assert running[0]["id"] == ids["mailer"]
     every = cli.json("worker", "list", "--all")
-    assert len(every) == 5  # and the stopped consumer and the ephemeral producer
+    assert len(every) == 4  # and the stopped consumer
     assert [w["name"] for w in cli.json("worker", "list", "--queue", "mail")] == ["mailer"]
     stopped = cli.json("worker", "list", "--status", "stopped")
     assert {w["id"] for w in stopped} >= {ids["stopped"]}
@@ -52,11 +52,11 @@ def test_health_reclaim_and_purge(cli: Cli) -> None:
     cli.lib(_workers)
     health = {h["queue_name"]: h for h in cli.json("worker", "health")}
     jobs = health["jobs"]
-    assert (jobs["total_workers"], jobs["ready_workers"], jobs["suspended_workers"]) == (4, 1, 1)
-    assert jobs["stopped_workers"] == 2
+    assert (jobs["total_workers"], jobs["ready_workers"], jobs["suspended_workers"]) == (3, 1, 1)
+    assert jobs["stopped_workers"] == 1
     assert jobs["stale_workers"] == 0
     [overall] = cli.json("worker", "health", "--global")
-    assert (overall["queue_name"], overall["total_workers"]) == ("Global", 5)
+    assert (overall["queue_name"], overall["total_workers"]) == ("Global", 4)
     stale = {h["queue_name"]: h for h in cli.json("worker", "health", "--timeout", "0")}
     assert stale["jobs"]["stale_workers"] == 1  # ready, silent since it registered
     assert "Interrupted" in cli.ok("worker", "health").stdout
@@ -75,11 +75,31 @@ def test_health_reclaim_and_purge(cli: Cli) -> None:
         "ready",
     )
 
-    # The three consumers hold nothing now: purgeable. The ephemeral producer is still named
-    # by the message it produced.
+    # The three consumers hold nothing now: purgeable.
     assert cli.json("worker", "purge-stopped") == {"deleted": 3}
     names = [w["name"] for w in cli.json("worker", "list", "--all")]
-    assert names[0] == "mailer"
-    assert names[1].startswith("__ephemeral__")
-    assert len(names) == 2
+    assert names == ["mailer"]
     assert "Deleted 0 stopped worker(s)" in cli.ok("worker", "purge-stopped").stdout
+
+
+async def _archived_by_a_stopped_consumer(store: pgqrs.Store) -> None:
+    consumer = await store.consumer("jobs", "done")
+    for message in await consumer.dequeue(5):
+        assert await consumer.archive(message.id)
+    await consumer.shutdown()
+
+
+def test_send_leaves_no_worker_and_purge_removes_what_it_says(cli: Cli) -> None:
+    cli.lib(lambda store: pgqrs.admin(store).create_queue("jobs"))
+    cli.ok("send", "jobs", '{"n": 1}')
+    cli.ok("send", "jobs", "--file", "-", input='{"n": 2}\n{"n": 3}\n')
+    assert cli.json("worker", "list", "--all") == []
+    assert cli.json("queue", "metrics", "jobs")["pending_messages"] == 3
+
+    # A consumer that archived what it took, then stopped: archived messages name it, and
+    # purge-stopped deletes it all the same.
+    cli.lib(_archived_by_a_stopped_consumer)
+    assert [w["name"] for w in cli.json("worker", "list", "--all")] == ["done"]
+    assert cli.json("worker", "purge-stopped") == {"deleted": 1}
+    assert cli.json("worker", "list", "--all") == []
+    assert cli.json("queue", "metrics", "jobs")["archived_messages"] == 3

@@ -289,7 +289,7 @@ async def test_produce_and_consume_helpers_use_ephemeral_workers(
     for i in ids:
         assert (await messages.get(i)).archived_at is not None
     workers = await (await store.get_workers()).list()
-    assert len(workers) == 5  # 2 producers, 3 consumers: every one ephemeral and stopped
+    assert len(workers) == 3  # 3 consumers, each ephemeral and stopped; producers have no row
     assert all(w.status == pgqrs.WorkerStatus.Stopped for w in workers)
     assert all(w.name.startswith("__ephemeral__") for w in workers)
 

@@ -385,6 +385,7 @@ def _keyed_params(producer: pgqrs.Producer, queue_id: int) -> dict[str, Any]:
         "delay": 0.0,
         "priority": 0,
         "limit_key": None,
+        "trace_context": None,
         "payloads": JsonTexts(["{}", "{}"]),
         "keys": '["k7", "new"]',
         "key_list": ["k7", "new"],

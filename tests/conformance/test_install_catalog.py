@@ -49,6 +49,8 @@ PG_COLUMNS = {
         ("cancelled_at", "timestamptz", "YES"),
         # migration 13 (ours): the key whose limits the message counts against
         ("limit_key", "text", "YES"),
+        # migration 16 (ours): the trace context the message carries
+        ("trace_context", "text", "YES"),
     ],
     "pgqrs_workflows": [
         ("id", "int8", "NO"),
@@ -253,6 +255,8 @@ PG_INDEXES = {
         "(consumed_at IS NULL)",
     ),
     "idx_pgqrs_workflow_signals_run": ("pgqrs_workflow_signals", "run_id, id", None),
+    # migration 16 (ours): runs by creation time
+    "idx_pgqrs_workflow_runs_created": ("pgqrs_workflow_runs", "created_at, id", None),
 }
 
 
@@ -472,6 +476,8 @@ SQLITE_INDEXES = {
         True,
     ),
     "idx_pgqrs_workflow_signals_run": ("pgqrs_workflow_signals", ["run_id", "id"], False),
+    # migration 16 (ours)
+    "idx_pgqrs_workflow_runs_created": ("pgqrs_workflow_runs", ["created_at", "id"], False),
 }
 
 SQLITE_COLUMNS = {

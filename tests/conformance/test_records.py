@@ -100,6 +100,7 @@ async def test_queue_message(store: pgqrs.Store) -> None:
         "producer_worker_id": OPT_INT,
         "consumer_worker_id": OPT_INT,
         "archived_at": OPT_STR,
+        "trace_context": OPT_STR,  # beyond pgqrs (issue 15): None, no trace was current
     }
     assert_fields(fresh, expected)
     assert (fresh.id, fresh.queue_id, fresh.read_ct) == (mid, info.id, 0)

@@ -213,8 +213,9 @@ def test_sync_api_table_handles_and_call(sync_store: pgqrs.sync.Store) -> None:
     assert (messages.count(), messages.get(mid).payload) == (1, {"n": 1})
     assert messages.list_archived_by_queue(queue_id) == []
     workers = store.get_workers()
-    [shared] = workers.list()  # the store's producer of "jobs"
-    assert (workers.count(), workers.get(shared.id).status) == (1, pgqrs.WorkerStatus.Ready)
+    assert (workers.list(), workers.count()) == ([], 0)  # produce writes no worker row
+    shared = store.producer("jobs")
+    assert workers.get(shared.worker_id).status == pgqrs.WorkerStatus.Ready
     assert workers.health_stats()[0].ready_workers == 1
     assert workers.purge_stale(3600) == 0
     record = pgqrs.sync.workflow().name("greet").store(store).create()
@@ -589,17 +590,13 @@ def test_sync_api_many_threads_share_one_producer_per_queue(
         ids = [mid for done in pool.map(work, range(threads)) for mid in done]
     assert len(set(ids)) == 100
     messages = store.get_messages()
-    producers = {messages.get(mid).producer_worker_id for mid in ids}
-    rows = {name: workers_of(store, name) for name in queues}
-    assert {name: len(found) for name, found in rows.items()} == {"a": 1, "b": 1}
-    assert producers == {found[0].id for found in rows.values()}
-    assert all(found[0].status == pgqrs.WorkerStatus.Ready for found in rows.values())
+    # One shared producer per queue, with no worker row (semantics.md §9.5).
+    assert {messages.get(mid).producer_worker_id for mid in ids} == {None}
+    assert {name: workers_of(store, name) for name in queues} == {"a": [], "b": []}
 
     store.close()
     with pgqrs.sync.connect_with(target.config()) as reopened:
-        for name in queues:
-            [row] = workers_of(reopened, name)
-            assert row.status == pgqrs.WorkerStatus.Stopped
+        assert reopened.admin().list_workers() == []
         assert reopened.get_messages().count() == 100
 
 
@@ -673,8 +670,7 @@ def test_sync_api_close_while_other_threads_call(target: Target) -> None:
         ended = [outcome.result(timeout=30) for outcome in outcomes]
     assert {error for _, error in ended} == {"Store is closed"}
     with pgqrs.sync.connect_with(target.config()) as reopened:
-        [row] = workers_of(reopened, "jobs")
-        assert row.status == pgqrs.WorkerStatus.Stopped
+        assert workers_of(reopened, "jobs") == []
         # A call cut by the close may have written before it was: at most one per thread.
         enqueued = 1 + sum(done for done, _ in ended)
         assert enqueued <= reopened.get_messages().count() <= enqueued + len(ended)
@@ -720,9 +716,8 @@ def test_sync_api_unclosed_store_does_not_hang_exit(
     printed = child.stdout.split()
     assert printed[1:] == ([] if mode == "exit" else ["stopped"])
     assert sync_store.get_messages().get(int(printed[0])).payload == {"from": mode}
-    # The store closed itself on the way out: its producer is stopped, not left running.
-    [row] = workers_of(sync_store, "jobs")
-    assert row.status == pgqrs.WorkerStatus.Stopped
+    # Its produce left no worker row behind (semantics.md §9.5).
+    assert workers_of(sync_store, "jobs") == []
 
 
 def test_sync_api_is_an_attribute_of_pgqrs_imported_on_first_use() -> None:

@@ -60,11 +60,10 @@ async def test_trigger_enqueues_the_input_wrapped(
     assert isinstance(message, pgqrs.QueueMessage)
     assert message.payload == {"order": 7}
     assert message.raw_payload == {"input": {"order": 7}}
-    # No run yet; the ephemeral producer is stopped.
+    # No run yet, and no worker row: a trigger names no producer (semantics.md §9.5).
     assert await (await store.get_workflow_runs()).list() == []
-    [producer] = await (await store.get_workers()).list()
-    assert producer.status == pgqrs.WorkerStatus.Stopped
-    assert message.producer_worker_id == producer.id
+    assert await (await store.get_workers()).list() == []
+    assert message.producer_worker_id is None
     # A consumer sees the unwrapped input too, even from a fresh store (no cached knowledge).
     other = await make_store()
     consumer = await other.consumer(WF)

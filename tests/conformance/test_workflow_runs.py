@@ -236,6 +236,7 @@ async def test_result_times_out(store: pgqrs.Store) -> None:
         await builder.result(timeout=0)
 
 
+@pytest.mark.serial  # a 0.4 s bound: not beside another worker's load
 async def test_result_waits_for_the_run_to_finish(store: pgqrs.Store) -> None:
     run = await new_run(store)
     builder = pgqrs.run().message(await message_of(store, run)).store(store)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -39,3 +40,22 @@ def test_demo_story(backend: str, tmp_path: Path) -> None:
     assert out.count("start_trial: account") == 1
     assert '"trial": "trial started for account' in out
     assert "Run 1: SUCCESS" in out
+
+
+def test_the_demos_need_no_extra() -> None:
+    """`make demo` installs the package without extras: the demos import the standard
+    library, pgqrs and its own dependencies only."""
+    allowed = set(sys.stdlib_module_names) | {"pgqrs", "rich", "examples", "__future__"}
+    for program in ("demo.py", "tasks.py", "basic_queue.py"):
+        tree = ast.parse((ROOT / "examples" / program).read_text())
+        imported = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 0
+        }
+        assert imported <= allowed, (program, imported - allowed)

@@ -242,6 +242,7 @@ def tail(text: str, lines: int = 25) -> str:
 # About 25 s; the margin is for the bounded waits a broken library runs into (each ends with a
 # finding instead of a timeout, so the figures are still reported).
 @pytest.mark.timeout(120)
+@pytest.mark.serial  # recovery deadlines, measured: not beside another worker's load
 async def test_restarts_under_load_lose_nothing_and_heal_by_themselves(
     private_pg: PgServer, private_target: Target, tmp_path: Path
 ) -> None:

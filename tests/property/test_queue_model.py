@@ -25,6 +25,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Coroutine, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 import pytest
@@ -215,6 +216,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.queue_id = env.run(store.queue(self.queue)).id
         self.producer = env.run(store.producer(self.queue, name=f"{self.queue}-producer"))
         self.model.register(self.producer.worker_id, self.producer.name)
+        self.producer_beat_at = self.clock.now()
         self.current: list[Handle] = []
         self.handles: list[Handle] = []  # every Consumer object, in creation order
         self.replacements = itertools.count(1)
@@ -242,6 +244,7 @@ class QueueMachine(RuleBasedStateMachine):
         producer = self.producer
         call = producer.enqueue(payload) if not delay else producer.enqueue_delayed(payload, delay)
         mid = self.env.run(call)
+        self._producer_sent(self.model.now)
         self._check_new_ids([mid])
         self.model.enqueue([mid], [payload], self.model.now, delay)
         self.check(spec.RULE_ENQUEUE)
@@ -251,6 +254,7 @@ class QueueMachine(RuleBasedStateMachine):
     def enqueue_batch(self, count: int) -> MultipleResults[int]:
         payloads = [next(self.payloads) for _ in range(count)]
         ids = self.env.run(self.producer.enqueue_batch(list(payloads)))
+        self._producer_sent(self.model.now)
         self._check_new_ids(ids)
         self.model.enqueue(ids, payloads, self.model.now, 0)
         self.check(spec.RULE_ENQUEUE)
@@ -263,10 +267,26 @@ class QueueMachine(RuleBasedStateMachine):
         payload = next(self.payloads)
         with self.clock.skewed(-lag) as then:
             mid = self.env.run(self.producer.enqueue(payload))
+        self._producer_sent(then)
         self._check_new_ids([mid])
         self.model.enqueue([mid], [payload], then, 0)
         self.check(spec.RULE_ENQUEUE)
         return mid
+
+    def _producer_sent(self, at: datetime) -> None:
+        """A producer beats as it sends once its last beat is an interval old by its clock; a
+        clock that went back restarts the interval without a beat (semantics.md §9.3)."""
+        if at < self.producer_beat_at:
+            self.producer_beat_at = at
+            return
+        interval = self.env.store.settings.heartbeat_interval_seconds
+        if (at - self.producer_beat_at).total_seconds() < interval:
+            return
+        worker = self.model.workers[self.producer.worker_id]
+        worker.heartbeat_at = at
+        if worker.status == STOPPED:
+            worker.status = spec.READY
+        self.producer_beat_at = at
 
     def _check_new_ids(self, ids: Sequence[int]) -> None:
         known = max(self.model.messages, default=0)

@@ -22,6 +22,7 @@ MIGRATION_NAMES = [
     (13, "limits"),
     (14, "schedules"),
     (15, "workflow_messages"),
+    (16, "trace_context"),
 ]
 
 

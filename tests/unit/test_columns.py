@@ -88,6 +88,7 @@ def test_a_message_row_becomes_its_record(stamp: Any) -> None:
         "consumer_worker_id": None,
         "archived_at": stamp,
         "priority": 3,  # not a field of the record: claims sort by it
+        "trace_context": None,
     }
     message = MESSAGE.build(row_of(MESSAGE, stored), {"a": 1}, {"raw": True})
     assert message == QueueMessage(
@@ -273,7 +274,7 @@ def test_aggregate_rows_become_their_records() -> None:
 def test_column_lists_come_from_the_declarations() -> None:
     assert MESSAGE.select == (
         "id, queue_id, payload, vt, enqueued_at, read_ct, dequeued_at, producer_worker_id, "
-        "consumer_worker_id, archived_at, priority"
+        "consumer_worker_id, archived_at, priority, trace_context"
     )
     assert MESSAGE.qualified("m") == ", ".join(f"m.{name}" for name in MESSAGE.names)
     assert HEALTH_BY_QUEUE.select.startswith("w.queue_id, q.queue_name, COUNT(w.id), SUM(")

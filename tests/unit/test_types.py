@@ -215,6 +215,7 @@ RECORD_FIELDS: dict[type, list[str]] = {
         "producer_worker_id",
         "consumer_worker_id",
         "archived_at",
+        "trace_context",  # beyond pgqrs (issue 15), a keyword field with a default
     ],
     QueueInfo: ["id", "queue_name", "created_at"],
     WorkerInfo: ["id", "name", "status", "queue_id", "heartbeat_at", "started_at", "shutdown_at"],

@@ -17,6 +17,7 @@ import click
 from ..client import Store, connect_with
 from ..config import Config, parse_dsn, redact_dsn
 from ..errors import PgqrsError
+from ..observability.logs import LogFormat, formatter
 
 T = TypeVar("T")
 
@@ -42,6 +43,7 @@ class Settings:
     json: bool
     debug: bool
     s3_cache_dir: str | None = None
+    log_format: LogFormat = "text"  # --log-format: how log records print on stderr
 
     def config(self) -> Config:
         config = Config(self.dsn, schema=self.schema)
@@ -118,12 +120,15 @@ def with_store(work: Callable[[Store], Awaitable[T]], *, installing: bool = Fals
 
 
 @contextlib.contextmanager
-def logging_to_stderr(level: int) -> Iterator[None]:
+def logging_to_stderr(level: int, log_format: LogFormat | None = None) -> Iterator[None]:
     """Log records of every logger at `level` and above to stderr, for the command's duration
-    (and no longer: tests run many commands in one process)."""
+    (and no longer: tests run many commands in one process), in `log_format` (default: the
+    global `--log-format`)."""
     root = logging.getLogger()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    ctx = click.get_current_context(silent=True)
+    found = None if ctx is None else ctx.find_object(Settings)
+    handler.setFormatter(formatter(log_format or (found.log_format if found else "text")))
     previous = root.level
     root.addHandler(handler)
     root.setLevel(level)

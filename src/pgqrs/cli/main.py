@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from .._version import __version__
-from . import messages, queues, run, schedules, top, workers, workflows
+from ..observability.logs import FORMATS, LogFormat
+from . import dashboard, messages, queues, run, schedules, top, workers, workflows
 from .context import DEFAULT_DSN, DEFAULT_SCHEMA, Settings, describe, logging_to_stderr
 from .output import error_console
 
@@ -60,6 +61,15 @@ class PgqrsGroup(click.Group):
 )
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON document, not tables.")
 @click.option("--debug", is_flag=True, help="Log at DEBUG and show tracebacks on errors.")
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    envvar="PGQRS_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    show_envvar=True,
+    help="Log lines on stderr: text, or one JSON object per line (docs/guides/observability.md).",
+)
 @click.version_option(__version__, "--version", "-V", prog_name="pgqrs")
 @click.pass_context
 def cli(
@@ -69,17 +79,20 @@ def cli(
     s3_cache_dir: str | None,
     json_output: bool,
     debug: bool,
+    log_format: LogFormat,
 ) -> None:
     """pgqrs: durable queues and workflows on SQLite, PostgreSQL, Turso and S3.
 
     Install the schema, create queues, send messages, run workers and watch them.
     """
-    ctx.obj = Settings(dsn, schema, json=json_output, debug=debug, s3_cache_dir=s3_cache_dir)
+    ctx.obj = Settings(
+        dsn, schema, json=json_output, debug=debug, s3_cache_dir=s3_cache_dir, log_format=log_format
+    )
     if debug:
         ctx.with_resource(logging_to_stderr(logging.DEBUG))
 
 
-for _module in (queues, messages, workers, workflows, run, top, schedules):
+for _module in (queues, messages, workers, workflows, run, top, schedules, dashboard):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

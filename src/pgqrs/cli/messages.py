@@ -23,7 +23,7 @@ from rich.progress import (
 from ..admin import Admin
 from ..client import Store
 from ..errors import PgqrsError
-from ..queue.workers import ephemeral_producer, queue_rules
+from ..queue.workers import producer_without_row, queue_rules
 from ..records import MessageError
 from ..tables import failures
 from ..tables import messages as message_rows
@@ -94,13 +94,13 @@ async def write_payloads(
     advance: Callable[[int], None] = lambda n: None,
     options: EnqueueOptions = PLAIN,
 ) -> list[int]:
-    """Enqueue stored texts in batches through one producer that lives for this command."""
+    """Enqueue stored texts in batches, with no worker row (semantics.md §9.5)."""
     ids: list[int] = []
-    async with ephemeral_producer(store, queue) as producer:
-        for start in range(0, len(texts), SEND_BATCH):
-            chunk = texts[start : start + SEND_BATCH]
-            ids.extend(await producer.write(chunk, delay, options))
-            advance(len(chunk))
+    producer = await producer_without_row(store, queue)
+    for start in range(0, len(texts), SEND_BATCH):
+        chunk = texts[start : start + SEND_BATCH]
+        ids.extend(await producer.write(chunk, delay, options))
+        advance(len(chunk))
     return ids
 
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -34,8 +34,12 @@ from ..workflows.builders import WorkflowBuilder
 from ..workflows.decorators import WorkflowDef
 from ..workflows.dequeue import DequeueBuilder
 from ..workflows.run import Run
+from . import prefork
 from .context import CliError, json_option, logging_to_stderr, settings, wants_json, with_store
 from .output import emit_json
+
+if TYPE_CHECKING:  # prometheus_client is optional: imported only for --metrics-port
+    from ..observability.prometheus import MetricsServer
 
 log = logging.getLogger("pgqrs.cli")
 
@@ -80,17 +84,19 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _what(arg: Any) -> tuple[str, int]:
-    """How a handler's argument is named in the log, and how many messages it stands for."""
+def _what(arg: Any) -> tuple[str, int, dict[str, Any]]:
+    """How a handler's argument is named in the log, how many messages it stands for, and the
+    structured fields of its log records (docs/guides/observability.md, "Logs")."""
     if isinstance(arg, Run):
-        return f"run {arg.id()} (message {arg.message_id})", 1
+        return f"run {arg.id()} (message {arg.message_id})", 1, {"run_id": arg.id()}
     if isinstance(arg, list):
         ids = [m.id for m in arg if isinstance(m, QueueMessage)]
         worker = arg[0].consumer_worker_id if ids else None
-        return f"messages {ids} (worker {worker})", len(arg)
+        return f"messages {ids} (worker {worker})", len(arg), {"worker_id": worker}
     if isinstance(arg, QueueMessage):
-        return f"message {arg.id} (worker {arg.consumer_worker_id})", 1
-    return repr(arg), 1
+        fields = {"message_id": arg.id, "worker_id": arg.consumer_worker_id, "attempt": arg.read_ct}
+        return f"message {arg.id} (worker {arg.consumer_worker_id})", 1, fields
+    return repr(arg), 1, {}
 
 
 def _ms(started: float) -> str:
@@ -104,14 +110,14 @@ def counted(fn: Callable[..., Any], tally: Tally) -> Handler:
 
     @contextlib.contextmanager
     def observed(arg: Any) -> Iterator[None]:
-        what, count = _what(arg)
+        what, count, fields = _what(arg)
         started = time.perf_counter()
         try:
             yield
         except BaseException as err:
-            _count(tally, what, count, started, err)
+            _count(tally, what, count, started, err, fields)
             raise
-        _count(tally, what, count, started, None)
+        _count(tally, what, count, started, None, fields)
 
     if is_async(fn):
 
@@ -128,20 +134,29 @@ def counted(fn: Callable[..., Any], tally: Tally) -> Handler:
     return handler
 
 
-def _count(tally: Tally, what: str, count: int, started: float, err: BaseException | None) -> None:
+def _count(
+    tally: Tally,
+    what: str,
+    count: int,
+    started: float,
+    err: BaseException | None,
+    fields: dict[str, Any],
+) -> None:
+    took = _ms(started)
     with tally.lock:
         if err is None:
             tally.handled += count
-            log.info("%s handled in %s", what, _ms(started))
+            log.info("%s handled in %s", what, took, extra=fields)
         elif isinstance(err, asyncio.CancelledError):
             tally.released += count
-            log.warning("%s released unfinished after %s (shutdown)", what, _ms(started))
+            log.warning("%s released unfinished after %s (shutdown)", what, took, extra=fields)
         elif isinstance(err, _RESCHEDULED):
             tally.handled += count
-            log.info("%s rescheduled after %s: %s", what, _ms(started), err)
+            log.info("%s rescheduled after %s: %s", what, took, err, extra=fields)
         elif isinstance(err, Exception):
             tally.failed += count
-            log.warning("%s failed after %s: %s: %s", what, _ms(started), type(err).__name__, err)
+            name = type(err).__name__
+            log.warning("%s failed after %s: %s: %s", what, took, name, err, extra=fields)
 
 
 def _builder(
@@ -209,6 +224,32 @@ def _builder(
     help="Do not fire cron schedules in this process (by default every `pgqrs run` does; "
     "each tick is enqueued once however many run).",
 )
+@click.option(
+    "--processes",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Worker processes, each with --concurrency poll loops, under a supervisor that "
+    "restarts them (docs/guides/processes.md).",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=prefork.DEFAULT_SHUTDOWN_TIMEOUT,
+    show_default=True,
+    help="With --processes: seconds the processes get to finish after SIGTERM before SIGKILL.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port, logged).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the --metrics-port endpoint listens on (0.0.0.0: every interface).",
+)
 @json_option
 def run_command(
     target: str,
@@ -220,14 +261,23 @@ def run_command(
     lease: float | None,
     log_level: str,
     no_scheduler: bool,
+    processes: int,
+    shutdown_timeout: float,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run FUNCTION from MODULE on every message of a queue until SIGINT or SIGTERM.
 
     FUNCTION is an async function taking a message (a list of messages with --batch, a
     workflow run with --workflow). The working directory is importable, so
-    `pgqrs run tasks:handle` finds ./tasks.py.
+    `pgqrs run tasks:handle` finds ./tasks.py. With --processes N, a supervisor runs N such
+    processes, restarts one that dies and forwards SIGINT/SIGTERM to them all.
     """
+    if processes != 1:  # a supervisor of `processes` copies of this command
+        prefork.supervise(click.get_current_context(), processes, shutdown_timeout, log_level)
+        return
     catch_signals_early()  # a SIGTERM while connecting stops the worker cleanly, not abruptly
+    prefork.watch_supervisor()  # in a child of that supervisor: stop when it is gone
     fn = load_handler(target)
     if isinstance(fn, WorkflowDef):
         is_workflow = True
@@ -251,6 +301,9 @@ def run_command(
         else:
             await queue_rows.get_by_name(store.db, name)
         check_batch_size(batch or 1, store.settings.default_max_batch_size, "--batch")
+        # Before any worker is registered: a port that is taken leaves nothing behind.
+        port = metrics_port
+        metrics = None if port is None else _metrics(store, name, port, metrics_host)
         consumers = [await store.consumer(name) for _ in range(concurrency)]
         builders = [
             _builder(
@@ -281,6 +334,8 @@ def run_command(
             if scheduler is not None and firing is not None:
                 scheduler.stop()
                 await firing
+            if metrics is not None:
+                await asyncio.to_thread(metrics.close)  # waits for the server thread
 
     with logs:
         try:
@@ -288,6 +343,22 @@ def run_command(
         finally:
             if running:
                 _summary(tally, time.monotonic() - running[0])
+
+
+def _metrics(store: Store, queue: str, port: int, host: str) -> MetricsServer:
+    """`--metrics-port`: this process's counters and the queue's gauges, read at each scrape."""
+    try:
+        from ..observability.prometheus import serve
+    except ImportError as err:
+        raise CliError(
+            f"--metrics-port needs prometheus_client ({err}): pip install 'pgqrs-py[prometheus]'"
+        ) from err
+    try:
+        server = serve(store, [queue], port, host)
+    except OSError as err:
+        raise CliError(f"cannot serve metrics on {host}:{port}: {err}") from err
+    log.info("pgqrs run: metrics at http://%s:%d/metrics", host, server.port)
+    return server
 
 
 def _summary(tally: Tally, seconds: float) -> None:

@@ -96,31 +96,55 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
+def count(n: int) -> str:
+    """A count in at most 6 characters (12345, 123.4k, 12.3M), so that the columns of numbers
+    stay as narrow as their headers and the names get the rest of the screen."""
+    if n < 100_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    return f"{n / 1_000_000_000:.1f}G"
+
+
+def _tight(out: Table) -> Table:
+    """One space between columns and none at the edges: at 80 columns the nine columns of
+    the queue table leave the queue's name 18 characters (with rich's default padding the
+    name column was squeezed out entirely)."""
+    out.padding = (0, 0)
+    out.show_edge = False
+    return out
+
+
 def render(snapshot: Snapshot, where: str, interval: float) -> Group:
     header = Text.assemble(
         ("pgqrs top", "bold"),
         f"  {where}  {snapshot.at:%H:%M:%S} UTC  every {interval:g}s  Ctrl-C quits",
     )
     numbers = (*QUEUE_NUMBERS, "Oldest", "In/min", "Done/min")
-    queues = table("Queue", *numbers, right=numbers, flex=("Queue",), title="Queues")
+    queues = _tight(table("Queue", *numbers, right=numbers, flex=("Queue",), title="Queues"))
     for m in snapshot.queues:
         done, new = snapshot.throughput.get(m.name, (0, 0))
-        add_row(queues, *queue_cells(m, snapshot.at), new, done)
-    return Group(header, queues, _workers(snapshot))
+        name, *counts, oldest = queue_cells(m, snapshot.at)
+        add_row(queues, name, *(count(n) for n in counts), oldest, count(new), count(done))
+    return Group(header, Text(""), queues, Text(""), _workers(snapshot))
 
 
 def _workers(snapshot: Snapshot) -> Table:
     counts = Counter(w.status.db for w in snapshot.workers)
     summary = ", ".join(f"{counts[s.db]} {s.db}" for s in WorkerStatus if counts[s.db])
-    out = table(
-        "ID",
-        "Name",
-        "Queue",
-        "Status",
-        "Heartbeat",
-        right=("ID",),
-        flex=("Name", "Queue"),
-        title=f"Workers: {summary or 'none'}",
+    out = _tight(
+        table(
+            "ID",
+            "Name",
+            "Queue",
+            "Status",
+            "Heartbeat",
+            right=("ID",),
+            flex=("Name", "Queue"),
+            title=f"Workers: {summary or 'none'}",
+        )
     )
     running = _running(snapshot)
     for w in running[:MAX_WORKER_ROWS]:

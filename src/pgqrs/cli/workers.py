@@ -154,7 +154,9 @@ def reclaim(queue: str | None, older_than: int | None, force: bool) -> None:
 )
 @json_option
 def purge_stopped(older_than: int) -> None:
-    """Delete stopped workers that no message or run refers to any more."""
+    """Delete stopped workers that hold no message and that no workflow run names; messages
+    that named them (as producer, or as the consumer of an archived message) name no worker
+    afterwards."""
     deleted = with_store(lambda store: Admin(store).purge_old_workers(older_than))
     if wants_json():
         emit_json({"deleted": deleted})

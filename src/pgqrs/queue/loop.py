@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
+from .. import instrument, tracing
 from .._cancel import cleanup, complete
 from ..errors import (
     PgqrsConnectionError,
@@ -126,6 +127,7 @@ class Runner:
             gap=2 * max(settings.heartbeat, settings.poll_interval),
         )
         self._thread: DbThread | None = None  # for handlers that are not async
+        self._queue_name: str | None = None  # read when first needed (logs, instrumentation)
 
     def thread(self) -> DbThread:
         """The thread this runner's plain-function handlers run on, one at a time."""
@@ -186,8 +188,60 @@ class Runner:
                 message.read_ct,
                 type(err).__name__,
                 err,
+                extra=await self.log_fields(message),
             )
         return dead
+
+    # -- what logs and instrumentation say (docs/guides/observability.md) --------------------
+    async def queue_name(self) -> str:
+        """This runner's queue, by name: known to a consumer registered by it, else one read,
+        the first time it is asked for."""
+        if self._queue_name is None:
+            self._queue_name = getattr(self.consumer, "_queue_name", "") or None
+        if self._queue_name is None:
+            queue_id = self.consumer.queue_id
+            info = None if queue_id is None else await queues.find_by_id(self.store.db, queue_id)
+            self._queue_name = str(queue_id) if info is None else info.queue_name
+        return self._queue_name
+
+    async def log_fields(self, message: QueueMessage | None = None) -> dict[str, Any]:
+        """The structured fields of a log record about this runner (and one of its messages)."""
+        await self.queue_name()
+        return self.fields(message)
+
+    def fields(self, message: QueueMessage | None = None) -> dict[str, Any]:
+        """`log_fields` without reading anything: the queue by id until its name was read."""
+        consumer = self.consumer
+        fields: dict[str, Any] = {
+            "queue": self._queue_name
+            or getattr(consumer, "_queue_name", "")
+            or str(consumer.queue_id),
+            "worker_id": consumer.worker_id,
+        }
+        if message is not None:
+            fields["message_id"] = message.id
+            fields["attempt"] = message.read_ct
+        return fields
+
+    async def observe(
+        self, outcome: instrument.Outcome, started: float, claimed: list[QueueMessage]
+    ) -> None:
+        """Tell the instrumentation hooks how a handler call that began at `started` (a
+        `time.perf_counter()`) ended. Callers check `instrument.observers` first."""
+        # 0: observers arrived during the call, which was not timed.
+        seconds = time.perf_counter() - started if started else 0.0
+        instrument.settled(await self.queue_name(), outcome, seconds, claimed)
+
+    async def observe_failure(
+        self, started: float, claimed: list[QueueMessage], dead: list[QueueMessage]
+    ) -> None:
+        """A failed handler call: its dead letters, and the rest retried."""
+        dead_ids = {m.id for m in dead}
+        retried = [m for m in claimed if m.id not in dead_ids]
+        if retried:
+            await self.observe(instrument.RETRIED, started, retried)
+        if dead:
+            await self.observe(instrument.DEAD_LETTERED, started, dead)
 
     async def max_read_ct(self) -> int:
         """The poison threshold of this runner's queue (stored with it, shared by all)."""
@@ -243,6 +297,13 @@ class Runner:
         try:
             await self.start_polling()
             health.succeeded()
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "worker %s polling queue %s",
+                    self.consumer.worker_id,
+                    await self.queue_name(),
+                    extra=self.fields(),
+                )
             self.store.db.watch(self.store.wakeups)
             async with self.heartbeats():
                 while True:
@@ -265,7 +326,7 @@ class Runner:
                             if status != POLLING:
                                 await self.refuse_unless_ready(status, raise_stopped=False)
                     except PgqrsConnectionError as err:
-                        health.failed(err)
+                        health.failed(err, self.fields())
                         await self.idle()
                         continue
                     if not claimed:
@@ -287,6 +348,7 @@ class Runner:
             await cleanup(self.flush_finished())
             await cleanup(self.finish())
             self.close_thread()
+            log.info("worker %s left its poll loop", self.consumer.worker_id, extra=self.fields())
 
     async def step(self) -> list[QueueMessage]:
         """Archive what the last handler finished and claim the next batch, as one
@@ -297,6 +359,7 @@ class Runner:
         assert queue_id is not None
         finished, self.finished = self.finished, []
         self.opened = {}
+        started = tracing.clock()
         try:
             limits = await consumer.limited()
             opens_runs = (
@@ -324,7 +387,14 @@ class Runner:
             raise
         if opens_runs:
             rows_, self.opened = runs.split_opened(rows_)
-        return await store.messages.read(store.db, rows_) if rows_ else []
+        if not rows_:
+            return []
+        claimed = await store.messages.read(store.db, rows_)
+        queue = consumer._queue_name or str(queue_id)
+        tracing.received(queue, claimed, started, consumer.worker_id)
+        if instrument.observers:
+            instrument.claimed(await self.queue_name(), len(claimed))
+        return claimed
 
     async def flush_finished(self) -> None:
         """On the way out, archive what handlers finished since the last claim."""
@@ -370,7 +440,10 @@ class Runner:
 
     async def claim(self) -> list[QueueMessage]:
         s = self.settings
-        return await self.consumer.claim(s.batch, s.lease, self.message_time())
+        claimed = await self.consumer.claim(s.batch, s.lease, self.message_time())
+        if claimed and instrument.observers:
+            instrument.claimed(await self.queue_name(), len(claimed))
+        return claimed
 
     @property
     def wake_keys(self) -> tuple[tuple[str, int], ...]:
@@ -401,8 +474,12 @@ class Runner:
     async def handle(self, claimed: list[QueueMessage]) -> None:
         assert self.settler is not None
         self.in_flight = [m.id for m in claimed]
+        consumer = self.consumer
+        queue = consumer._queue_name or str(consumer.queue_id)
         try:
-            await self.settler.process(self, claimed)
+            # The span continues the trace each message carries (pgqrs.tracing).
+            with tracing.process(queue, claimed, consumer.worker_id):
+                await self.settler.process(self, claimed)
         except BaseException:
             if self.in_flight:
                 await cleanup(self.release_now(self.in_flight))
@@ -486,7 +563,12 @@ class Runner:
             except Exception as err:
                 self.health.interrupted()
                 # One line per failure; the loop's own errors say the rest.
-                log.warning("heartbeat of worker %s failed; retrying: %s", consumer.worker_id, err)
+                log.warning(
+                    "heartbeat of worker %s failed; retrying: %s",
+                    consumer.worker_id,
+                    err,
+                    extra=self.fields(),
+                )
                 log.debug("heartbeat failure", exc_info=True)
                 failing = True
 
@@ -516,13 +598,13 @@ class Health:
     def interrupted(self) -> None:
         self.ok_since = None
 
-    def failed(self, err: PgqrsConnectionError) -> None:
+    def failed(self, err: PgqrsConnectionError, fields: dict[str, Any] | None = None) -> None:
         if isinstance(err, NotInstalledError):
             raise err  # not transient: waiting will not create the tables
         self.ok_since = None
         if time.monotonic() - self.last_ok >= self.limit:
             raise err
-        log.warning("poll loop database error, retrying: %s", err)
+        log.warning("poll loop database error, retrying: %s", err, extra=fields)
 
     def healthy_for(self) -> float:
         """Seconds of gap-free success so far (0 while failing)."""
@@ -556,18 +638,25 @@ class MessageSettler:
         self.reraise = reraise  # one-shot forms re-raise the handler's exception
 
     async def process(self, runner: Runner, claimed: list[QueueMessage]) -> None:
+        started = time.perf_counter() if instrument.observers else 0.0
         try:
             await call_handler(self.fn, claimed if self.batch else claimed[0], runner.thread)
         except Exception as err:
-            await runner.fail(claimed, err)
+            tracing.failed(err)
+            dead = await runner.fail(claimed, err)
             runner.in_flight = []
+            if instrument.observers:
+                await runner.observe_failure(started, claimed, dead)
             if self.reraise:
                 raise
             log.warning(
                 "handler failed for message(s) %s; released with backoff",
                 [m.id for m in claimed],
                 exc_info=True,
+                extra=await runner.log_fields(claimed[0] if len(claimed) == 1 else None),
             )
             return
         await runner.archive([m.id for m in claimed])
         runner.in_flight = []
+        if instrument.observers:
+            await runner.observe(instrument.ARCHIVED, started, claimed)

@@ -11,12 +11,12 @@ A cancelled registration or claim never leaves work behind: it runs to its end a
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self, overload
 
-from .._cancel import cleanup, complete
+from .. import tracing
+from .._cancel import complete
 from .._clock import Time, parse_time
 from ..errors import StateTransitionError, SuspendedError
 from ..rate_limit import TokenBucket
@@ -29,7 +29,7 @@ from ..tables import limits as limit_rows
 from ..tables import messages, queues
 from ..tables import workers as rows
 from ..tables.workers import INTERRUPTED, POLLING, READY, STOPPED, SUSPENDED
-from ..types import QueueMessage, WorkerInfo, WorkerStatus
+from ..types import QueueInfo, QueueMessage, WorkerInfo, WorkerStatus
 from ..validation import (
     PLAIN,
     EnqueueOptions,
@@ -56,6 +56,7 @@ class _Worker:
     _store: Context
     _info: WorkerInfo
     _fence: int
+    _queue_name = ""  # the queue's name when registered by it (spans name it; pgqrs.tracing)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kind = type(self).__name__
@@ -93,7 +94,9 @@ class _Worker:
             # A cancelled registration leaves no live worker behind (its name stays free).
             await rows.mark_stopped(store.db, info.id, store.sql_now(), fence=fence)
 
-        return cls._wrap(store, await complete(register(), unregister), fence)
+        worker = cls._wrap(store, await complete(register(), unregister), fence)
+        worker._queue_name = queue
+        return worker
 
     @property
     def worker_id(self) -> int:
@@ -206,6 +209,10 @@ class Producer(_Worker):
     _rules: PayloadRules
     _rules_read_at: datetime | None  # the store clock's time when they were read; None: never
     _bucket: TokenBucket | None
+    # The store clock's time of the last beat this producer wrote (semantics.md §9.3).
+    _beat_at: datetime
+    # False: a producer of one call, with no worker row; its messages name no producer.
+    _has_row: bool
 
     @classmethod
     def _wrap(cls, store: Context, info: WorkerInfo, fence: int | None = None) -> Self:
@@ -215,7 +222,37 @@ class Producer(_Worker):
         producer._rules_read_at = None
         rate = config.max_enqueue_per_second
         producer._bucket = None if rate is None else TokenBucket(rate, config.max_enqueue_burst)
+        producer._beat_at = store.clock.now()
+        producer._has_row = True
         return producer
+
+    @classmethod
+    def _without_row(cls, store: Context, queue: QueueInfo) -> Self:
+        """A producer that writes no worker row: its messages have `producer_worker_id` NULL
+        (semantics.md §9.5). Internal: one-shot calls and `pgqrs.sync`'s shared producers."""
+        now = store.clock.now().isoformat()
+        producer = cls._wrap(store, WorkerInfo(0, "", READY, queue.id, now, now, None))
+        producer._has_row = False
+        producer._queue_name = queue.queue_name
+        return producer
+
+    async def _beat_if_due(self) -> None:
+        """Beat before an enqueue once the last beat is a heartbeat interval old by the
+        store's clock: a producer that sends is never silent for longer than that, at one
+        extra statement per interval (semantics.md §9.3). A clock that went back restarts the
+        interval instead of beating: a beat must never move `heartbeat_at` backwards."""
+        if not self._has_row or self._fence is None:
+            return
+        store = self._store
+        now = store.clock.now()
+        interval = timedelta(seconds=store.settings.heartbeat_interval_seconds)
+        if now < self._beat_at:
+            self._beat_at = now
+            return
+        if now - self._beat_at < interval:
+            return
+        self._info = await rows.producer_beat(store.db, self._info, self._fence, store.sql_now())
+        self._beat_at = now
 
     async def _payload_rules(self) -> PayloadRules:
         """The rules the next enqueue applies: the queue's own limits, else Config's. Read at
@@ -395,8 +432,10 @@ class Producer(_Worker):
         the application holds, which wakes nobody in-process: it may roll back)."""
         queue_id = self.queue_id
         assert queue_id is not None
+        await self._beat_if_due()
+        writer = self.worker_id if self._has_row else None
         return await write_messages(
-            self._store, queue_id, self.worker_id, texts, delay, options, db
+            self._store, queue_id, writer, texts, delay, options, db, self._queue_name
         )
 
     async def cancel(self, message_id: int) -> bool:
@@ -426,10 +465,27 @@ async def write_messages(
     delay: float,
     options: EnqueueOptions,
     db: Queryable | None = None,
+    queue: str = "",
 ) -> list[EnqueuedId]:
     """Insert stored JSON texts on `queue_id` with checked options, on the store's executor (and
     wake the idle loops of this process) or on `db`, a borrowed connection (which may roll back:
-    no in-process wake-up; on PostgreSQL the statement's NOTIFY goes out at its commit)."""
+    no in-process wake-up; on PostgreSQL the statement's NOTIFY goes out at its commit).
+    Inside a `send <queue>` span, whose context the messages carry (pgqrs.tracing)."""
+    with tracing.send(queue or str(queue_id), len(texts), worker_id) as span:
+        ids = await _insert_messages(store, queue_id, worker_id, texts, delay, options, db)
+        tracing.sent(span, ids)
+    return ids
+
+
+async def _insert_messages(
+    store: Context,
+    queue_id: int,
+    worker_id: int | None,
+    texts: Sequence[str],
+    delay: float,
+    options: EnqueueOptions,
+    db: Queryable | None,
+) -> list[EnqueuedId]:
     target = store.db if db is None else db
     now = store.sql_now()
     if options.keys is None:
@@ -455,21 +511,18 @@ async def write_messages(
     return ids
 
 
-@contextlib.asynccontextmanager
-async def ephemeral_producer(
+async def producer_without_row(
     store: Context, queue: str, rules: PayloadRules | None = None
-) -> AsyncIterator[Producer]:
-    """A producer that lives for one call: registered on entry, stopped on exit
-    (semantics.md §9.5). `rules`: the queue's rules, just read by the caller (`queue_rules`),
-    so that its enqueues do not read them again."""
+) -> Producer:
+    """A producer for one call, with no worker row: nothing to register or stop, and its
+    messages name no producer (semantics.md §9.5). `rules`: the queue's rules, just read by
+    the caller (`queue_rules`), so that its enqueues do not read them again."""
     read_at = store.clock.now()
-    producer = await Producer._register_ephemeral(store, queue)
+    validate_queue_name(queue)
+    producer = Producer._without_row(store, await queues.get_by_name(store.db, queue))
     if rules is not None:
         producer._use_rules(rules, read_at)
-    try:
-        yield producer
-    finally:
-        await cleanup(rows.mark_stopped(store.db, producer.worker_id, store.sql_now()))
+    return producer
 
 
 async def queue_rules(store: Context, queue: str) -> PayloadRules:
@@ -586,7 +639,9 @@ class Consumer(_Interruptible):
             )
             return await store.messages.read(store.db, claimed) if claimed else []
 
+        started = tracing.clock()
         taken = await complete(take(), self.give_back)
+        tracing.received(self._queue_name or str(queue_id), taken, started, self.worker_id)
         if not taken:
             # The claim takes nothing for a suspended worker; only then is the status worth a
             # read, to say why.

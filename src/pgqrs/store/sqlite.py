@@ -241,7 +241,13 @@ class SqliteExecutor:
                 timeout=5.0,
                 check_same_thread=False,
             )
-        cls.configure(conn, dsn, synchronous, readonly=mode == "ro")
+        try:
+            # The first statement reads the file: one that is not a database fails here, and
+            # its connection must not be left for the collector (a ResourceWarning on 3.13).
+            cls.configure(conn, dsn, synchronous, readonly=mode == "ro")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     @classmethod

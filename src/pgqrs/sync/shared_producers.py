@@ -1,5 +1,6 @@
-"""A sync store's one producer per queue, which `pgqrs.sync.produce` and `produce_batch` use:
-no worker row per call (api.md §21)."""
+"""A sync store's one producer per queue, which `pgqrs.sync.produce` and `produce_batch` use: it
+keeps the queue's payload rules and the rate limit between calls, and has no worker row, as
+`pgqrs.produce` has none (api.md §21, semantics.md §9.5)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..client import Store as AsyncStore
-from ..errors import PgqrsError, StateTransitionError, WorkerNotFoundError
 from ..queue.workers import Producer as AsyncProducer
+from ..queue.workers import producer_without_row
 from ..records import EnqueuedId
 from ..store.threads import closed
 from ..validation import check_payloads_given, validate_queue_name
@@ -19,8 +20,8 @@ from .options import BatchEnqueueOptions, EnqueueOptions, MessageId
 
 
 class SharedProducers:
-    """The store's one producer per queue: registered on first use (whichever thread comes
-    first; the others wait for that same registration), reused by every thread, stopped by
+    """The store's one producer per queue: made on first use (whichever thread comes first;
+    the others wait for that same lookup of the queue), reused by every thread, forgotten by
     close(). Touched only on the portal's loop, so it needs no lock."""
 
     def __init__(self, store: AsyncStore) -> None:
@@ -34,9 +35,11 @@ class SharedProducers:
             raise closed()
         task = self._tasks.get(queue)
         if task is None:
-            task = self._tasks[queue] = asyncio.create_task(self._store.producer(queue))
+            task = self._tasks[queue] = asyncio.create_task(
+                producer_without_row(self._store, queue)
+            )
             task.add_done_callback(functools.partial(self._forget_failed, queue))
-        # Shielded: one caller giving up does not cancel the registration the others await.
+        # Shielded: one caller giving up does not cancel the lookup the others await.
         return await asyncio.shield(task)
 
     def _forget_failed(self, queue: str, task: asyncio.Task[AsyncProducer]) -> None:
@@ -54,29 +57,13 @@ class SharedProducers:
         check_payloads_given(payloads)  # as pgqrs.produce_batch
         return await passed.enqueue_batch(await self.get(queue), list(payloads), options)
 
-    async def stop_all(self) -> None:
-        """Stop every producer registered; the first failure is raised after all were tried."""
+    def forget_all(self) -> None:
+        """No more producers: they have no rows, so there is nothing to stop."""
         self._closed = True
-        tasks, self._tasks = list(self._tasks.values()), {}
-        failures: list[PgqrsError] = []
-        for task in tasks:
-            try:
-                producer = await task
-            except Exception:  # its caller got the error; nothing was registered
-                continue
-            try:
-                await producer.shutdown()
-            except (StateTransitionError, WorkerNotFoundError):
-                pass  # stopped already (an operator, a reclaim sweep) or registered again
-            except PgqrsError as err:
-                failures.append(err)
-        if failures:
-            raise failures[0]
+        self._tasks = {}
 
 
 async def close_store(store: AsyncStore, producers: SharedProducers) -> None:
-    """What `close()` runs on the portal's loop: stop the shared producers, close the store."""
-    try:
-        await producers.stop_all()
-    finally:
-        await store.close()
+    """What `close()` runs on the portal's loop: forget the shared producers, close the store."""
+    producers.forget_all()
+    await store.close()

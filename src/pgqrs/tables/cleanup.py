@@ -1,8 +1,9 @@
 """Removing what is no longer needed: stopped workers and old archived messages (semantics.md §14).
 
-Nothing is deleted that another row still points at: a worker named by a message (as producer
-or consumer) or by a workflow run stays, and so does an archived message a workflow run was
-triggered by (the run keeps its history; `purge_queue` is the way to drop those).
+`delete_worker` deletes nothing that another row still points at (as pgqrs); purging stopped
+workers clears what names them in messages first, but keeps a worker that holds an unarchived
+message or that a workflow run names. An archived message a workflow run was triggered by is
+kept (the run keeps its history; `purge_queue` is the way to drop those).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from ..errors import StateTransitionError, ValidationError
-from ..store.executor import Executor, Queryable, Row
+from ..store.executor import Executor, Queryable, Row, first_column
 from . import workers
 from .workers import STOPPED
 
@@ -45,10 +46,22 @@ async def delete_worker(db: Queryable, worker_id: int) -> None:
     )
 
 
-async def purge_old_workers(db: Queryable, cutoff: datetime) -> int:
-    """Delete stopped workers that stopped (or last beat) before `cutoff` and that nothing
-    references; the number deleted."""
-    return await db.execute(db.sql.WORKERS_PURGE_OLD, {"cutoff": cutoff})
+async def purge_old_workers(ex: Executor, cutoff: datetime, chunk: int = PURGE_CHUNK) -> int:
+    """Delete stopped workers that stopped (or last beat) before `cutoff`, hold no unarchived
+    message and that no run names, `chunk` per transaction; messages that name them (as
+    producer, or as the consumer of an archived message) name no worker afterwards. The
+    number deleted."""
+    deleted, after = 0, 0
+    while True:
+        async with ex.transaction() as db:
+            params = {"cutoff": cutoff, "after": after, "limit": chunk}
+            ids = [int(i) for i in first_column(await db.fetch(db.sql.WORKERS_PURGEABLE, params))]
+            if not ids:
+                return deleted
+            await db.execute(db.sql.WORKERS_UNLINK_PRODUCED, {"ids": ids})
+            await db.execute(db.sql.WORKERS_UNLINK_ARCHIVED, {"ids": ids})
+            deleted += await db.execute(db.sql.WORKERS_DELETE_PURGEABLE, {"ids": ids})
+        after = ids[-1]
 
 
 async def worker_message_rows(db: Queryable, worker_id: int) -> list[Row]:

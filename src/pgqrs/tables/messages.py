@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from .. import tracing
 from .._clock import db_to_api
 from ..errors import InternalError, MessageLeasedError, MessageNotFoundError, ValidationError
 from ..records import EnqueuedId
@@ -104,7 +105,8 @@ async def enqueue(
     limit_key: str | None = None,
 ) -> list[int]:
     """Insert the stored JSON texts as one statement; their ids in input order. Visible
-    `delay_seconds` after `now` (None: the database's clock, see store/sql/messages.py)."""
+    `delay_seconds` after `now` (None: the database's clock, see store/sql/messages.py).
+    Every message carries the trace context current now (`tracing.carrier`)."""
     params = {
         "queue_id": queue_id,
         "worker_id": worker_id,
@@ -112,6 +114,7 @@ async def enqueue(
         "delay": float(delay_seconds),
         "priority": priority,
         "limit_key": limit_key,
+        "trace_context": tracing.carrier(),
     }
     if len(texts) == 1:
         row = await db.fetchone(db.sql.MSG_INSERT, {**params, "payload": texts[0]})
@@ -146,6 +149,7 @@ async def enqueue_keyed(
         "delay": float(delay_seconds),
         "priority": priority,
         "limit_key": limit_key,
+        "trace_context": tracing.carrier(),
         "payloads": JsonTexts(texts),
         "keys": encode_json(list(keys)),
         "key_list": key_list(keys),

@@ -193,6 +193,20 @@ async def heartbeat(
         raise WorkerNotFoundError(f"Worker with id '{worker_id}' not found")
 
 
+async def producer_beat(
+    db: Queryable, info: WorkerInfo, fence: int, now: datetime | None
+) -> WorkerInfo:
+    """A producer's beat as it sends (semantics.md §9.3): `heartbeat_at = now`, and `ready`
+    again if it was stopped. A row purged meanwhile is registered again under its name (a new
+    id); a row registered again by someone else is left alone (`info` unchanged)."""
+    row = await db.fetchone(db.sql.PRODUCER_BEAT, {"id": info.id, "fence": fence, "now": now})
+    if row is not None:
+        return WORKER.build(row)
+    if await db.fetchone(db.sql.WORKER_STATUS, {"id": info.id}) is not None:
+        return info
+    return await register(db, info.queue_id, info.name, now, fence)
+
+
 async def held_count(db: Queryable, worker_id: int) -> int:
     return await scalar_int(db, db.sql.WORKER_HELD_COUNT, {"id": worker_id})
 

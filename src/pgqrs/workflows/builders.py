@@ -18,7 +18,7 @@ from ..errors import (
     WorkflowFailedError,
 )
 from ..policy import StepRetryPolicy
-from ..queue.workers import ephemeral_producer
+from ..queue.workers import producer_without_row
 from ..store.borrowed import borrow
 from ..store.executor import Queryable
 from ..store.wakeup import queue_key, run_key
@@ -130,8 +130,8 @@ class WorkflowTriggerBuilder:
             store.wakeups.notify(queue_key(definition.queue_id))
             return (await store.messages.read(store.db, [row]))[0]
         if connection is None:
-            async with ephemeral_producer(store, name, rules) as producer:
-                message_id = await producer.enqueue({"input": self._input})
+            producer = await producer_without_row(store, name, rules)  # no worker row
+            message_id = await producer.enqueue({"input": self._input})
             db: Queryable = store.db
         else:
             db = await borrow(connection, store.db)

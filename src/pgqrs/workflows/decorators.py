@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
+from .. import tracing
 from .._clock import format_time
 from ..errors import (
     PausedError,
@@ -229,7 +230,8 @@ def _make_step(
         if guard is None:
             return acquired.value  # done before: the body does not run again
         try:
-            result = await _call_within(limit, step_name, func, run, *args, **kwargs)
+            with tracing.step(step_name, guard.run_id, guard._attempt):
+                result = await _call_within(limit, step_name, func, run, *args, **kwargs)
             # Stored with the run's next statement (semantics.md §12.7), before any more of
             # the run's work starts: tables/write_behind.py.
             await guard._success_with_next(result)

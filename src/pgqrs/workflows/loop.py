@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import instrument
 from .._clock import parse_time, seconds
 from ..errors import (
     PausedError,
@@ -64,7 +66,10 @@ class WorkflowSettler:
     async def process(self, runner: Runner, claimed: list[QueueMessage]) -> None:
         first_error: Exception | None = None
         for message in claimed:
-            error = await _Delivery(runner, message).settle(self.fn)
+            delivery = _Delivery(runner, message)
+            error = await delivery.settle(self.fn)
+            if delivery.outcome is not None and instrument.observers:
+                await runner.observe(delivery.outcome, delivery.started, [message])
             runner.opened.clear()  # the next runs waited for this one: they are read again
             runner.in_flight = [mid for mid in runner.in_flight if mid != message.id]
             if first_error is None:
@@ -86,6 +91,10 @@ class _Delivery:
         self.message = message
         # The loop's time for Python-side schedules (the injected `at`, else the clock).
         self.t = runner.settings.at or runner.store.clock.now()
+        # How the handler call ended and when it began, for `pgqrs.instrument` (None: the
+        # handler was not called).
+        self.outcome: instrument.Outcome | None = None
+        self.started = 0.0
 
     async def settle(self, fn: Handler) -> Exception | None:
         """Run the handler if the run is still open; the unexpected exception it raised, if any.
@@ -111,22 +120,30 @@ class _Delivery:
             return None
         started = record.status == RUNNING
         run = Run._wrap(store, record, current_time=self.runner.settings.at, started=started)
+        if instrument.observers:
+            self.started = time.perf_counter()
         try:
             in_time = await self.call_before_deadline(fn, run)
         except RunWaitingError as exc:
+            self.outcome = instrument.RESCHEDULED
             await self.release_waiting(record.id, exc)
         except (TransientStepError, StepNotReadyError) as exc:
+            self.outcome = instrument.RETRIED
             await self.release_for_scheduling(await self.retry_time(record.id, exc))
         except PausedError as exc:
+            self.outcome = instrument.RESCHEDULED
             await self.release_for_scheduling(await self.resume_time(record.id, exc))
         except WorkflowCancelledError:
+            self.outcome = instrument.ARCHIVED
             await self.end_cancelled(record.id)
             await self.archive()
         except RetriesExhaustedError as exc:
+            self.outcome = instrument.FAILED
             await self.fail_if_open(record.id, str(exc))
             await self.archive()
         except Exception as exc:
             if is_transient(exc):
+                self.outcome = instrument.RETRIED
                 await self.retry_after_outage(record.id, exc)
                 return None
             log.warning(
@@ -134,10 +151,12 @@ class _Delivery:
                 record.id,
                 message.id,
                 exc_info=True,
+                extra={**await self.runner.log_fields(message), "run_id": record.id},
             )
-            await self.after_failure(record.id, exc)
+            self.outcome = await self.after_failure(record.id, exc)
             return exc
         else:
+            self.outcome = instrument.ARCHIVED
             if not in_time:
                 await self.cancel_past_deadline(record.id)
                 return None
@@ -227,10 +246,11 @@ class _Delivery:
             self.message.id,
             OUTAGE_RETRY_SECONDS,
             err,
+            extra={**self.runner.fields(self.message), "run_id": run_id},
         )
         await self.release_for_scheduling(self.t + seconds(OUTAGE_RETRY_SECONDS))
 
-    async def after_failure(self, run_id: int, err: Exception) -> None:
+    async def after_failure(self, run_id: int, err: Exception) -> instrument.Outcome:
         """An unexpected exception: a run that is over is archived (a pending cancellation is
         finalised first); an open run is retried with the message backoff, which counts towards
         `max_read_ct` like any failed message. When that makes the trigger a dead letter, no
@@ -238,7 +258,7 @@ class _Delivery:
         current = await runs.status(self.store.db, run_id)
         if await self.finalise_if_cancelling(run_id, current) or current.is_terminal:
             await self.archive()
-            return
+            return instrument.ARCHIVED
         if await self.runner.fail([self.message], err):
             reason = (
                 f"Workflow trigger message {self.message.id} became a dead letter after "
@@ -246,6 +266,8 @@ class _Delivery:
             )
             await self.fail_if_open(run_id, reason)
             await self.wake_parent()  # no delivery (and so no archive) will come to do it
+            return instrument.DEAD_LETTERED
+        return instrument.RETRIED
 
     async def finalise_if_cancelling(self, run_id: int, current: Any = None) -> bool:
         """CANCELLING → CANCELLED (semantics.md §12.9); whether the run is now CANCELLED by us."""

@@ -219,7 +219,8 @@ class Run:
             raise runs.cancelled(self.id())
         if record.status == WorkflowStatus.Success:
             return StepResult(StepResultStatus.Skipped, record.output, None)
-        guard = StepGuard._make(store, self.id(), step_name, injected, policy)
+        attempt = record.retry_count + 1
+        guard = StepGuard._make(store, self.id(), step_name, injected, policy, attempt)
         return StepResult(StepResultStatus.Execute, None, guard)
 
     async def complete_step(self, step_name: str, output: Any) -> None:

@@ -49,13 +49,14 @@ class StepResult:
 class StepGuard:
     """Records the outcome of one step execution (api.md §12.3)."""
 
-    __slots__ = ("_current_time", "_policy", "_run_id", "_step_name", "_store")
+    __slots__ = ("_attempt", "_current_time", "_policy", "_run_id", "_step_name", "_store")
 
     _store: Context
     _run_id: int
     _step_name: str
     _current_time: datetime | None
     _policy: StepRetryPolicy
+    _attempt: int  # this execution's number: 1, then one more per retry (its span says it)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("StepGuard has no public constructor; use run.acquire_step(name)")
@@ -68,6 +69,7 @@ class StepGuard:
         step_name: str,
         current_time: datetime | None,
         policy: StepRetryPolicy,
+        attempt: int = 1,
     ) -> StepGuard:
         guard = object.__new__(cls)
         guard._store = store
@@ -75,6 +77,7 @@ class StepGuard:
         guard._step_name = step_name
         guard._current_time = current_time
         guard._policy = policy
+        guard._attempt = attempt
         return guard
 
     @property

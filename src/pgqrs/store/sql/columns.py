@@ -229,6 +229,8 @@ MESSAGE = Shape(
     Column("archived_at", db_to_api),
     # Not a field of pgqrs's record (semantics.md §7.3): claims sort by it.
     Column("priority", field=None),
+    # Migration 16 (ours): the trace context the message carries (pgqrs.tracing).
+    Column("trace_context"),
     given=("payload", "raw_payload"),
 )
 

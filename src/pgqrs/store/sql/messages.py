@@ -211,11 +211,14 @@ _HOLDERS = (
     f"UNION ALL SELECT h.id, h.dedup_key, 0, 1 FROM {{s}}pgqrs_messages h "
     f"WHERE {_RECENT.format(key=_KEYS, s='{s}')}"
 )
+# :trace_context, the enqueue's trace context (pgqrs.tracing), is NULL unless tracing is on.
 _INSERT_COLUMNS = (
     "INSERT INTO {s}pgqrs_messages (queue_id, payload, vt, enqueued_at, read_ct, "
-    "producer_worker_id, priority, limit_key"
+    "producer_worker_id, priority, limit_key, trace_context"
 )
-_VALUES = "{s}pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id, :priority, :limit_key"
+_VALUES = (
+    "{s}pgqrs_add_seconds(:now, :delay), :now, 0, :worker_id, :priority, :limit_key, :trace_context"
+)
 # A keyed batch, position by position (:payloads stored JSON texts, :keys a JSON array of keys
 # or nulls): a position is inserted unless its key is held already or an earlier position has
 # the same key (the first wins). Every step returns rows (id, key, inserted, archived): the

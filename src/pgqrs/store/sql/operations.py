@@ -246,9 +246,28 @@ class OperationsSql:
         "(SELECT COUNT(*) FROM {s}pgqrs_messages WHERE consumer_worker_id = :id), "
         "(SELECT COUNT(*) FROM {s}pgqrs_workflow_runs WHERE worker_id = :id)"
     )
-    WORKERS_PURGE_OLD = (
-        "DELETE FROM {s}pgqrs_workers WHERE status = 'stopped' "
+    # Purging stopped workers (semantics.md §14), a chunk at a time by id: those stopped before
+    # :cutoff that hold no unarchived message (a stopped worker may still settle what it holds
+    # under a running lease) and that no run names. What else names them (the producer of any
+    # message, the consumer of an archived one) is cleared first, in the same transaction.
+    WORKERS_PURGEABLE = (
+        "SELECT id FROM {s}pgqrs_workers WHERE status = 'stopped' AND id > :after "
         "AND (TS(shutdown_at) < :cutoff OR (shutdown_at IS NULL AND TS(heartbeat_at) < :cutoff)) "
+        "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_messages m WHERE m.consumer_worker_id = "
+        "{s}pgqrs_workers.id AND m.archived_at IS NULL) "
+        "AND NOT EXISTS (SELECT 1 FROM {s}pgqrs_workflow_runs r WHERE r.worker_id = "
+        "{s}pgqrs_workers.id) ORDER BY id LIMIT :limit"
+    )
+    WORKERS_UNLINK_PRODUCED = (
+        "UPDATE {s}pgqrs_messages SET producer_worker_id = NULL "
+        "WHERE producer_worker_id IN_LIST(:ids)"
+    )
+    WORKERS_UNLINK_ARCHIVED = (
+        "UPDATE {s}pgqrs_messages SET consumer_worker_id = NULL "
+        "WHERE archived_at IS NOT NULL AND consumer_worker_id IN_LIST(:ids)"
+    )
+    WORKERS_DELETE_PURGEABLE = (
+        "DELETE FROM {s}pgqrs_workers WHERE id IN_LIST(:ids) AND status = 'stopped' "
         f"AND {_WORKER_UNREFERENCED}"
     )
     WORKER_MESSAGES = read(

@@ -56,6 +56,14 @@ class WorkerSql:
         "UPDATE {s}pgqrs_workers SET heartbeat_at = :now "
         f"WHERE id = :id AND {_THIS_REGISTRATION} RETURNING status"
     )
+    # A producer's beat, written as it sends (semantics.md §9.3): a producer that sends is
+    # live, so one stopped meanwhile (an idle producer a sweep judged stale) is `ready` again.
+    PRODUCER_BEAT = (
+        "UPDATE {s}pgqrs_workers SET heartbeat_at = :now, "
+        "shutdown_at = CASE WHEN status = 'stopped' THEN NULL ELSE shutdown_at END, "
+        "status = CASE WHEN status = 'stopped' THEN 'ready' ELSE status END "
+        f"WHERE id = :id AND fence = :fence RETURNING {WORKER.select}"
+    )
     WORKER_HELD_COUNT = read(
         "SELECT COUNT(*) FROM {s}pgqrs_messages "
         "WHERE consumer_worker_id = :id AND archived_at IS NULL"

@@ -1,4 +1,5 @@
-"""The README's workflow section is executable: every snippet runs and prints what it says."""
+"""The workflows guide (docs/guides/workflows.md) is executable: every snippet runs and prints
+what it says."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.docs import section
+from tests.support.docs import read
 from tests.support.target import Target
 
 BLOCK = re.compile(r"```(python|text)\n(.*?)```", re.S)
@@ -17,7 +18,7 @@ BLOCK = re.compile(r"```(python|text)\n(.*?)```", re.S)
 
 def snippets() -> list[tuple[str, str | None]]:
     """Each Python snippet with the `text` block that follows it, if any (its output)."""
-    found = BLOCK.findall(section("## Durable workflows"))
+    found = BLOCK.findall(read("docs/guides/workflows.md"))
     out: list[tuple[str, str | None]] = []
     for i, (kind, body) in enumerate(found):
         if kind == "python":

@@ -1,5 +1,6 @@
-"""The README's "Command line" section documents every command, and its examples are valid
-command lines (each is parsed by the real command with `--help` added)."""
+"""The command-line guide (docs/guides/cli.md) documents every command, and its examples are
+valid command lines (each is parsed by the real command with `--help` added). The generated
+CLI reference lists every command too: test_docs_site.py."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ import pytest
 from click.testing import CliRunner
 
 from pgqrs.cli.main import cli as pgqrs_cli
-from tests.support.docs import section
+from tests.support.docs import read
 
-HEADING = "## Command line"
+PAGE = "docs/guides/cli.md"
 CONSOLE = re.compile(r"```console\n(.*?)```", re.DOTALL)
 
 
 def examples() -> list[list[str]]:
     found = []
-    for block in CONSOLE.findall(section(HEADING)):
+    for block in CONSOLE.findall(read(PAGE)):
         for line in block.splitlines():
             if line.startswith("$ pgqrs"):
                 found.append(shlex.split(line[2:], comments=True)[1:])
@@ -37,13 +38,14 @@ def commands(group: click.Group = pgqrs_cli, path: str = "pgqrs") -> list[str]:
 
 
 def test_every_command_is_documented() -> None:
-    text = section(HEADING)
+    text = read(PAGE)
     missing = [c for c in commands() if f"$ {c}" not in text and f"`{c}" not in text]
     assert missing == []
     # the issue 5 list, `workflow create`, `queue update` and (issue 12) `queue show`,
     # `messages cancel`; (issue 13) the six `schedule` commands and `queue limit`; (issue 14)
-    # `workflow signal` and `workflow event`, `workflow show` and `workflow restart`
-    assert len(commands()) == 29 + 6 + 1 + 2 + 2
+    # `workflow signal` and `workflow event`, `workflow show` and `workflow restart`; later
+    # issues add more (each must be documented above)
+    assert len(commands()) >= 29 + 6 + 1 + 2 + 2
 
 
 @pytest.mark.parametrize("args", examples(), ids=" ".join)
