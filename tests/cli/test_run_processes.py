@@ -27,7 +27,8 @@ HANDLER = "tests.cli.processes_handlers:record_pid"
 STARTED = re.compile(r"child (\d+) started: pid (\d+)")
 QUEUE_BACKENDS = pytest.mark.backends("sqlite", "postgres")  # several processes on one database
 # Each test starts several interpreters: seconds each on a machine loaded by other tests.
-pytestmark = pytest.mark.timeout(120)
+# Real process trees with signals and lease deadlines: run apart from the parallel suite.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.serial]
 
 
 class Supervisor:

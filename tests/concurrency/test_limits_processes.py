@@ -24,6 +24,7 @@ RATE_SECONDS = float(os.environ.get("PGQRS_RATE_TEST_SECONDS", "6"))
 
 # Not on S3: one writer per object (semantics.md §16).
 @pytest.mark.slow
+@pytest.mark.serial  # it must see the processes overlap in time: not beside a parallel suite
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_concurrency_limit_four_processes_never_exceed_a_keys_limit(
     store: pgqrs.Store, queue: str, target: Target, tmp_path: Path
@@ -58,6 +59,7 @@ async def test_concurrency_limit_four_processes_never_exceed_a_keys_limit(
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # claims per second within 10%: measured without a parallel suite beside it
 @pytest.mark.backends("sqlite", "postgres", "turso")
 async def test_rate_limit_four_processes_hold_the_rate(
     store: pgqrs.Store, queue: str, target: Target, tmp_path: Path

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # a minute of real processes; beside a parallel suite it can outrun its timeout
+@pytest.mark.timeout(180)
 @pytest.mark.backends("sqlite")
 def test_demo_story(backend: str, tmp_path: Path) -> None:
     demo = [sys.executable, str(ROOT / "examples" / "demo.py"), "--jobs", "300"]
@@ -23,7 +25,7 @@ def test_demo_story(backend: str, tmp_path: Path) -> None:
         [*demo, "--workdir", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=150,
         check=False,
         env=env,
     )
