@@ -251,7 +251,7 @@ class Run:
 
     # -- durable sleep (beyond pgqrs) ----------------------------------------------------------
     async def sleep(self, seconds: float, *, name: str | None = None) -> None:
-        """Pause the run for `seconds`, durably: see the README ("Durable sleep").
+        """Pause the run for `seconds`, durably: see docs/guides/workflows.md ("Durable sleep").
 
         The first time, the wake-up time is recorded as a step and the run is paused; this
         raises `PausedError`, which `handle_workflow` turns into "come back at the wake-up time".
