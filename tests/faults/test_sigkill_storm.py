@@ -43,7 +43,8 @@ from tests.support.sigkill_child import WORKFLOW
 from tests.support.target import Target
 from tests.support.waiting import eventually
 
-pytestmark = [pytest.mark.slow, pytest.mark.backends("sqlite", "postgres")]
+# Children race a 2 s lease under a deadline: run apart from the parallel suite.
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.backends("sqlite", "postgres")]
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE = 2.0  # seconds each claim leases for; the children heartbeat every second

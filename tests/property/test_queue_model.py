@@ -956,6 +956,9 @@ async def _open(target: Target) -> pgqrs.Store:
 
 @pytest.mark.backends("sqlite", "postgres")
 @pytest.mark.timeout(900)  # a failing run shrinks; a passing one takes 10-25 s
+# Which rules a fixed budget reaches depends on how the real leases and the machine keep pace:
+# run apart from the parallel suite, so the coverage check below stays deterministic.
+@pytest.mark.serial
 @pytest.mark.parametrize("variant", list(BUDGET))
 def test_queue_model(target: Target, variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Hypothesis shrinks a failure for up to 5 minutes; a minute finds the same few steps here.
