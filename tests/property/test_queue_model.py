@@ -66,7 +66,7 @@ MAX_READ_CT = 2  # low, so that poison messages turn up within a few claims
 
 # Examples per variant (each runs on both backends), about 35 steps each: 2-3 ms a step on
 # SQLite, 4-8 ms on PostgreSQL; the whole file takes 60-80 s when it passes.
-BUDGET = {"core": 60, "reregister": 40, "reclaim": 40, "all": 50}
+BUDGET = {"core": 100, "reregister": 40, "reclaim": 40, "all": 50}
 FEATURES = {
     "core": frozenset({"concurrent"}),
     "reregister": frozenset({"reregister"}),
