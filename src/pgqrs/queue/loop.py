@@ -197,7 +197,7 @@ class Runner:
         """This runner's queue, by name: known to a consumer registered by it, else one read,
         the first time it is asked for."""
         if self._queue_name is None:
-            self._queue_name = getattr(self.consumer, "_queue_name", "") or None
+            self._queue_name = self.consumer._queue_name or None
         if self._queue_name is None:
             queue_id = self.consumer.queue_id
             info = None if queue_id is None else await queues.find_by_id(self.store.db, queue_id)
@@ -213,9 +213,7 @@ class Runner:
         """`log_fields` without reading anything: the queue by id until its name was read."""
         consumer = self.consumer
         fields: dict[str, Any] = {
-            "queue": self._queue_name
-            or getattr(consumer, "_queue_name", "")
-            or str(consumer.queue_id),
+            "queue": self._queue_name or consumer._queue_name or str(consumer.queue_id),
             "worker_id": consumer.worker_id,
         }
         if message is not None:
