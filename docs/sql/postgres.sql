@@ -1972,6 +1972,17 @@ WHERE status IN ('QUEUED',
                   OR m.vt IS NULL
                   OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))) RETURNING message_id;
 
+-- RUN_FAIL_OF_MESSAGE
+UPDATE "public".pgqrs_workflow_runs
+SET status = 'ERROR',
+    error = %(error)s,
+    completed_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()),
+    updated_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+WHERE message_id = %(message_id)s
+    AND status IN ('QUEUED',
+                   'RUNNING',
+                   'PAUSED') RETURNING message_id;
+
 -- RUN_ERROR_STEP_RETRIES
 SELECT retry_at
 FROM "public".pgqrs_workflow_steps
@@ -2759,6 +2770,20 @@ WHERE queue_id = %(queue_id)s
     AND (consumer_worker_id IS NULL
          OR vt IS NULL
          OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING id;
+
+-- DLQ_ARCHIVE_ONE
+UPDATE "public".pgqrs_messages
+SET archived_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+WHERE id = %(id)s
+    AND archived_at IS NULL
+    AND COALESCE(read_ct, 0) >= COALESCE(
+                                             (SELECT mq.max_read_ct
+                                              FROM "public".pgqrs_queues mq
+                                              WHERE mq.id = queue_id), %(max_read_ct)s)
+    AND (consumer_worker_id IS NULL
+         OR vt IS NULL
+         OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING id,
+                                                                                           read_ct;
 
 -- DLQ_LIST
 SELECT id,

@@ -2357,6 +2357,17 @@ WHERE status IN ('QUEUED',
                           ELSE strftime('%Y-%m-%d %H:%M:%f', m.vt) || '000'
                       END) <= :now)) RETURNING message_id;
 
+-- RUN_FAIL_OF_MESSAGE
+UPDATE pgqrs_workflow_runs
+SET status = 'ERROR',
+    error = :error,
+    completed_at = :now,
+    updated_at = :now
+WHERE message_id = :message_id
+    AND status IN ('QUEUED',
+                   'RUNNING',
+                   'PAUSED') RETURNING message_id;
+
 -- RUN_ERROR_STEP_RETRIES  [read]
 SELECT retry_at
 FROM pgqrs_workflow_steps
@@ -3149,6 +3160,26 @@ WHERE queue_id = :queue_id
                       AND substr(vt, -1) GLOB '[0-9]' THEN vt
                  ELSE strftime('%Y-%m-%d %H:%M:%f', vt) || '000'
              END) <= :now) RETURNING id;
+
+-- DLQ_ARCHIVE_ONE
+UPDATE pgqrs_messages
+SET archived_at = :now
+WHERE id = :id
+    AND archived_at IS NULL
+    AND COALESCE(read_ct, 0) >= COALESCE(
+                                             (SELECT mq.max_read_ct
+                                              FROM pgqrs_queues mq
+                                              WHERE mq.id = queue_id), :max_read_ct)
+    AND (consumer_worker_id IS NULL
+         OR vt IS NULL
+         OR (CASE
+                 WHEN length(vt) IN (19,
+                                     26)
+                      AND substr(vt, 11, 1) = ' '
+                      AND substr(vt, -1) GLOB '[0-9]' THEN vt
+                 ELSE strftime('%Y-%m-%d %H:%M:%f', vt) || '000'
+             END) <= :now) RETURNING id,
+                                     read_ct;
 
 -- DLQ_LIST  [read]
 SELECT id,

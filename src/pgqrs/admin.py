@@ -323,6 +323,26 @@ class Admin:
         mid = require_int("message_id", message_id)
         return (await failures.of(self._store.db, [mid])).get(mid)
 
+    async def archive_dead_letter(self, message_id: int) -> bool:
+        """Archive one poison message (beyond pgqrs: `dlq()` archives a whole queue's); it stays
+        listed by `dlq_list()`. The open workflow run it triggered ends ERROR in the same
+        transaction. True when this call archived it, False when it was archived already;
+        `ValidationError` when it is not a dead letter, `MessageNotFoundError`."""
+        mid = check_message_id(message_id)
+        store = self._store
+        now = store.sql_now()
+        async with store.db.transaction() as db:
+            deliveries = await recovery.archive_dead_letter(
+                db, mid, now, store.settings.max_read_ct
+            )
+            if deliveries is None:
+                return False
+            reason = f"Workflow trigger message became a dead letter after {deliveries} deliveries"
+            ended = await runs.fail_of_message(db, mid, reason, now)
+        if ended:
+            store.wakeups.notify(run_key(mid))
+        return True
+
     async def replay_dlq(self, message_id: int) -> QueueMessage:
         """Put an archived or poison message back as a fresh pending message (read count 0)."""
         require_int("message_id", message_id)

@@ -99,6 +99,21 @@ def test_dead_letters(cli: Cli) -> None:
     assert cli.fails("dlq", "replay", "999").startswith("Message with id '999' not found")
 
 
+def test_archive_one_dead_letter(cli: Cli) -> None:
+    ids = cli.lib(_one_of_each)
+    refused = cli.fails("dlq", "archive", "--id", str(ids["visible"]))
+    assert refused.startswith(f"Validation failed: message {ids['visible']} is not a dead letter")
+    assert cli.fails("dlq", "archive", "jobs", "--id", "1") == "Give a QUEUE or --id, not both"
+    assert cli.json("dlq", "archive", "--id", str(ids["poison"])) == {"archived": [ids["poison"]]}
+    assert cli.json("dlq", "archive", "--id", str(ids["poison"])) == {"archived": []}
+    assert (
+        "Archived 0 dead letter(s)" in cli.ok("dlq", "archive", "--id", str(ids["poison"])).stdout
+    )
+    [kept] = cli.json("dlq", "list")
+    assert (kept["id"], kept["state"]) == (ids["poison"], "archived")
+    assert cli.json("messages", "show", str(ids["visible"]))["state"] == "visible"
+
+
 # -- cancelling queued messages (issue 12) -----------------------------------------------------
 async def _to_cancel(store: pgqrs.Store) -> dict[str, int]:
     """jobs: a queued message, one with a key and a priority, and one under a running lease."""

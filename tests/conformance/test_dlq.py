@@ -116,6 +116,42 @@ async def test_replay_refusals(store: pgqrs.Store, queue: str) -> None:
         await admin.replay_dlq("1")  # type: ignore[arg-type]
 
 
+async def test_archive_dead_letter_takes_one(store: pgqrs.Store, queue: str) -> None:
+    producer = await store.producer(queue)
+    consumer = await store.consumer(queue)
+    admin = pgqrs.admin(store)
+    first, second = await producer.enqueue_batch([{"n": 1}, {"n": 2}])
+    await poison(store, consumer, at(10))
+    await poison(store, consumer, at(1000))
+    assert await admin.archive_dead_letter(second) is True
+    assert await admin.archive_dead_letter(second) is False  # archived already
+    listed = await admin.dlq_list()
+    assert [(m.id, m.archived_at is None) for m in listed] == [(first, True), (second, False)]
+    archived = await (await store.get_messages()).get(second)
+    assert (archived.read_ct, archived.archived_at is not None) == (MAX_READ_CT, True)
+    assert await admin.dlq() == [first]  # the other one was left alone
+
+
+async def test_archive_dead_letter_refusals(store: pgqrs.Store, queue: str) -> None:
+    producer = await store.producer(queue)
+    consumer = await store.consumer(queue)
+    admin = pgqrs.admin(store)
+    with pytest.raises(pgqrs.MessageNotFoundError, match="Message with id '424242' not found"):
+        await admin.archive_dead_letter(424242)
+    pending = await producer.enqueue("pending")
+    with pytest.raises(pgqrs.ValidationError, match=f"message {pending} is not a dead letter"):
+        await admin.archive_dead_letter(pending)
+    # Leased on its last allowed attempt: not a dead letter while the lease runs.
+    for attempt in range(MAX_READ_CT):
+        claimed = await consumer.dequeue_at(1, 3600 if attempt == 4 else 1, at(10 + attempt * 200))
+        assert [m.id for m in claimed] == [pending]
+    with pytest.raises(pgqrs.ValidationError, match="is not a dead letter"):
+        await admin.archive_dead_letter(pending)
+    assert (await (await store.get_messages()).get(pending)).archived_at is None
+    with pytest.raises(pgqrs.ValidationError, match="message_id must be an int"):
+        await admin.archive_dead_letter("1")  # type: ignore[arg-type]
+
+
 async def test_queue_filter(store: pgqrs.Store) -> None:
     admin = pgqrs.admin(store)
     dead: dict[str, int] = {}

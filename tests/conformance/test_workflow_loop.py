@@ -371,6 +371,30 @@ async def test_a_run_whose_trigger_is_dead_lettered_ends_in_error(
     assert dead.message.id == run.message_id
 
 
+async def test_archiving_one_dead_letter_ends_its_run_only(
+    store: pgqrs.Store, make_store: StoreFactory, t: datetime
+) -> None:
+    """`archive_dead_letter` ends the run of that trigger ERROR in its transaction, and
+    `result()` waiters hear it; the other dead trigger's run is left for `dlq()`."""
+    chosen, other = await new_run(store), await new_run(store)
+    await pgqrs.admin(store).update_queue(WF, max_read_ct=2)
+    victim = await store.consumer(WF)
+    for attempt in range(2):  # two deliveries whose leases ran out: both triggers are dead
+        await victim.dequeue_at(2, 1, t + timedelta(seconds=100 * attempt))
+    later = await make_store()
+    later.clock = OffsetClock(2000)  # past the last leases
+    waiter = asyncio.create_task(
+        pgqrs.run().message(await message(store, chosen)).store(later).result(timeout=10)
+    )
+    assert await pgqrs.admin(later).archive_dead_letter(chosen.message_id) is True
+    with pytest.raises(pgqrs.WorkflowFailedError, match="became a dead letter after 2 deliveries"):
+        await waiter
+    assert await chosen.status() == "ERROR"
+    assert await other.status() != "ERROR"
+    assert await pgqrs.admin(later).archive_dead_letter(chosen.message_id) is False
+    assert await pgqrs.admin(later).dlq(WF) == [other.message_id]
+
+
 async def test_a_run_whose_worker_crashed_on_every_delivery_ends_in_error(
     store: pgqrs.Store, make_store: StoreFactory, t: datetime
 ) -> None:

@@ -92,6 +92,26 @@ async def test_replay_with_a_session_puts_the_message_back(
     assert f"Message {letter} is back in its queue" in notice
 
 
+async def test_archive_one_with_a_session(writer: httpx.AsyncClient, store: pgqrs.Store) -> None:
+    first = await dead_letter(store, "payments", {"n": 1})
+    second = await dead_letter(store, "payments", {"n": 2})
+    refused = await writer.post(f"/dead-letters/{first}/archive", data={"csrf": "x"})
+    assert refused.status_code == 401
+    csrf = await log_in(writer)
+    page = (await writer.get("/dead-letters")).text
+    assert f'data-archive-one="{first}"' in page
+    answer = await writer.post(
+        f"/dead-letters/{first}/archive", data={"csrf": csrf}, headers={"Origin": BASE}
+    )
+    assert answer.status_code == 303
+    assert "archived=1" in answer.headers["location"]
+    assert await poison_ids(store) == [second]
+    notice = (await writer.get(answer.headers["location"])).text
+    assert "Archived 1 dead letter(s)" in notice
+    assert f'data-archive-one="{first}"' not in notice  # archived: no button any more
+    assert f'data-archive-one="{second}"' in notice
+
+
 async def test_archive_with_a_bearer_token(writer: httpx.AsyncClient, store: pgqrs.Store) -> None:
     first = await dead_letter(store, "payments", {"n": 1})
     second = await dead_letter(store, "payments", {"n": 2})

@@ -419,10 +419,27 @@ def replay(message_id: int) -> None:
 
 @dlq.command("archive")
 @click.argument("queue", required=False)
+@click.option(
+    "--id",
+    "message_id",
+    type=int,
+    metavar="ID",
+    help="Archive only the dead letter ID instead of a whole queue's.",
+)
 @json_option
-def archive(queue: str | None) -> None:
-    """Archive every poison message of QUEUE (or of every queue); they stay listed."""
-    ids = with_store(lambda store: Admin(store).dlq(queue))
+def archive(queue: str | None, message_id: int | None) -> None:
+    """Archive every poison message of QUEUE (or of every queue), or only the dead letter
+    --id ID; they stay listed."""
+    if queue is not None and message_id is not None:
+        raise CliError("Give a QUEUE or --id, not both")
+
+    async def work(store: Store) -> list[int]:
+        admin = Admin(store)
+        if message_id is None:
+            return await admin.dlq(queue)
+        return [message_id] if await admin.archive_dead_letter(message_id) else []
+
+    ids = with_store(work)
     if wants_json():
         emit_json({"archived": ids})
     else:

@@ -1,5 +1,5 @@
 """The write routes, present only when the app was created with `write=True`: logging in and
-out, replaying a dead letter, archiving a queue's dead letters. Every POST passes
+out, replaying a dead letter, archiving one dead letter or a queue's. Every POST passes
 `Guard.check_write` (same origin; a bearer token, or a session and its CSRF token) before it
 touches the store."""
 
@@ -75,6 +75,12 @@ async def replay(request: Request) -> Response:
     return _back(request, "dead_letters", replayed=message.id)
 
 
+async def archive_one(request: Request) -> Response:
+    await _guard(request).check_write(request)
+    done = await Admin(await _store(request)).archive_dead_letter(request.path_params["message_id"])
+    return _back(request, "dead_letters", archived=int(done))
+
+
 async def archive(request: Request) -> Response:
     form = await _guard(request).check_write(request)
     queue = form.get("queue")
@@ -89,5 +95,8 @@ ROUTES = [
     Route("/login", login, name="login", methods=["POST"]),
     Route("/logout", logout, name="logout", methods=["POST"]),
     Route("/dead-letters/{message_id:int}/replay", replay, name="replay", methods=["POST"]),
+    Route(
+        "/dead-letters/{message_id:int}/archive", archive_one, name="archive_one", methods=["POST"]
+    ),
     Route("/dead-letters/archive", archive, name="archive", methods=["POST"]),
 ]

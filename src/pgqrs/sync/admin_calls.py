@@ -124,6 +124,9 @@ class AdminCalls(Delegate):
     def last_error(self, message_id: int) -> MessageError | None:
         return self._call(self._admin.last_error(message_id))
 
+    def archive_dead_letter(self, message_id: int) -> bool:
+        return self._call(self._admin.archive_dead_letter(message_id))
+
     def replay_dlq(self, message_id: int) -> QueueMessage:
         return self._call(self._admin.replay_dlq(message_id))
 

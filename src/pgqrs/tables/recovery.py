@@ -17,9 +17,12 @@ from datetime import datetime
 
 from ..errors import ValidationError
 from ..store.executor import Executor, Queryable, Row, first_column
+from ..store.sql.columns import MESSAGE
 from ..types import WorkerStatus
 from . import messages
 from .workers import INTERRUPTED, NOT_STOPPED, POLLING
+
+_ARCHIVED_AT = MESSAGE.index("archived_at")
 
 # How many heartbeat intervals of silence make a worker stale.
 STALE_AFTER_BEATS = 3.0
@@ -136,6 +139,25 @@ async def dead_letter_rows(
     """Poison messages, and archived messages that were poison when archived, by id."""
     params = {"now": now, "max_read_ct": max_read_ct, "queue_id": queue_id}
     return await db.fetch(db.sql.DLQ_LIST if queue_id is None else db.sql.DLQ_LIST_QUEUE, params)
+
+
+async def archive_dead_letter(
+    db: Queryable, message_id: int, now: datetime | None, max_read_ct: int
+) -> int | None:
+    """Archive one poison message (owner kept); its read count, or None when it was archived
+    already. `ValidationError` when it is not a dead letter (below its queue's threshold, or
+    under a running lease), `MessageNotFoundError` when it does not exist."""
+    params = {"id": message_id, "now": now, "max_read_ct": max_read_ct}
+    row = await db.fetchone(db.sql.DLQ_ARCHIVE_ONE, params)
+    if row is not None:
+        return int(row[1])
+    found = await messages.get_row(db, message_id)  # MessageNotFoundError when it does not exist
+    if found[_ARCHIVED_AT] is not None:
+        return None
+    raise ValidationError(
+        f"Validation failed: message {message_id} is not a dead letter; only a message that "
+        "reached its queue's max_read_ct and is not leased can be archived as one"
+    )
 
 
 async def replay(db: Queryable, message_id: int, now: datetime | None, max_read_ct: int) -> Row:

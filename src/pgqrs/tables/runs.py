@@ -208,3 +208,11 @@ async def fail_dead_lettered(
         "now": now,
     }
     return [int(row[0]) for row in await db.fetch(db.sql.RUN_FAIL_DEAD_LETTERED, params)]
+
+
+async def fail_of_message(
+    db: Queryable, message_id: int, reason: str, now: datetime | None
+) -> bool:
+    """End ERROR (with `reason`) the open run the message triggered, if any; True if one was."""
+    params = {"message_id": message_id, "error": encode_json(reason), "now": now}
+    return await db.fetchone(db.sql.RUN_FAIL_OF_MESSAGE, params) is not None

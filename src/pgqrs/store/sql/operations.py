@@ -221,6 +221,12 @@ class OperationsSql:
         "UPDATE {s}pgqrs_messages SET archived_at = :now WHERE queue_id = :queue_id "
         f"AND archived_at IS NULL AND {_POISON.format(limit=_ONE_QUEUE)} RETURNING id"
     )
+    # One dead letter by id (an operator's choice per message); its read count names the
+    # deliveries in the reason its workflow run ends with.
+    DLQ_ARCHIVE_ONE = (
+        "UPDATE {s}pgqrs_messages SET archived_at = :now WHERE id = :id "
+        f"AND archived_at IS NULL AND {_POISON.format(limit=_ROW_QUEUE)} RETURNING id, read_ct"
+    )
     DLQ_LIST = read(
         f"SELECT {MESSAGE.select} FROM {{s}}pgqrs_messages "
         f"WHERE {_DEAD_LETTER.format(limit=_ROW_QUEUE)} ORDER BY id"

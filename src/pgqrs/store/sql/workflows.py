@@ -162,6 +162,12 @@ class WorkflowSql:
         "AND (m.consumer_worker_id IS NULL OR m.vt IS NULL OR TS(m.vt) <= :now)) "
         "RETURNING message_id"
     )
+    # The open run a dead letter triggered, when an operator archives that one message.
+    RUN_FAIL_OF_MESSAGE = (
+        "UPDATE {s}pgqrs_workflow_runs SET status = 'ERROR', error = :error, "
+        f"completed_at = :now, updated_at = :now WHERE message_id = :message_id AND {_OPEN} "
+        "RETURNING message_id"
+    )
     # When the failed steps of a run may be tried again (NULL: retries exhausted).
     RUN_ERROR_STEP_RETRIES = read(
         "SELECT retry_at FROM {s}pgqrs_workflow_steps WHERE run_id = :id AND status = 'ERROR'"
