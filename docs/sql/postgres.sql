@@ -3452,6 +3452,9 @@ CREATE SCHEMA IF NOT EXISTS {schema};
 -- SEARCH_PATH
 SET search_path TO {schema};
 
+-- TIME_ZONE
+SET TIME ZONE 'UTC';
+
 -- SERVER_CLOCK
 SELECT clock_timestamp();
 

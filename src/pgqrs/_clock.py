@@ -98,7 +98,8 @@ def to_sqlite_text(value: datetime) -> str:
 
 
 def from_db(value: datetime | str | None) -> datetime | None:
-    """A stored timestamp (a datetime from Postgres, text from SQLite) as an aware datetime.
+    """A stored timestamp (text from PostgreSQL and SQLite; a datetime from a connection the
+    library did not set up) as an aware datetime.
 
     Text without a fraction, with a `T`, or with an offset or `Z` is accepted too: rows written
     by column defaults or other programs look like that.
@@ -120,12 +121,18 @@ _ZERO = timedelta(0)
 def db_to_api(value: datetime | str | None) -> str | None:
     """A stored timestamp in the API form, or None.
 
-    The two forms the library itself stores take a shortcut, since every claimed message
-    carries four timestamps: SQLite's fixed-width UTC text is rearranged as text, and a
-    Postgres value already in UTC is formatted without a conversion.
+    The forms the library itself reads take a shortcut, since every claimed message carries
+    four timestamps: PostgreSQL's UTC text (`2026-01-02 03:04:05.123456+00`, with the
+    fraction's trailing zeros trimmed: store/pg_types.py) and SQLite's fixed-width UTC text
+    are rearranged as text, and a datetime already in UTC is formatted without a conversion.
     """
-    if isinstance(value, str):
-        if len(value) == 26 and value[10] == " " and value[19] == ".":
+    if type(value) is str:
+        size = len(value)
+        if value[-3:] == "+00" and value[10:11] == " ":
+            if size == 29 or size == 22:  # six fraction digits, or none
+                return value.replace(" ", "T") + ":00"
+            return f"{value[:10]}T{value[11:19]}.{value[20:-3]:0<6}+00:00"
+        if size == 26 and value[10] == " " and value[19] == ".":
             fraction = value[20:]
             tail = "+00:00" if fraction == "000000" else f".{fraction}+00:00"
             return f"{value[:10]}T{value[11:19]}{tail}"

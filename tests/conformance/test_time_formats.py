@@ -5,6 +5,8 @@ offset (rows from other programs, column defaults: semantics.md §5.1). On SQLit
 times are text, and text compares as time only in the fixed-width form the library writes: a
 row whose lease ended a minute ago, written `...T...Z`, sorted after every time of its day and
 was not claimable until the next UTC day. Each form now compares as the time it names.
+PostgreSQL's timestamps are read as the server's text too (issue 16): they come back in the
+API form and claims sort them as times.
 """
 
 from __future__ import annotations
@@ -71,3 +73,34 @@ async def test_a_heartbeat_written_in_another_form_is_judged_as_a_time(
         pgqrs.WorkerStatus.Ready,
         pgqrs.WorkerStatus.Stopped,
     )
+
+
+# -- PostgreSQL: timestamps read as the server's text (store/pg_types.py) ------------------------
+
+# Microseconds whose text the server trims (`.1`, `.05`), drops (0) or keeps whole.
+FRACTIONS = (100000, 50000, 0, 123456, 100001)
+
+
+@pytest.mark.backends("postgres")
+async def test_postgres_timestamps_read_in_the_api_form(
+    store: pgqrs.Store, queue: str, target: Target
+) -> None:
+    producer = await store.producer(queue)
+    ids = await producer.enqueue_batch([{"n": n} for n in range(len(FRACTIONS))])
+    base = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    raw = RawDb(target)
+    written = {}
+    for mid, micro in zip(ids, FRACTIONS, strict=True):
+        # Older than any enqueue of this test, in an order that the ids do not have.
+        at = base - timedelta(seconds=1) + timedelta(microseconds=micro)
+        written[mid] = at
+        raw.query("UPDATE {s}pgqrs_messages SET enqueued_at = ? WHERE id = ?", [at, mid])
+    messages = await store.get_messages()
+    for mid, at in written.items():
+        assert (await messages.get(mid)).enqueued_at == at.isoformat()
+    claimed = await (await store.consumer(queue)).dequeue(len(ids))
+    assert [m.id for m in claimed] == sorted(written, key=lambda mid: written[mid])
+    assert [m.enqueued_at for m in claimed] == sorted(at.isoformat() for at in written.values())
+    for m in claimed:
+        assert m.vt is not None
+        assert datetime.fromisoformat(m.vt) > written[m.id]

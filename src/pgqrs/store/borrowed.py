@@ -21,10 +21,9 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
-from psycopg.types.string import TextLoader
 
 from ..errors import ValidationError
-from . import postgres, sqlite
+from . import pg_types, postgres, sqlite
 from .executor import Executor, Params, Queryable, Row
 from .sql import Sql
 
@@ -82,7 +81,7 @@ class _PgAsync:
 
     async def _run(self, sql: str, params: Params | None) -> psycopg.AsyncCursor[Row]:
         cursor = self._conn.cursor(row_factory=tuple_row)
-        cursor.adapters.register_loader("jsonb", TextLoader)
+        pg_types.register(cursor)
         with postgres.translated():
             await cursor.execute(sql, postgres.adapt_params(params))
         return cursor
@@ -108,7 +107,7 @@ class _PgBlocking:
 
     def _run(self, sql: str, params: Params | None) -> psycopg.Cursor[Row]:
         cursor = self._conn.cursor(row_factory=tuple_row)
-        cursor.adapters.register_loader("jsonb", TextLoader)
+        pg_types.register(cursor)
         with postgres.translated():
             cursor.execute(sql, postgres.adapt_params(params))
         return cursor

@@ -1,8 +1,9 @@
 """The PostgreSQL backend: psycopg 3 with an async connection pool.
 
 Connections run in autocommit mode, so a lone statement is one round trip; `transaction()` wraps
-several in BEGIN/COMMIT. JSON columns are read back as text, so decoding is the same code on
-every backend, and every statement names its tables through the quoted schema.
+several in BEGIN/COMMIT. JSON columns and timestamps are read back as text (pg_types.py), so
+decoding is the same code on every backend, and every statement names its tables through the
+quoted schema.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
-from psycopg.types.string import TextLoader
 
 from .. import _clock
 from .._cancel import cleanup, keep
 from .._clock import SYSTEM_CLOCK, DatabaseClock
 from ..config import Config, parse_dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
+from . import pg_types
 from .executor import JsonTexts, Params, Queryable, Row, UniqueViolation, not_installed
 from .migrate import LIBRARY_VERSION, adopted_from_sqlx, bookkeeping, migrations, plan
 from .pg_connections import Connections
@@ -330,13 +331,14 @@ def _new_pool(
 def _configurer(
     quoted_schema: str, clock: DatabaseClock
 ) -> Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]:
-    """The pool's per-connection setup: JSON read back as text, the schema on the search path,
-    and the offset of the local clock from the server's measured again."""
+    """The pool's per-connection setup: JSON and timestamps read back as text (pg_types.py),
+    the schema on the search path, UTC as the session's time zone, and the offset of the
+    local clock from the server's measured again."""
 
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
-        conn.adapters.register_loader("jsonb", TextLoader)
-        conn.adapters.register_loader("json", TextLoader)
+        pg_types.register(conn)
         await conn.execute(PostgresSession.SEARCH_PATH.format(schema=quoted_schema))
+        await conn.execute(PostgresSession.TIME_ZONE)
         await measure_offset(conn, clock)
 
     return configure
@@ -350,7 +352,9 @@ async def measure_offset(conn: psycopg.AsyncConnection[Any], clock: DatabaseCloc
     row = await cursor.fetchone()
     after = _clock.local_now()
     if row is not None:
-        clock.offset = row[0] - (before + (after - before) / 2)
+        server = _clock.from_db(row[0])
+        assert server is not None
+        clock.offset = server - (before + (after - before) / 2)
 
 
 async def _listen(conninfo: str, channel: str, wakeups: Wakeups) -> None:

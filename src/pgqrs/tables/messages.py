@@ -79,8 +79,9 @@ def sort_rows(rows: list[Row]) -> list[Row]:
     """Claim order, `(priority DESC, enqueued_at, id)` (semantics.md §7.3): RETURNING gives
     rows in no particular order.
 
-    Stored values sort as they are (datetimes on Postgres, fixed-width UTC text on SQLite);
-    a NULL `enqueued_at` (only a row written by another program) sorts first.
+    Stored values sort as they are: fixed-width UTC text on SQLite, and PostgreSQL's UTC text,
+    whose trimmed fractions sort right too (`+` sorts below every digit and `.`); a NULL
+    `enqueued_at` (only a row written by another program) sorts first.
     """
     if len(rows) < 2:
         return rows

@@ -41,6 +41,8 @@ class PostgresSession:
     CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
     # Each pooled connection: the schema on its search path.
     SEARCH_PATH = "SET search_path TO {schema}"
+    # ... and UTC as its time zone: timestamps come back as `...+00` text (store/pg_types.py).
+    TIME_ZONE = "SET TIME ZONE 'UTC'"
     # How far the local clock is off the server's, measured on each new connection.
     SERVER_CLOCK = "SELECT clock_timestamp()"
     # Wake-ups of idle consumers: the NOTIFY of each enqueue on the schema's channel.
