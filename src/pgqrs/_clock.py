@@ -126,16 +126,19 @@ def db_to_api(value: datetime | str | None) -> str | None:
     fraction's trailing zeros trimmed: store/pg_types.py) and SQLite's fixed-width UTC text
     are rearranged as text, and a datetime already in UTC is formatted without a conversion.
     """
+    if value is None:
+        return None
     if type(value) is str:
         size = len(value)
-        if value[-3:] == "+00" and value[10:11] == " ":
-            if size == 29 or size == 22:  # six fraction digits, or none
-                return value.replace(" ", "T") + ":00"
-            return f"{value[:10]}T{value[11:19]}.{value[20:-3]:0<6}+00:00"
-        if size == 26 and value[10] == " " and value[19] == ".":
-            fraction = value[20:]
-            tail = "+00:00" if fraction == "000000" else f".{fraction}+00:00"
-            return f"{value[:10]}T{value[11:19]}{tail}"
+        if value[10:11] == " ":
+            if value[-3:] == "+00":  # PostgreSQL's
+                if size == 29 or size == 22:  # six fraction digits, or none
+                    return value.replace(" ", "T") + ":00"
+                return f"{value[:10]}T{value[11:19]}.{value[20:-3]:0<6}+00:00"
+            if size == 26 and value[19] == ".":  # SQLite's
+                if value.endswith("000000"):
+                    return value[:19].replace(" ", "T") + "+00:00"
+                return value.replace(" ", "T") + "+00:00"
     elif isinstance(value, datetime) and value.utcoffset() == _ZERO:
         return value.isoformat()
     parsed = from_db(value)

@@ -10,6 +10,8 @@ import math
 from collections.abc import Callable, Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pgqrs.config import Config
 from pgqrs.errors import ConfigError, SerializationError, ValidationError
@@ -42,6 +44,7 @@ from pgqrs.validation import (
     validate_step_name,
     validate_worker_name,
 )
+from pgqrs.validation.payloads import _structure_error
 
 DEFAULT = PayloadRules()
 LONGEST = MAX_DURATION_SECONDS
@@ -818,3 +821,41 @@ def test_check_some_builders() -> None:
     assert refusal(ValueError, lambda: check_some_builders([])) == (
         "run_workers() needs at least one DequeueBuilder"
     )
+
+
+# -- the flat-object shortcut of the structure check (issue 16) ------------------------------
+
+_KEYS = st.one_of(st.sampled_from(["a", "__proto__", "constructor", "id"]), st.text(max_size=12))
+_SCALAR_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12)
+)
+_TEXTS = st.one_of(st.text(max_size=12), st.text(min_size=2, max_size=12).map(lambda t: t * 30))
+_VALUES = st.one_of(
+    _SCALAR_VALUES,
+    _TEXTS,
+    st.lists(_SCALAR_VALUES, max_size=2),
+    st.dictionaries(st.text(max_size=3), _SCALAR_VALUES, max_size=2),
+)
+
+
+class _Walked(dict[object, object]):
+    """A dict the shortcut does not take (it wants exactly `dict`), walked the same way."""
+
+
+@settings(max_examples=300)
+@given(
+    payload=st.dictionaries(_KEYS, _VALUES, max_size=4),
+    max_string_length=st.sampled_from([0, 1, 4, 9, 40, 1024]),
+    max_object_depth=st.integers(0, 2),
+    required=st.lists(st.sampled_from(["a", "id"]), max_size=2, unique=True),
+)
+def test_flat_shortcut_agrees_with_the_walk(
+    payload: dict[str, object], max_string_length: int, max_object_depth: int, required: list[str]
+) -> None:
+    rules = PayloadRules(
+        max_string_length=max_string_length,
+        max_object_depth=max_object_depth,
+        required_keys=tuple(required),
+    )
+    walked = _Walked(payload)
+    assert _structure_error(payload, rules) == _structure_error(walked, rules)

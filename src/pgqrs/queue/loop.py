@@ -204,17 +204,22 @@ class Runner:
             self._queue_name = str(queue_id) if info is None else info.queue_name
         return self._queue_name
 
+    @property
+    def known_queue_name(self) -> str:
+        """`queue_name()` without reading anything: the queue by id until its name was read."""
+        consumer = self.consumer
+        return self._queue_name or consumer._queue_name or str(consumer.queue_id)
+
     async def log_fields(self, message: QueueMessage | None = None) -> dict[str, Any]:
         """The structured fields of a log record about this runner (and one of its messages)."""
         await self.queue_name()
         return self.fields(message)
 
     def fields(self, message: QueueMessage | None = None) -> dict[str, Any]:
-        """`log_fields` without reading anything: the queue by id until its name was read."""
-        consumer = self.consumer
+        """`log_fields` without reading anything (`known_queue_name`)."""
         fields: dict[str, Any] = {
-            "queue": self._queue_name or consumer._queue_name or str(consumer.queue_id),
-            "worker_id": consumer.worker_id,
+            "queue": self.known_queue_name,
+            "worker_id": self.consumer.worker_id,
         }
         if message is not None:
             fields["message_id"] = message.id
@@ -388,8 +393,7 @@ class Runner:
         if not rows_:
             return []
         claimed = await store.messages.read(store.db, rows_)
-        queue = consumer._queue_name or str(queue_id)
-        tracing.received(queue, claimed, started, consumer.worker_id)
+        tracing.received(self.known_queue_name, claimed, started, consumer.worker_id)
         if instrument.observers:
             instrument.claimed(await self.queue_name(), len(claimed))
         return claimed
@@ -472,11 +476,9 @@ class Runner:
     async def handle(self, claimed: list[QueueMessage]) -> None:
         assert self.settler is not None
         self.in_flight = [m.id for m in claimed]
-        consumer = self.consumer
-        queue = consumer._queue_name or str(consumer.queue_id)
         try:
             # The span continues the trace each message carries (pgqrs.tracing).
-            with tracing.process(queue, claimed, consumer.worker_id):
+            with tracing.process(self.known_queue_name, claimed, self.consumer.worker_id):
                 await self.settler.process(self, claimed)
         except BaseException:
             if self.in_flight:

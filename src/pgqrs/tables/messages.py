@@ -356,7 +356,7 @@ async def archive(
     db: Queryable, ids: Sequence[int], owner: Owner, archived_at: datetime | None
 ) -> set[int]:
     params = {**_owner(owner), "ids": list(ids), "wall_now": archived_at}
-    return {int(i) for i in first_column(await db.fetch(db.sql.MSG_ARCHIVE, params))}
+    return {row[0] for row in await db.fetch(db.sql.MSG_ARCHIVE, params)}
 
 
 async def delete(db: Queryable, ids: Sequence[int], owner: Owner) -> set[int]:

@@ -194,12 +194,45 @@ def _utf8_length_over(text: str, limit: int) -> int | None:
     return size if size > limit else None
 
 
+# Values of a flat object that no rule but the string length can break.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat_and_short(payload: dict[object, object], rules: PayloadRules) -> bool:
+    """True when `payload` is an object of plain text keys and scalar values whose every string
+    is short enough not to need measuring, and such an object may be this deep: then only the
+    required keys are left to check. False says nothing (the full walk decides)."""
+    if rules.max_object_depth < 1:
+        return False
+    most = rules.max_string_length // 4  # characters that cannot exceed the limit in UTF-8
+    forbidden = rules._forbidden
+    for key, value in payload.items():
+        if type(key) is not str or len(key) > most or key in forbidden:
+            return False
+        kind = type(value)
+        if kind not in _SCALARS or (kind is str and len(value) > most):  # type: ignore[arg-type]
+            return False
+    return True
+
+
+def _missing_required(payload: object, rules: PayloadRules) -> str | None:
+    if rules.required_keys and isinstance(payload, dict):
+        present = {_json_key(k) for k in payload}
+        for required in rules.required_keys:
+            if required not in present:
+                return f"Required key '{required}' missing from payload"
+    return None
+
+
 def _structure_error(payload: object, rules: PayloadRules) -> str | None:
     """The first rule `payload` breaks, depth-first in document order, or None.
 
     Walks the value as its JSON text reads (tuples are arrays, keys are converted), with an
-    explicit stack so that payloads json accepted never hit the recursion limit here.
+    explicit stack so that payloads json accepted never hit the recursion limit here. The
+    common flat object is vouched for without the walk (`_flat_and_short`).
     """
+    if type(payload) is dict and _flat_and_short(payload, rules):
+        return _missing_required(payload, rules)
     max_depth = rules.max_object_depth
     limit = rules.max_string_length
     forbidden = rules._forbidden
@@ -244,12 +277,7 @@ def _structure_error(payload: object, rules: PayloadRules) -> str | None:
             stack.extend(
                 (value[i], depth + 1, path, f"[{i}]", None) for i in reversed(range(len(value)))
             )
-    if rules.required_keys and isinstance(payload, dict):
-        present = {_json_key(k) for k in payload}
-        for required in rules.required_keys:
-            if required not in present:
-                return f"Required key '{required}' missing from payload"
-    return None
+    return _missing_required(payload, rules)
 
 
 def encode_payloads(payloads: Sequence[object], rules: PayloadRules, *, batch: bool) -> list[str]:
