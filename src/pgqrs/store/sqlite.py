@@ -108,8 +108,10 @@ def translate(err: BaseException) -> PgqrsConnectionError:
 
 def _run(conn: Any, sql: str, params: dict[str, Any], stamp: str | None = None) -> list[Row]:
     cursor = conn.execute(sql, bind_now(params, stamp))
-    rows = cursor.fetchall() if cursor.description else []
-    return [tuple(row) for row in rows]
+    rows: list[Any] = cursor.fetchall() if cursor.description else []
+    if rows and type(rows[0]) is not tuple:  # sqlite3's rows are tuples; a driver's may not be
+        return [tuple(row) for row in rows]
+    return rows
 
 
 def _run_count(conn: Any, sql: str, params: dict[str, Any]) -> int:
