@@ -16,6 +16,7 @@ SCENARIOS = (
     "enqueue_single",
     "enqueue_batch",
     "drain",
+    "capacity",
     "e2e_latency",
     "workflow",
     "backlog_scaling",
@@ -51,6 +52,9 @@ FULL: dict[str, Any] = {
     "drain_consumers": [1, 4],
     "drain_batches": [1, 10, 100],
     "drain_modes": ["explicit", "poll"],
+    "capacity": 10_000,
+    "capacity_consumers": [2, 4],
+    "capacity_batches": [10, 50],
     "e2e_rate": 200,
     "e2e_seconds": 10.0,
     "e2e_warmup": 20,
@@ -79,6 +83,9 @@ QUICK: dict[str, Any] = {
     "drain_consumers": [2],  # one case per mode: the code paths do not depend on C or B
     "drain_batches": [5],
     "drain_modes": ["explicit", "poll"],
+    "capacity": 60,
+    "capacity_consumers": [2],  # one case: the code path does not depend on C or B
+    "capacity_batches": [10],
     "e2e_rate": 100,
     "e2e_seconds": 0.2,
     "e2e_warmup": 2,
@@ -116,6 +123,7 @@ BACKEND_FULL: dict[str, dict[str, Any]] = {
     },
 }
 BACKEND_QUICK: dict[str, dict[str, Any]] = {"s3": {"drain_consumers": [1]}}
+CAPACITY_CHUNK = 10  # capacity: the producer enqueues batches of this many messages
 BACKLOG_CLAIM = 10  # dequeue(batch_size=10) + archive_many per backlog_scaling sample
 BACKLOG_WARMUP = 3  # claims before sampling (cold caches, statement preparation)
 # backlog_priority: the visible rows' priorities cycle through -3..3 (issue 12).
@@ -183,8 +191,8 @@ def parse_args(
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     parser.add_argument("--dsn", default=PG_DSN, help="PostgreSQL DSN")
-    parser.add_argument("--consumers", type=int_list, help="drain: consumer counts")
-    parser.add_argument("--batches", type=int_list, help="drain: batch sizes")
+    parser.add_argument("--consumers", type=int_list, help="drain, capacity: consumer counts")
+    parser.add_argument("--batches", type=int_list, help="drain, capacity: batch sizes")
     parser.add_argument("--modes", type=str_list, help="drain: explicit,poll")
     parser.add_argument("--sizes", type=int_list, help="backlog_scaling: visible rows")
     args = parser.parse_args(argv)
@@ -197,7 +205,9 @@ def parse_args(
     overrides: dict[str, Any] = {}
     for flag, key in (
         ("consumers", "drain_consumers"),
+        ("consumers", "capacity_consumers"),
         ("batches", "drain_batches"),
+        ("batches", "capacity_batches"),
         ("modes", "drain_modes"),
         ("sizes", "backlog_sizes"),
     ):

@@ -18,9 +18,9 @@ What it does:
    PostgreSQL and SQLite only. Turso and S3 run the queue scenarios (enqueue_single,
    enqueue_batch, drain), S3 at smaller sizes (bench_config.BACKEND_FULL).
 3. Prints and writes benchmarks/results/latest.md: the medians, the ratios this/pgqrs and
-   this/raw, the targets of issue 6 with met/missed, and the machine; every run's JSON line
-   goes to benchmarks/results/latest.json. Draws benchmarks/results/throughput.png (drain
-   throughput against batch size) with matplotlib from `venv-this`.
+   this/raw, the targets (issues 6, 12 and 16) with met/missed, and the machine; every run's
+   JSON line goes to benchmarks/results/latest.json. Draws benchmarks/results/throughput.png
+   (drain throughput against batch size) with matplotlib from `venv-this`.
 
 This module imports only the standard library, so any Python 3.11 can run it.
 """
@@ -142,6 +142,11 @@ def plan(
                         for b in sizes["drain_batches"]:
                             args = ("--modes", mode, "--consumers", str(c), "--batches", str(b))
                             cases.append(Case(scenario, backend, args, raw=mode == "explicit"))
+            elif scenario == "capacity":  # one case (process) per point of the grid
+                for c in sizes["capacity_consumers"]:
+                    for b in sizes["capacity_batches"]:
+                        args = ("--consumers", str(c), "--batches", str(b))
+                        cases.append(Case(scenario, backend, args))
             elif scenario in ("backlog_scaling", "backlog_priority"):
                 raw = scenario == "backlog_scaling"
                 for n in sizes["backlog_sizes"]:
@@ -319,6 +324,7 @@ METRICS = {
     "enqueue_single": Metric("msgs/s", throughput, True),
     "enqueue_batch": Metric("msgs/s", throughput, True),
     "drain": Metric("msgs/s", throughput, True),
+    "capacity": Metric("msgs/s", throughput, True),
     "workflow": Metric("runs/s", throughput, True),
     "e2e_latency": Metric(
         "p50 / p95 / p99 ms", lat("p50"), False, (("", lat("p95")), ("", lat("p99")))
@@ -362,6 +368,7 @@ METRICS = {
     ),
 }
 SYNC_COST_LIMIT = 1.3  # issue 12: a blocking enqueue costs at most 1.3x an awaited one
+CAPACITY_GOAL = 1.2  # issue 16: capacity >= 1.2x pgqrs 0.15.3 at every point of the grid
 
 
 def fmt(value: float | None) -> str:
@@ -388,6 +395,8 @@ def show_params(scenario: str, params: dict[str, Any], quick: bool = False) -> s
 def _show_params(scenario: str, params: dict[str, Any]) -> str:
     if scenario == "drain":
         return f"{params['mode']}, C={params['consumers']} B={params['batch']}"
+    if scenario == "capacity":
+        return f"producer + C={params['consumers']} consumers, B={params['batch']}"
     if scenario == "backlog_scaling":
         return f"{params['visible']:,} visible + {params['archived']:,} archived"
     if scenario == "backlog_priority":
@@ -478,12 +487,14 @@ def _backend_order(backend: str) -> int:
 def _param_order(scenario: str, params: dict[str, Any]) -> tuple[Any, ...]:
     if scenario == "drain":
         return (params["mode"] != "explicit", params["consumers"], params["batch"])
+    if scenario == "capacity":
+        return (params["consumers"], params["batch"])
     if scenario in ("backlog_scaling", "backlog_priority"):
         return (params["visible"],)
     return ()
 
 
-# -- targets (issue 6) ----------------------------------------------------------------------
+# -- targets (issues 6, 12 and 16) ----------------------------------------------------------
 
 
 def _row(
@@ -519,23 +530,45 @@ def targets(
     table: list[dict[str, Any]], cells: dict[tuple[str, str, str, str], Cell]
 ) -> list[tuple[str, str, str, bool | None]]:
     out = [
-        _ratio_target(table, "enqueue_single", 1.6, "pgqrs", "enqueue_single"),
+        _ratio_target(table, "enqueue_single (issue 16)", 0.95, "raw", "enqueue_single"),
         _ratio_target(table, "enqueue_batch", 1.0, "pgqrs", "enqueue_batch"),
     ]
-    for consumers, batch, goal in ((1, 1, 2.0), (4, 10, 2.0), (4, 100, 1.2)):
-        for mode in ("explicit", "poll"):
-            out.append(
-                _ratio_target(
-                    table,
-                    f"drain {mode}, C={consumers} B={batch}",
-                    goal,
-                    "pgqrs",
-                    "drain",
-                    consumers=consumers,
-                    batch=batch,
-                    mode=mode,
-                )
+    for consumers, batch, goal in ((4, 100, 1.3), (4, 10, 2.0), (1, 100, 1.3)):
+        out.append(
+            _ratio_target(
+                table,
+                f"drain explicit, C={consumers} B={batch} (issue 16)",
+                goal,
+                "pgqrs",
+                "drain",
+                consumers=consumers,
+                batch=batch,
+                mode="explicit",
             )
+        )
+    # capacity (issue 16): every point of the full grid, and any other point this run measured.
+    grid = {
+        (c, b)
+        for c in bench_config.FULL["capacity_consumers"]
+        for b in bench_config.FULL["capacity_batches"]
+    }
+    grid |= {
+        (r["params"]["consumers"], r["params"]["batch"])
+        for r in table
+        if r["scenario"] == "capacity" and r["backend"] == "postgres"
+    }
+    for consumers, batch in sorted(grid):
+        out.append(
+            _ratio_target(
+                table,
+                f"capacity, producer + C={consumers} consumers, B={batch} (issue 16)",
+                CAPACITY_GOAL,
+                "pgqrs",
+                "capacity",
+                consumers=consumers,
+                batch=batch,
+            )
+        )
     e2e = _row(table, "e2e_latency", "postgres")
     cell = None
     if e2e is not None:
@@ -579,20 +612,19 @@ def targets(
                     large / small <= 1.5,
                 )
             )
-    for mode in ("explicit", "poll"):
-        out.append(
-            _ratio_target(
-                table,
-                f"SQLite drain {mode}, C=1 B=100",
-                0.7,
-                "raw",
-                "drain",
-                "sqlite",
-                consumers=1,
-                batch=100,
-                mode=mode,
-            )
+    out.append(
+        _ratio_target(
+            table,
+            "SQLite drain explicit, C=1 B=100 (issue 16)",
+            0.85,
+            "raw",
+            "drain",
+            "sqlite",
+            consumers=1,
+            batch=100,
+            mode="explicit",
         )
+    )
     for backend in ("postgres", "sqlite"):
         sync_row = _row(table, "sync_enqueue", backend)
         sync_cell = None
@@ -675,7 +707,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "### Targets (issue 6; PostgreSQL unless noted; medians of this run)",
+        "### Targets (issue 6 unless noted; PostgreSQL unless noted; medians of this run)",
         "",
         "| scenario | target | measured | status |",
         "|---|---|---|---|",

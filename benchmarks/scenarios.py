@@ -250,6 +250,49 @@ async def drain(
     return support.result("drain", IMPL, target.backend, params, count, elapsed)
 
 
+async def capacity(target: Target, s: dict[str, Any], consumers: int, batch: int) -> dict[str, Any]:
+    """A producer and `consumers` consumers in one process on one store (issue 16): the
+    producer enqueues `capacity` messages with pgqrs.enqueue_batch in chunks of
+    CAPACITY_CHUNK as fast as it can, while each consumer loops dequeue(batch) +
+    archive_many; a consumer whose claim comes back empty before every message has been
+    claimed sleeps 1 ms and claims again (the same explicit loop on both libraries: only API
+    both have). The clock starts before the first enqueue and stops when the last message
+    has been archived."""
+    count, chunk = s["capacity"], bench_config.CAPACITY_CHUNK
+    params = {"consumers": consumers, "batch": batch, "messages": count}
+    async with installed(target) as store:
+        await store.queue(QUEUE)
+        producer = await store.producer(QUEUE)
+        workers = [await store.consumer(QUEUE) for _ in range(consumers)]
+        seen: list[int] = []
+
+        async def produce() -> None:
+            for first in range(0, count, chunk):
+                last = min(first + chunk, count)
+                payloads = [bench_config.payload(n) for n in range(first, last)]
+                await pgqrs.enqueue_batch(producer, payloads)
+
+        async def consume(consumer: Any) -> None:
+            while len(seen) < count:
+                messages = await consumer.dequeue(batch)
+                if not messages:
+                    await asyncio.sleep(0.001)
+                    continue
+                ids = [m.id for m in messages]
+                seen.extend(ids)
+                if not all(await consumer.archive_many(ids)):
+                    raise RuntimeError("archive_many lost a message it owned")
+
+        started = time.perf_counter()
+        async with asyncio.timeout(600), asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            for consumer in workers:
+                group.create_task(consume(consumer))
+        elapsed = time.perf_counter() - started
+        await check_drained(store, seen, count)
+    return support.result("capacity", IMPL, target.backend, params, count, elapsed)
+
+
 async def e2e_latency(target: Target, s: dict[str, Any]) -> dict[str, Any]:
     """A producer paced at `rate` messages/s feeds one poll-loop consumer at default settings.
 
@@ -789,6 +832,12 @@ def cases(scenario: str, s: dict[str, Any]) -> list[Callable[[Target], Any]]:
             for m in s["drain_modes"]
             for c in s["drain_consumers"]
             for b in s["drain_batches"]
+        ]
+    if scenario == "capacity":
+        return [
+            lambda t, c=c, b=b: capacity(t, s, c, b)
+            for c in s["capacity_consumers"]
+            for b in s["capacity_batches"]
         ]
     if scenario == "e2e_latency":
         return [lambda t: e2e_latency(t, s)]

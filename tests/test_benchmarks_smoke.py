@@ -105,6 +105,8 @@ def test_every_scenario_runs_at_tiny_size(
     consumers = 1 if backend == "s3" else 2  # an S3 object has one writing store
     assert f"| drain | {backend} | poll, C={consumers} B=5 | msgs/s |" in markdown
     assert (f"| backlog_scaling | {backend} |" in markdown) == full
+    capacity_row = f"| capacity | {backend} | producer + C=2 consumers, B=10 | msgs/s |"
+    assert (capacity_row in markdown) == full
     assert "### Targets" in markdown
     assert "Failed runs" not in markdown
     if not full:  # this library only: pgqrs 0.15.3 and raw SQL are n/a
@@ -123,6 +125,12 @@ def test_plan_runs_turso_and_s3_without_reference_or_raw(compare: ModuleType) ->
 
     assert impls["drain", "postgres"] == {"this", "pgqrs", "raw"}
     assert impls["drain", "sqlite"] == {"this", "raw"}
+    assert impls["capacity", "postgres"] == {"this", "pgqrs"}  # issue 16: no raw baseline
+    assert impls["capacity", "sqlite"] == {"this"}
+    capacity = [c.args for c in cases if c.scenario == "capacity" and c.backend == "postgres"]
+    assert sorted(capacity) == sorted(
+        ("--consumers", c, "--batches", b) for c in ("2", "4") for b in ("10", "50")
+    )
     for backend in ("turso", "s3"):
         assert {s for s, b in impls if b == backend} == {"enqueue_single", "enqueue_batch", "drain"}
         assert all(
