@@ -165,3 +165,20 @@ def test_processes_script_runs_at_tiny_size(backend: str, tmp_path: Path) -> Non
     assert [line["params"]["processes"] for line in lines] == [1, 2]
     assert all(line["count"] == 200 and line["drain_msgs_per_s"] > 0 for line in lines)
     assert "| 2 | " in proc.stderr  # the table of speed-ups
+
+
+@pytest.mark.backends("postgres")  # the script runs both backends; once is enough
+def test_cpu_per_message_script_runs_at_tiny_size(backend: str, tmp_path: Path) -> None:
+    tiny = ["--rounds", "1", "--messages", "60", "--enqueues", "20"]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "cpu_per_message.py"), *tiny],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 8  # three drains and an enqueue on each of two backends
+    assert all("msgs/s, user" in line and "sys" in line for line in lines)

@@ -139,13 +139,13 @@ class PostgresExecutor:
         )
         # The LISTEN task, started by the first idle consumer (one connection per store).
         self._listener: list[asyncio.Task[None]] = []
-        # A store dropped without close() still gives its connections back: the pools and the
-        # listener (which must not reference the executor) are closed on the store's loop once
-        # it is collected.
+        # A store dropped without close() still gives its connections back: its connections
+        # (pools and spares) and the listener, which must not reference the executor, are
+        # closed on the store's loop once it is collected.
         self._finalizer = weakref.finalize(
             self,
             _close_abandoned,
-            self._connections.pools,
+            self._connections,
             self._listener,
             asyncio.get_running_loop(),
         )
@@ -385,15 +385,14 @@ async def _listen(conninfo: str, channel: str, wakeups: Wakeups) -> None:
 
 
 def _close_abandoned(
-    pools: list[psycopg_pool.AsyncConnectionPool[Any]],
+    connections: Connections,
     listener: list[asyncio.Task[None]],
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     def close() -> None:
         for running in listener:
             running.cancel()
-        for pool in pools:
-            keep(loop.create_task(pool.close()))
+        keep(loop.create_task(connections.close()))
 
     if not loop.is_closed():
         with contextlib.suppress(RuntimeError):
