@@ -26,13 +26,20 @@ async def poison(store: pgqrs.Store, consumer: pgqrs.Consumer, start: datetime) 
             await builder.at(datetime.fromtimestamp(when, start.tzinfo)).execute(store)
 
 
-async def test_round_trip(store: pgqrs.Store, queue: str) -> None:
+async def two_dead_letters(store: pgqrs.Store, queue: str) -> tuple[pgqrs.Producer, int, int]:
+    """Two messages of `queue` made dead letters in turn; the producer and their ids."""
     producer = await store.producer(queue)
     consumer = await store.consumer(queue)
-    admin = pgqrs.admin(store)
     first, second = await producer.enqueue_batch([{"n": 1}, {"n": 2}])
     await poison(store, consumer, at(10))
     await poison(store, consumer, at(1000))
+    return producer, first, second
+
+
+async def test_round_trip(store: pgqrs.Store, queue: str) -> None:
+    producer, first, second = await two_dead_letters(store, queue)
+    consumer = await store.consumer(queue)
+    admin = pgqrs.admin(store)
     healthy = await producer.enqueue({"n": 3})
 
     listed = await admin.dlq_list()
@@ -117,12 +124,8 @@ async def test_replay_refusals(store: pgqrs.Store, queue: str) -> None:
 
 
 async def test_archive_dead_letter_takes_one(store: pgqrs.Store, queue: str) -> None:
-    producer = await store.producer(queue)
-    consumer = await store.consumer(queue)
+    _, first, second = await two_dead_letters(store, queue)
     admin = pgqrs.admin(store)
-    first, second = await producer.enqueue_batch([{"n": 1}, {"n": 2}])
-    await poison(store, consumer, at(10))
-    await poison(store, consumer, at(1000))
     assert await admin.archive_dead_letter(second) is True
     assert await admin.archive_dead_letter(second) is False  # archived already
     listed = await admin.dlq_list()
