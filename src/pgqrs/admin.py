@@ -295,9 +295,8 @@ class Admin:
         default = store.settings.max_read_ct
         for qid in await _queue_ids(store, queue_id):
             limit = await queues.max_read_ct(store.db, qid, default)
-            reason = f"Workflow trigger message became a dead letter after {limit} deliveries"
             for message_id in await runs.fail_dead_lettered(
-                store.db, qid, limit, reason, store.sql_now()
+                store.db, qid, limit, runs.dead_letter_reason(limit), store.sql_now()
             ):
                 store.wakeups.notify(run_key(message_id))
         return await recovery.dead_letter(store.db, store.sql_now(), default, queue_id)
@@ -337,7 +336,7 @@ class Admin:
             )
             if deliveries is None:
                 return False
-            reason = f"Workflow trigger message became a dead letter after {deliveries} deliveries"
+            reason = runs.dead_letter_reason(deliveries)
             ended = await runs.fail_of_message(db, mid, reason, now)
         if ended:
             store.wakeups.notify(run_key(mid))

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import psycopg
@@ -95,14 +95,15 @@ class Connections:
             pool, conn = self.spare.pop()
             if pool is self.pool and _idle(conn) and not closed_while_idle(conn):
                 return pool, conn
-            self._give_back(pool, conn)
+            self._in_background(pool.putconn(conn))
         return None
 
-    def _give_back(self, pool: Pool, conn: psycopg.AsyncConnection[Any]) -> None:
-        returning = asyncio.create_task(pool.putconn(conn))
-        self._retiring.add(returning)
-        returning.add_done_callback(self._retiring.discard)
-        keep(returning)
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Give a pool or a connection back without waiting; `close()` waits for it."""
+        task = asyncio.create_task(work)
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+        keep(task)
 
     async def acquire(self) -> tuple[Pool, psycopg.AsyncConnection[Any]]:
         return self._take_spare() or await self._acquire()
@@ -160,10 +161,7 @@ class Connections:
             self._errors_when_ok = 0
             self.pools.append(fresh)
             self.pools.remove(failing)
-            retiring = asyncio.create_task(failing.close())
-            self._retiring.add(retiring)
-            retiring.add_done_callback(self._retiring.discard)
-            keep(retiring)
+            self._in_background(failing.close())
 
     async def close(self) -> None:
         spare, self.spare = self.spare, []

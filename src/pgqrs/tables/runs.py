@@ -196,6 +196,11 @@ async def error_step_retries(db: Queryable, run_id: int) -> list[datetime | None
     return [from_db(row[0]) for row in rows]
 
 
+def dead_letter_reason(deliveries: int) -> str:
+    """Why a run ends when its trigger message became a dead letter (what `result()` says)."""
+    return f"Workflow trigger message became a dead letter after {deliveries} deliveries"
+
+
 async def fail_dead_lettered(
     db: Queryable, queue_id: int, max_read_ct: int, reason: str, now: datetime | None
 ) -> list[int]:
