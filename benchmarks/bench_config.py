@@ -73,6 +73,7 @@ FULL: dict[str, Any] = {
     "enqueue_dedup_batch": 100,
     "drain_limited": 10_000,
     "drain_limited_batches": [10, 100],
+    "drain_limited_kinds": ["one", "queue", "keys"],
     "drain_limited_rounds": 2,
 }
 QUICK: dict[str, Any] = {
@@ -104,6 +105,7 @@ QUICK: dict[str, Any] = {
     "enqueue_dedup_batch": 10,
     "drain_limited": 60,
     "drain_limited_batches": [5],
+    "drain_limited_kinds": ["one", "queue", "keys"],
     "drain_limited_rounds": 1,
 }
 # What differs per backend. S3 (Durable mode) uploads the whole database file after every
@@ -195,6 +197,7 @@ def parse_args(
     parser.add_argument("--batches", type=int_list, help="drain, capacity: batch sizes")
     parser.add_argument("--modes", type=str_list, help="drain: explicit,poll")
     parser.add_argument("--sizes", type=int_list, help="backlog_scaling: visible rows")
+    parser.add_argument("--limits", type=str_list, help="drain_limited: one,queue,keys")
     args = parser.parse_args(argv)
     unknown = set(args.scenario) - set(scenarios)
     if unknown:
@@ -208,6 +211,8 @@ def parse_args(
         ("consumers", "capacity_consumers"),
         ("batches", "drain_batches"),
         ("batches", "capacity_batches"),
+        ("batches", "drain_limited_batches"),
+        ("limits", "drain_limited_kinds"),
         ("modes", "drain_modes"),
         ("sizes", "backlog_sizes"),
     ):

@@ -147,6 +147,11 @@ def plan(
                     for b in sizes["capacity_batches"]:
                         args = ("--consumers", str(c), "--batches", str(b))
                         cases.append(Case(scenario, backend, args))
+            elif scenario == "drain_limited":  # one case (process) per kind and batch size
+                for kind in sizes["drain_limited_kinds"]:
+                    for b in sizes["drain_limited_batches"]:
+                        args = ("--limits", kind, "--batches", str(b))
+                        cases.append(Case(scenario, backend, args))
             elif scenario in ("backlog_scaling", "backlog_priority"):
                 raw = scenario == "backlog_scaling"
                 for n in sizes["backlog_sizes"]:

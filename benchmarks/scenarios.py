@@ -858,7 +858,7 @@ def cases(scenario: str, s: dict[str, Any]) -> list[Callable[[Target], Any]]:
     if scenario == "drain_limited":
         return [
             lambda t, b=b, kind=kind: drain_limited(t, s, b, kind)
-            for kind in ("one", "queue", "keys")
+            for kind in s["drain_limited_kinds"]
             for b in s["drain_limited_batches"]
         ]
     raise ValueError(f"unknown scenario {scenario!r}")

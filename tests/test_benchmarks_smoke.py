@@ -131,6 +131,12 @@ def test_plan_runs_turso_and_s3_without_reference_or_raw(compare: ModuleType) ->
     assert sorted(capacity) == sorted(
         ("--consumers", c, "--batches", b) for c in ("2", "4") for b in ("10", "50")
     )
+    # issue 13: one case (one process, one result line) per kind of limits and batch size
+    limited = [c.args for c in cases if c.scenario == "drain_limited" and c.backend == "postgres"]
+    assert sorted(limited) == sorted(
+        ("--limits", k, "--batches", b) for k in ("one", "queue", "keys") for b in ("10", "100")
+    )
+    assert impls["drain_limited", "postgres"] == {"this"}
     for backend in ("turso", "s3"):
         assert {s for s, b in impls if b == backend} == {"enqueue_single", "enqueue_batch", "drain"}
         assert all(

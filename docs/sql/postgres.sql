@@ -692,10 +692,7 @@ SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id
 -- MSG_CLAIM_QUEUE_LIMITED (2 of 2)  [postgres]
 WITH rooms AS
     (SELECT u.limit_key,
-            CASE
-                WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                ELSE (COALESCE(u.tokens, 1000000000))
-            END AS room
+            LEAST(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
      FROM
          (SELECT l.limit_key,
                  l.max_in_flight,
@@ -721,16 +718,7 @@ WITH rooms AS
                      WHEN l.rate_per_second IS NULL THEN NULL
                      WHEN l.tokens IS NULL
                           OR l.refilled_at IS NULL THEN l.burst
-                     ELSE CASE
-                              WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                   WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                   ELSE 0
-                                                                               END) THEN (l.burst)
-                              ELSE (l.tokens + l.rate_per_second * CASE
-                                                                       WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                       ELSE 0
-                                                                   END)
-                          END
+                     ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
                  END AS tokens
           FROM "public".pgqrs_limits l
           WHERE l.queue_id = %(queue_id)s
@@ -762,63 +750,15 @@ WITH rooms AS
                                     WHEN r.room < 1 THEN 0
                                     ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                 END
-                         FROM
-                             (SELECT u.limit_key, CASE
-                                                      WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                      ELSE (COALESCE(u.tokens, 1000000000))
-                                                  END AS room
-                              FROM
-                                  (SELECT l.limit_key, l.max_in_flight, CASE
-                                                                            WHEN l.max_in_flight IS NULL THEN 0
-                                                                            WHEN l.limit_key = '' THEN
-                                                                                     (SELECT COUNT(*)
-                                                                                      FROM "public".pgqrs_messages f
-                                                                                      WHERE f.queue_id = %(queue_id)s
-                                                                                          AND f.archived_at IS NULL
-                                                                                          AND f.consumer_worker_id IS NOT NULL
-                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
-                                                                            ELSE
-                                                                                     (SELECT COUNT(*)
-                                                                                      FROM "public".pgqrs_messages f
-                                                                                      WHERE f.queue_id = %(queue_id)s
-                                                                                          AND f.archived_at IS NULL
-                                                                                          AND f.consumer_worker_id IS NOT NULL
-                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
-                                                                                          AND f.limit_key = l.limit_key)
-                                                                        END AS in_flight, CASE
-                                                                                              WHEN l.rate_per_second IS NULL THEN NULL
-                                                                                              WHEN l.tokens IS NULL
-                                                                                                   OR l.refilled_at IS NULL THEN l.burst
-                                                                                              ELSE CASE
-                                                                                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                            WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                                                                                            ELSE 0
-                                                                                                                                                        END) THEN (l.burst)
-                                                                                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                                                                                ELSE 0
-                                                                                                                                            END)
-                                                                                                   END
-                                                                                          END AS tokens
-                                   FROM "public".pgqrs_limits l
-                                   WHERE l.queue_id = %(queue_id)s
-                                       AND l.limit_key = '') u) r), %(limit)s)),
+                         FROM rooms r
+                         WHERE r.limit_key = ''), %(limit)s)),
      spent AS
     (UPDATE "public".pgqrs_limits AS l
      SET tokens = CASE
                       WHEN l.rate_per_second IS NULL THEN NULL
                       WHEN l.tokens IS NULL
                            OR l.refilled_at IS NULL THEN l.burst
-                      ELSE CASE
-                               WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                    WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                    ELSE 0
-                                                                                END) THEN (l.burst)
-                               ELSE (l.tokens + l.rate_per_second * CASE
-                                                                        WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                        ELSE 0
-                                                                    END)
-                           END
+                      ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
                   END -
          (SELECT COUNT(*)
           FROM picked t
@@ -833,20 +773,23 @@ SET consumer_worker_id = %(worker_id)s,
     dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
 FROM picked
 WHERE m.id = picked.id
-    AND m.archived_at IS NULL
-    AND (m.vt IS NULL
-         OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING m.id,
-                                                                                             m.queue_id,
-                                                                                             m.payload,
-                                                                                             m.vt,
-                                                                                             m.enqueued_at,
-                                                                                             m.read_ct,
-                                                                                             m.dequeued_at,
-                                                                                             m.producer_worker_id,
-                                                                                             m.consumer_worker_id,
-                                                                                             m.archived_at,
-                                                                                             m.priority,
-                                                                                             m.trace_context;
+    AND CASE
+            WHEN m.archived_at IS NULL
+                 AND (m.vt IS NULL
+                      OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) THEN TRUE
+            ELSE FALSE
+        END RETURNING m.id,
+                      m.queue_id,
+                      m.payload,
+                      m.vt,
+                      m.enqueued_at,
+                      m.read_ct,
+                      m.dequeued_at,
+                      m.producer_worker_id,
+                      m.consumer_worker_id,
+                      m.archived_at,
+                      m.priority,
+                      m.trace_context;
 
 -- LOOP_STEP_QUEUE_LIMITED (1 of 2)  [postgres]
 WITH archived AS
@@ -865,10 +808,7 @@ SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id
 -- LOOP_STEP_QUEUE_LIMITED (2 of 2)  [postgres]
 WITH rooms AS
     (SELECT u.limit_key,
-            CASE
-                WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                ELSE (COALESCE(u.tokens, 1000000000))
-            END AS room
+            LEAST(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
      FROM
          (SELECT l.limit_key,
                  l.max_in_flight,
@@ -894,16 +834,7 @@ WITH rooms AS
                      WHEN l.rate_per_second IS NULL THEN NULL
                      WHEN l.tokens IS NULL
                           OR l.refilled_at IS NULL THEN l.burst
-                     ELSE CASE
-                              WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                   WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                   ELSE 0
-                                                                               END) THEN (l.burst)
-                              ELSE (l.tokens + l.rate_per_second * CASE
-                                                                       WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                       ELSE 0
-                                                                   END)
-                          END
+                     ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
                  END AS tokens
           FROM "public".pgqrs_limits l
           WHERE l.queue_id = %(queue_id)s
@@ -935,63 +866,15 @@ WITH rooms AS
                                     WHEN r.room < 1 THEN 0
                                     ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                 END
-                         FROM
-                             (SELECT u.limit_key, CASE
-                                                      WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                      ELSE (COALESCE(u.tokens, 1000000000))
-                                                  END AS room
-                              FROM
-                                  (SELECT l.limit_key, l.max_in_flight, CASE
-                                                                            WHEN l.max_in_flight IS NULL THEN 0
-                                                                            WHEN l.limit_key = '' THEN
-                                                                                     (SELECT COUNT(*)
-                                                                                      FROM "public".pgqrs_messages f
-                                                                                      WHERE f.queue_id = %(queue_id)s
-                                                                                          AND f.archived_at IS NULL
-                                                                                          AND f.consumer_worker_id IS NOT NULL
-                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
-                                                                            ELSE
-                                                                                     (SELECT COUNT(*)
-                                                                                      FROM "public".pgqrs_messages f
-                                                                                      WHERE f.queue_id = %(queue_id)s
-                                                                                          AND f.archived_at IS NULL
-                                                                                          AND f.consumer_worker_id IS NOT NULL
-                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
-                                                                                          AND f.limit_key = l.limit_key)
-                                                                        END AS in_flight, CASE
-                                                                                              WHEN l.rate_per_second IS NULL THEN NULL
-                                                                                              WHEN l.tokens IS NULL
-                                                                                                   OR l.refilled_at IS NULL THEN l.burst
-                                                                                              ELSE CASE
-                                                                                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                            WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                                                                                            ELSE 0
-                                                                                                                                                        END) THEN (l.burst)
-                                                                                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                                                                                ELSE 0
-                                                                                                                                            END)
-                                                                                                   END
-                                                                                          END AS tokens
-                                   FROM "public".pgqrs_limits l
-                                   WHERE l.queue_id = %(queue_id)s
-                                       AND l.limit_key = '') u) r), %(limit)s)),
+                         FROM rooms r
+                         WHERE r.limit_key = ''), %(limit)s)),
      spent AS
     (UPDATE "public".pgqrs_limits AS l
      SET tokens = CASE
                       WHEN l.rate_per_second IS NULL THEN NULL
                       WHEN l.tokens IS NULL
                            OR l.refilled_at IS NULL THEN l.burst
-                      ELSE CASE
-                               WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                    WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                    ELSE 0
-                                                                                END) THEN (l.burst)
-                               ELSE (l.tokens + l.rate_per_second * CASE
-                                                                        WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                        ELSE 0
-                                                                    END)
-                           END
+                      ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
                   END -
          (SELECT COUNT(*)
           FROM picked t
@@ -1006,66 +889,58 @@ SET consumer_worker_id = %(worker_id)s,
     dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
 FROM picked
 WHERE m.id = picked.id
-    AND m.archived_at IS NULL
-    AND (m.vt IS NULL
-         OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING m.id,
-                                                                                             m.queue_id,
-                                                                                             m.payload,
-                                                                                             m.vt,
-                                                                                             m.enqueued_at,
-                                                                                             m.read_ct,
-                                                                                             m.dequeued_at,
-                                                                                             m.producer_worker_id,
-                                                                                             m.consumer_worker_id,
-                                                                                             m.archived_at,
-                                                                                             m.priority,
-                                                                                             m.trace_context;
+    AND CASE
+            WHEN m.archived_at IS NULL
+                 AND (m.vt IS NULL
+                      OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) THEN TRUE
+            ELSE FALSE
+        END RETURNING m.id,
+                      m.queue_id,
+                      m.payload,
+                      m.vt,
+                      m.enqueued_at,
+                      m.read_ct,
+                      m.dequeued_at,
+                      m.producer_worker_id,
+                      m.consumer_worker_id,
+                      m.archived_at,
+                      m.priority,
+                      m.trace_context;
 
 -- MSG_CLAIM_KEY_LIMITED (1 of 2)  [postgres]
 SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
 
 -- MSG_CLAIM_KEY_LIMITED (2 of 2)  [postgres]
-WITH rooms AS
+WITH held AS
+    (SELECT f.limit_key,
+            COUNT(*) AS n
+     FROM "public".pgqrs_messages f
+     WHERE f.queue_id = %(queue_id)s
+         AND f.archived_at IS NULL
+         AND f.consumer_worker_id IS NOT NULL
+         AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     GROUP BY f.limit_key),
+     rooms AS
     (SELECT u.limit_key,
-            CASE
-                WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                ELSE (COALESCE(u.tokens, 1000000000))
-            END AS room
+            LEAST(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
      FROM
          (SELECT l.limit_key,
                  l.max_in_flight,
                  CASE
                      WHEN l.max_in_flight IS NULL THEN 0
                      WHEN l.limit_key = '' THEN
-                              (SELECT COUNT(*)
-                               FROM "public".pgqrs_messages f
-                               WHERE f.queue_id = %(queue_id)s
-                                   AND f.archived_at IS NULL
-                                   AND f.consumer_worker_id IS NOT NULL
-                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
-                     ELSE
-                              (SELECT COUNT(*)
-                               FROM "public".pgqrs_messages f
-                               WHERE f.queue_id = %(queue_id)s
-                                   AND f.archived_at IS NULL
-                                   AND f.consumer_worker_id IS NOT NULL
-                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
-                                   AND f.limit_key = l.limit_key)
+                              (SELECT COALESCE(SUM(h.n), 0)
+                               FROM held h)
+                     ELSE COALESCE(
+                                       (SELECT h.n
+                                        FROM held h
+                                        WHERE h.limit_key = l.limit_key), 0)
                  END AS in_flight,
                  CASE
                      WHEN l.rate_per_second IS NULL THEN NULL
                      WHEN l.tokens IS NULL
                           OR l.refilled_at IS NULL THEN l.burst
-                     ELSE CASE
-                              WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                   WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                   ELSE 0
-                                                                               END) THEN (l.burst)
-                              ELSE (l.tokens + l.rate_per_second * CASE
-                                                                       WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                       ELSE 0
-                                                                   END)
-                          END
+                     ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
                  END AS tokens
           FROM "public".pgqrs_limits l
           WHERE l.queue_id = %(queue_id)s) u),
@@ -1098,7 +973,12 @@ WITH rooms AS
      ORDER BY priority DESC,
               enqueued_at,
               id
-     LIMIT %(scan)s),
+     LIMIT CASE
+               WHEN
+                        (SELECT MIN(r.room)
+                         FROM rooms r) >= %(limit)s THEN %(limit)s
+               ELSE %(scan)s
+           END),
      ranked AS
     (SELECT c.id,
             c.priority,
@@ -1122,63 +1002,15 @@ WITH rooms AS
                                     WHEN r.room < 1 THEN 0
                                     ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                 END
-                         FROM
-                             (SELECT u.limit_key, CASE
-                                                      WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                      ELSE (COALESCE(u.tokens, 1000000000))
-                                                  END AS room
-                              FROM
-                                  (SELECT l.limit_key, l.max_in_flight, CASE
-                                                                            WHEN l.max_in_flight IS NULL THEN 0
-                                                                            WHEN l.limit_key = '' THEN
-                                                                                     (SELECT COUNT(*)
-                                                                                      FROM "public".pgqrs_messages f
-                                                                                      WHERE f.queue_id = %(queue_id)s
-                                                                                          AND f.archived_at IS NULL
-                                                                                          AND f.consumer_worker_id IS NOT NULL
-                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
-                                                                            ELSE
-                                                                                     (SELECT COUNT(*)
-                                                                                      FROM "public".pgqrs_messages f
-                                                                                      WHERE f.queue_id = %(queue_id)s
-                                                                                          AND f.archived_at IS NULL
-                                                                                          AND f.consumer_worker_id IS NOT NULL
-                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
-                                                                                          AND f.limit_key = l.limit_key)
-                                                                        END AS in_flight, CASE
-                                                                                              WHEN l.rate_per_second IS NULL THEN NULL
-                                                                                              WHEN l.tokens IS NULL
-                                                                                                   OR l.refilled_at IS NULL THEN l.burst
-                                                                                              ELSE CASE
-                                                                                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                            WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                                                                                            ELSE 0
-                                                                                                                                                        END) THEN (l.burst)
-                                                                                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                                                                                ELSE 0
-                                                                                                                                            END)
-                                                                                                   END
-                                                                                          END AS tokens
-                                   FROM "public".pgqrs_limits l
-                                   WHERE l.queue_id = %(queue_id)s
-                                       AND l.limit_key = '') u) r), %(limit)s)),
+                         FROM rooms r
+                         WHERE r.limit_key = ''), %(limit)s)),
      spent AS
     (UPDATE "public".pgqrs_limits AS l
      SET tokens = CASE
                       WHEN l.rate_per_second IS NULL THEN NULL
                       WHEN l.tokens IS NULL
                            OR l.refilled_at IS NULL THEN l.burst
-                      ELSE CASE
-                               WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                    WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                    ELSE 0
-                                                                                END) THEN (l.burst)
-                               ELSE (l.tokens + l.rate_per_second * CASE
-                                                                        WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                        ELSE 0
-                                                                    END)
-                           END
+                      ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
                   END -
          (SELECT COUNT(*)
           FROM picked p
@@ -1195,20 +1027,23 @@ SET consumer_worker_id = %(worker_id)s,
     dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
 FROM picked
 WHERE m.id = picked.id
-    AND m.archived_at IS NULL
-    AND (m.vt IS NULL
-         OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING m.id,
-                                                                                             m.queue_id,
-                                                                                             m.payload,
-                                                                                             m.vt,
-                                                                                             m.enqueued_at,
-                                                                                             m.read_ct,
-                                                                                             m.dequeued_at,
-                                                                                             m.producer_worker_id,
-                                                                                             m.consumer_worker_id,
-                                                                                             m.archived_at,
-                                                                                             m.priority,
-                                                                                             m.trace_context;
+    AND CASE
+            WHEN m.archived_at IS NULL
+                 AND (m.vt IS NULL
+                      OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) THEN TRUE
+            ELSE FALSE
+        END RETURNING m.id,
+                      m.queue_id,
+                      m.payload,
+                      m.vt,
+                      m.enqueued_at,
+                      m.read_ct,
+                      m.dequeued_at,
+                      m.producer_worker_id,
+                      m.consumer_worker_id,
+                      m.archived_at,
+                      m.priority,
+                      m.trace_context;
 
 -- LOOP_STEP_KEY_LIMITED (1 of 2)  [postgres]
 WITH archived AS
@@ -1225,47 +1060,36 @@ WITH archived AS
 SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
 
 -- LOOP_STEP_KEY_LIMITED (2 of 2)  [postgres]
-WITH rooms AS
+WITH held AS
+    (SELECT f.limit_key,
+            COUNT(*) AS n
+     FROM "public".pgqrs_messages f
+     WHERE f.queue_id = %(queue_id)s
+         AND f.archived_at IS NULL
+         AND f.consumer_worker_id IS NOT NULL
+         AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     GROUP BY f.limit_key),
+     rooms AS
     (SELECT u.limit_key,
-            CASE
-                WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                ELSE (COALESCE(u.tokens, 1000000000))
-            END AS room
+            LEAST(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
      FROM
          (SELECT l.limit_key,
                  l.max_in_flight,
                  CASE
                      WHEN l.max_in_flight IS NULL THEN 0
                      WHEN l.limit_key = '' THEN
-                              (SELECT COUNT(*)
-                               FROM "public".pgqrs_messages f
-                               WHERE f.queue_id = %(queue_id)s
-                                   AND f.archived_at IS NULL
-                                   AND f.consumer_worker_id IS NOT NULL
-                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
-                     ELSE
-                              (SELECT COUNT(*)
-                               FROM "public".pgqrs_messages f
-                               WHERE f.queue_id = %(queue_id)s
-                                   AND f.archived_at IS NULL
-                                   AND f.consumer_worker_id IS NOT NULL
-                                   AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
-                                   AND f.limit_key = l.limit_key)
+                              (SELECT COALESCE(SUM(h.n), 0)
+                               FROM held h)
+                     ELSE COALESCE(
+                                       (SELECT h.n
+                                        FROM held h
+                                        WHERE h.limit_key = l.limit_key), 0)
                  END AS in_flight,
                  CASE
                      WHEN l.rate_per_second IS NULL THEN NULL
                      WHEN l.tokens IS NULL
                           OR l.refilled_at IS NULL THEN l.burst
-                     ELSE CASE
-                              WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                   WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                   ELSE 0
-                                                                               END) THEN (l.burst)
-                              ELSE (l.tokens + l.rate_per_second * CASE
-                                                                       WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                       ELSE 0
-                                                                   END)
-                          END
+                     ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
                  END AS tokens
           FROM "public".pgqrs_limits l
           WHERE l.queue_id = %(queue_id)s) u),
@@ -1298,7 +1122,12 @@ WITH rooms AS
      ORDER BY priority DESC,
               enqueued_at,
               id
-     LIMIT %(scan)s),
+     LIMIT CASE
+               WHEN
+                        (SELECT MIN(r.room)
+                         FROM rooms r) >= %(limit)s THEN %(limit)s
+               ELSE %(scan)s
+           END),
      ranked AS
     (SELECT c.id,
             c.priority,
@@ -1322,63 +1151,15 @@ WITH rooms AS
                                     WHEN r.room < 1 THEN 0
                                     ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                 END
-                         FROM
-                             (SELECT u.limit_key, CASE
-                                                      WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                      ELSE (COALESCE(u.tokens, 1000000000))
-                                                  END AS room
-                              FROM
-                                  (SELECT l.limit_key, l.max_in_flight, CASE
-                                                                            WHEN l.max_in_flight IS NULL THEN 0
-                                                                            WHEN l.limit_key = '' THEN
-                                                                                     (SELECT COUNT(*)
-                                                                                      FROM "public".pgqrs_messages f
-                                                                                      WHERE f.queue_id = %(queue_id)s
-                                                                                          AND f.archived_at IS NULL
-                                                                                          AND f.consumer_worker_id IS NOT NULL
-                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
-                                                                            ELSE
-                                                                                     (SELECT COUNT(*)
-                                                                                      FROM "public".pgqrs_messages f
-                                                                                      WHERE f.queue_id = %(queue_id)s
-                                                                                          AND f.archived_at IS NULL
-                                                                                          AND f.consumer_worker_id IS NOT NULL
-                                                                                          AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
-                                                                                          AND f.limit_key = l.limit_key)
-                                                                        END AS in_flight, CASE
-                                                                                              WHEN l.rate_per_second IS NULL THEN NULL
-                                                                                              WHEN l.tokens IS NULL
-                                                                                                   OR l.refilled_at IS NULL THEN l.burst
-                                                                                              ELSE CASE
-                                                                                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                            WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                                                                                            ELSE 0
-                                                                                                                                                        END) THEN (l.burst)
-                                                                                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                                                                                ELSE 0
-                                                                                                                                            END)
-                                                                                                   END
-                                                                                          END AS tokens
-                                   FROM "public".pgqrs_limits l
-                                   WHERE l.queue_id = %(queue_id)s
-                                       AND l.limit_key = '') u) r), %(limit)s)),
+                         FROM rooms r
+                         WHERE r.limit_key = ''), %(limit)s)),
      spent AS
     (UPDATE "public".pgqrs_limits AS l
      SET tokens = CASE
                       WHEN l.rate_per_second IS NULL THEN NULL
                       WHEN l.tokens IS NULL
                            OR l.refilled_at IS NULL THEN l.burst
-                      ELSE CASE
-                               WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                    WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                                    ELSE 0
-                                                                                END) THEN (l.burst)
-                               ELSE (l.tokens + l.rate_per_second * CASE
-                                                                        WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                        ELSE 0
-                                                                    END)
-                           END
+                      ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
                   END -
          (SELECT COUNT(*)
           FROM picked p
@@ -1395,20 +1176,23 @@ SET consumer_worker_id = %(worker_id)s,
     dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
 FROM picked
 WHERE m.id = picked.id
-    AND m.archived_at IS NULL
-    AND (m.vt IS NULL
-         OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) RETURNING m.id,
-                                                                                             m.queue_id,
-                                                                                             m.payload,
-                                                                                             m.vt,
-                                                                                             m.enqueued_at,
-                                                                                             m.read_ct,
-                                                                                             m.dequeued_at,
-                                                                                             m.producer_worker_id,
-                                                                                             m.consumer_worker_id,
-                                                                                             m.archived_at,
-                                                                                             m.priority,
-                                                                                             m.trace_context;
+    AND CASE
+            WHEN m.archived_at IS NULL
+                 AND (m.vt IS NULL
+                      OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) THEN TRUE
+            ELSE FALSE
+        END RETURNING m.id,
+                      m.queue_id,
+                      m.payload,
+                      m.vt,
+                      m.enqueued_at,
+                      m.read_ct,
+                      m.dequeued_at,
+                      m.producer_worker_id,
+                      m.consumer_worker_id,
+                      m.archived_at,
+                      m.priority,
+                      m.trace_context;
 
 -- MSG_DELETE
 DELETE
@@ -3027,16 +2811,7 @@ SELECT l.limit_key,
            WHEN l.rate_per_second IS NULL THEN NULL
            WHEN l.tokens IS NULL
                 OR l.refilled_at IS NULL THEN l.burst
-           ELSE CASE
-                    WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                         WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                                         ELSE 0
-                                                                     END) THEN (l.burst)
-                    ELSE (l.tokens + l.rate_per_second * CASE
-                                                             WHEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at) > 0 THEN "public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at)
-                                                             ELSE 0
-                                                         END)
-                END
+           ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
        END
 FROM "public".pgqrs_limits l
 WHERE l.queue_id = %(queue_id)s

@@ -699,10 +699,7 @@ SET consumer_worker_id = :worker_id,
 WHERE id IN
         (WITH rooms AS
              (SELECT u.limit_key,
-                     CASE
-                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                         ELSE (COALESCE(u.tokens, 1000000000))
-                     END AS room
+                     MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
               FROM
                   (SELECT l.limit_key,
                           l.max_in_flight,
@@ -740,16 +737,7 @@ WHERE id IN
                               WHEN l.rate_per_second IS NULL THEN NULL
                               WHEN l.tokens IS NULL
                                    OR l.refilled_at IS NULL THEN l.burst
-                              ELSE CASE
-                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                            WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                            ELSE 0
-                                                                                        END) THEN (l.burst)
-                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                ELSE 0
-                                                                            END)
-                                   END
+                              ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
                           END AS tokens
                    FROM pgqrs_limits l
                    WHERE l.queue_id = :queue_id
@@ -790,10 +778,7 @@ WHERE id IN
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
                                   FROM
-                                      (SELECT u.limit_key, CASE
-                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                               ELSE (COALESCE(u.tokens, 1000000000))
-                                                           END AS room
+                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
                                                                                      WHEN l.max_in_flight IS NULL THEN 0
@@ -826,16 +811,7 @@ WHERE id IN
                                                                                                        WHEN l.rate_per_second IS NULL THEN NULL
                                                                                                        WHEN l.tokens IS NULL
                                                                                                             OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE CASE
-                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                                     WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                                                                                                     ELSE 0
-                                                                                                                                                                 END) THEN (l.burst)
-                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                         WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                                                                                         ELSE 0
-                                                                                                                                                     END)
-                                                                                                            END
+                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
                                                                                                    END AS tokens
                                             FROM pgqrs_limits l
                                             WHERE l.queue_id = :queue_id
@@ -859,16 +835,7 @@ SET tokens = CASE
                  WHEN l.rate_per_second IS NULL THEN NULL
                  WHEN l.tokens IS NULL
                       OR l.refilled_at IS NULL THEN l.burst
-                 ELSE CASE
-                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                               WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                               ELSE 0
-                                                                           END) THEN (l.burst)
-                          ELSE (l.tokens + l.rate_per_second * CASE
-                                                                   WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                   ELSE 0
-                                                               END)
-                      END
+                 ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
              END -
     (SELECT COUNT(*)
      FROM pgqrs_messages t
@@ -903,10 +870,7 @@ SET consumer_worker_id = :worker_id,
 WHERE id IN
         (WITH rooms AS
              (SELECT u.limit_key,
-                     CASE
-                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                         ELSE (COALESCE(u.tokens, 1000000000))
-                     END AS room
+                     MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
               FROM
                   (SELECT l.limit_key,
                           l.max_in_flight,
@@ -944,16 +908,7 @@ WHERE id IN
                               WHEN l.rate_per_second IS NULL THEN NULL
                               WHEN l.tokens IS NULL
                                    OR l.refilled_at IS NULL THEN l.burst
-                              ELSE CASE
-                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                            WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                            ELSE 0
-                                                                                        END) THEN (l.burst)
-                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                ELSE 0
-                                                                            END)
-                                   END
+                              ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
                           END AS tokens
                    FROM pgqrs_limits l
                    WHERE l.queue_id = :queue_id
@@ -994,10 +949,7 @@ WHERE id IN
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
                                   FROM
-                                      (SELECT u.limit_key, CASE
-                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                               ELSE (COALESCE(u.tokens, 1000000000))
-                                                           END AS room
+                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
                                                                                      WHEN l.max_in_flight IS NULL THEN 0
@@ -1030,16 +982,7 @@ WHERE id IN
                                                                                                        WHEN l.rate_per_second IS NULL THEN NULL
                                                                                                        WHEN l.tokens IS NULL
                                                                                                             OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE CASE
-                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                                     WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                                                                                                     ELSE 0
-                                                                                                                                                                 END) THEN (l.burst)
-                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                         WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                                                                                         ELSE 0
-                                                                                                                                                     END)
-                                                                                                            END
+                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
                                                                                                    END AS tokens
                                             FROM pgqrs_limits l
                                             WHERE l.queue_id = :queue_id
@@ -1063,16 +1006,7 @@ SET tokens = CASE
                  WHEN l.rate_per_second IS NULL THEN NULL
                  WHEN l.tokens IS NULL
                       OR l.refilled_at IS NULL THEN l.burst
-                 ELSE CASE
-                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                               WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                               ELSE 0
-                                                                           END) THEN (l.burst)
-                          ELSE (l.tokens + l.rate_per_second * CASE
-                                                                   WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                   ELSE 0
-                                                               END)
-                      END
+                 ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
              END -
     (SELECT COUNT(*)
      FROM pgqrs_messages t
@@ -1093,10 +1027,7 @@ SET consumer_worker_id = :worker_id,
 WHERE id IN
         (WITH rooms AS
              (SELECT u.limit_key,
-                     CASE
-                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                         ELSE (COALESCE(u.tokens, 1000000000))
-                     END AS room
+                     MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
               FROM
                   (SELECT l.limit_key,
                           l.max_in_flight,
@@ -1134,16 +1065,7 @@ WHERE id IN
                               WHEN l.rate_per_second IS NULL THEN NULL
                               WHEN l.tokens IS NULL
                                    OR l.refilled_at IS NULL THEN l.burst
-                              ELSE CASE
-                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                            WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                            ELSE 0
-                                                                                        END) THEN (l.burst)
-                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                ELSE 0
-                                                                            END)
-                                   END
+                              ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
                           END AS tokens
                    FROM pgqrs_limits l
                    WHERE l.queue_id = :queue_id) u),
@@ -1209,10 +1131,7 @@ WHERE id IN
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
                                   FROM
-                                      (SELECT u.limit_key, CASE
-                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                               ELSE (COALESCE(u.tokens, 1000000000))
-                                                           END AS room
+                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
                                                                                      WHEN l.max_in_flight IS NULL THEN 0
@@ -1245,16 +1164,7 @@ WHERE id IN
                                                                                                        WHEN l.rate_per_second IS NULL THEN NULL
                                                                                                        WHEN l.tokens IS NULL
                                                                                                             OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE CASE
-                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                                     WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                                                                                                     ELSE 0
-                                                                                                                                                                 END) THEN (l.burst)
-                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                         WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                                                                                         ELSE 0
-                                                                                                                                                     END)
-                                                                                                            END
+                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
                                                                                                    END AS tokens
                                             FROM pgqrs_limits l
                                             WHERE l.queue_id = :queue_id
@@ -1278,16 +1188,7 @@ SET tokens = CASE
                  WHEN l.rate_per_second IS NULL THEN NULL
                  WHEN l.tokens IS NULL
                       OR l.refilled_at IS NULL THEN l.burst
-                 ELSE CASE
-                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                               WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                               ELSE 0
-                                                                           END) THEN (l.burst)
-                          ELSE (l.tokens + l.rate_per_second * CASE
-                                                                   WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                   ELSE 0
-                                                               END)
-                      END
+                 ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
              END -
     (SELECT COUNT(*)
      FROM pgqrs_messages t
@@ -1323,10 +1224,7 @@ SET consumer_worker_id = :worker_id,
 WHERE id IN
         (WITH rooms AS
              (SELECT u.limit_key,
-                     CASE
-                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                         ELSE (COALESCE(u.tokens, 1000000000))
-                     END AS room
+                     MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
               FROM
                   (SELECT l.limit_key,
                           l.max_in_flight,
@@ -1364,16 +1262,7 @@ WHERE id IN
                               WHEN l.rate_per_second IS NULL THEN NULL
                               WHEN l.tokens IS NULL
                                    OR l.refilled_at IS NULL THEN l.burst
-                              ELSE CASE
-                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                            WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                            ELSE 0
-                                                                                        END) THEN (l.burst)
-                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                ELSE 0
-                                                                            END)
-                                   END
+                              ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
                           END AS tokens
                    FROM pgqrs_limits l
                    WHERE l.queue_id = :queue_id) u),
@@ -1439,10 +1328,7 @@ WHERE id IN
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
                                   FROM
-                                      (SELECT u.limit_key, CASE
-                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                               ELSE (COALESCE(u.tokens, 1000000000))
-                                                           END AS room
+                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
                                                                                      WHEN l.max_in_flight IS NULL THEN 0
@@ -1475,16 +1361,7 @@ WHERE id IN
                                                                                                        WHEN l.rate_per_second IS NULL THEN NULL
                                                                                                        WHEN l.tokens IS NULL
                                                                                                             OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE CASE
-                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                                     WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                                                                                                     ELSE 0
-                                                                                                                                                                 END) THEN (l.burst)
-                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                         WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                                                                                                         ELSE 0
-                                                                                                                                                     END)
-                                                                                                            END
+                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
                                                                                                    END AS tokens
                                             FROM pgqrs_limits l
                                             WHERE l.queue_id = :queue_id
@@ -1508,16 +1385,7 @@ SET tokens = CASE
                  WHEN l.rate_per_second IS NULL THEN NULL
                  WHEN l.tokens IS NULL
                       OR l.refilled_at IS NULL THEN l.burst
-                 ELSE CASE
-                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                               WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                               ELSE 0
-                                                                           END) THEN (l.burst)
-                          ELSE (l.tokens + l.rate_per_second * CASE
-                                                                   WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                   ELSE 0
-                                                               END)
-                      END
+                 ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
              END -
     (SELECT COUNT(*)
      FROM pgqrs_messages t
@@ -3170,16 +3038,7 @@ SELECT l.limit_key,
            WHEN l.rate_per_second IS NULL THEN NULL
            WHEN l.tokens IS NULL
                 OR l.refilled_at IS NULL THEN l.burst
-           ELSE CASE
-                    WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                         WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                                         ELSE 0
-                                                                     END) THEN (l.burst)
-                    ELSE (l.tokens + l.rate_per_second * CASE
-                                                             WHEN pgqrs_seconds_between(:now, l.refilled_at) > 0 THEN pgqrs_seconds_between(:now, l.refilled_at)
-                                                             ELSE 0
-                                                         END)
-                END
+           ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
        END
 FROM pgqrs_limits l
 WHERE l.queue_id = :queue_id

@@ -754,10 +754,7 @@ SET consumer_worker_id = :worker_id,
 WHERE id IN
         (WITH rooms AS
              (SELECT u.limit_key,
-                     CASE
-                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                         ELSE (COALESCE(u.tokens, 1000000000))
-                     END AS room
+                     MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
               FROM
                   (SELECT l.limit_key,
                           l.max_in_flight,
@@ -795,32 +792,10 @@ WHERE id IN
                               WHEN l.rate_per_second IS NULL THEN NULL
                               WHEN l.tokens IS NULL
                                    OR l.refilled_at IS NULL THEN l.burst
-                              ELSE CASE
-                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                            WHEN
-                                                                                                     (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                      FROM
-                                                                                                          (SELECT (:now) AS a,
-                                                                                                                  (l.refilled_at) AS b)) > 0 THEN
-                                                                                                     (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                      FROM
-                                                                                                          (SELECT (:now) AS a,
-                                                                                                                  (l.refilled_at) AS b))
-                                                                                            ELSE 0
-                                                                                        END) THEN (l.burst)
-                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                WHEN
-                                                                                         (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                          FROM
-                                                                                              (SELECT (:now) AS a,
-                                                                                                      (l.refilled_at) AS b)) > 0 THEN
-                                                                                         (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                          FROM
-                                                                                              (SELECT (:now) AS a,
-                                                                                                      (l.refilled_at) AS b))
-                                                                                ELSE 0
-                                                                            END)
-                                   END
+                              ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                                       (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                                        FROM
+                                                                                            (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
                           END AS tokens
                    FROM pgqrs_limits l
                    WHERE l.queue_id = :queue_id
@@ -861,10 +836,7 @@ WHERE id IN
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
                                   FROM
-                                      (SELECT u.limit_key, CASE
-                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                               ELSE (COALESCE(u.tokens, 1000000000))
-                                                           END AS room
+                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
                                                                                      WHEN l.max_in_flight IS NULL THEN 0
@@ -897,28 +869,10 @@ WHERE id IN
                                                                                                        WHEN l.rate_per_second IS NULL THEN NULL
                                                                                                        WHEN l.tokens IS NULL
                                                                                                             OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE CASE
-                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                                     WHEN
-                                                                                                                                                                              (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                               FROM
-                                                                                                                                                                                   (SELECT (:now) AS a, (l.refilled_at) AS b)) > 0 THEN
-                                                                                                                                                                              (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                               FROM
-                                                                                                                                                                                   (SELECT (:now) AS a, (l.refilled_at) AS b))
-                                                                                                                                                                     ELSE 0
-                                                                                                                                                                 END) THEN (l.burst)
-                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                         WHEN
-                                                                                                                                                                  (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                   FROM
-                                                                                                                                                                       (SELECT (:now) AS a, (l.refilled_at) AS b)) > 0 THEN
-                                                                                                                                                                  (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                   FROM
-                                                                                                                                                                       (SELECT (:now) AS a, (l.refilled_at) AS b))
-                                                                                                                                                         ELSE 0
-                                                                                                                                                     END)
-                                                                                                            END
+                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                                                                                                                (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                                                                                                                 FROM
+                                                                                                                                                                     (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
                                                                                                    END AS tokens
                                             FROM pgqrs_limits l
                                             WHERE l.queue_id = :queue_id
@@ -942,32 +896,10 @@ SET tokens = CASE
                  WHEN l.rate_per_second IS NULL THEN NULL
                  WHEN l.tokens IS NULL
                       OR l.refilled_at IS NULL THEN l.burst
-                 ELSE CASE
-                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                               WHEN
-                                                                                        (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                         FROM
-                                                                                             (SELECT (:now) AS a,
-                                                                                                     (l.refilled_at) AS b)) > 0 THEN
-                                                                                        (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                         FROM
-                                                                                             (SELECT (:now) AS a,
-                                                                                                     (l.refilled_at) AS b))
-                                                                               ELSE 0
-                                                                           END) THEN (l.burst)
-                          ELSE (l.tokens + l.rate_per_second * CASE
-                                                                   WHEN
-                                                                            (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                             FROM
-                                                                                 (SELECT (:now) AS a,
-                                                                                         (l.refilled_at) AS b)) > 0 THEN
-                                                                            (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                             FROM
-                                                                                 (SELECT (:now) AS a,
-                                                                                         (l.refilled_at) AS b))
-                                                                   ELSE 0
-                                                               END)
-                      END
+                 ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                          (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                           FROM
+                                                                               (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
              END -
     (SELECT COUNT(*)
      FROM pgqrs_messages t
@@ -1014,10 +946,7 @@ SET consumer_worker_id = :worker_id,
 WHERE id IN
         (WITH rooms AS
              (SELECT u.limit_key,
-                     CASE
-                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                         ELSE (COALESCE(u.tokens, 1000000000))
-                     END AS room
+                     MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
               FROM
                   (SELECT l.limit_key,
                           l.max_in_flight,
@@ -1055,32 +984,10 @@ WHERE id IN
                               WHEN l.rate_per_second IS NULL THEN NULL
                               WHEN l.tokens IS NULL
                                    OR l.refilled_at IS NULL THEN l.burst
-                              ELSE CASE
-                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                            WHEN
-                                                                                                     (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                      FROM
-                                                                                                          (SELECT (:now) AS a,
-                                                                                                                  (l.refilled_at) AS b)) > 0 THEN
-                                                                                                     (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                      FROM
-                                                                                                          (SELECT (:now) AS a,
-                                                                                                                  (l.refilled_at) AS b))
-                                                                                            ELSE 0
-                                                                                        END) THEN (l.burst)
-                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                WHEN
-                                                                                         (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                          FROM
-                                                                                              (SELECT (:now) AS a,
-                                                                                                      (l.refilled_at) AS b)) > 0 THEN
-                                                                                         (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                          FROM
-                                                                                              (SELECT (:now) AS a,
-                                                                                                      (l.refilled_at) AS b))
-                                                                                ELSE 0
-                                                                            END)
-                                   END
+                              ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                                       (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                                        FROM
+                                                                                            (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
                           END AS tokens
                    FROM pgqrs_limits l
                    WHERE l.queue_id = :queue_id
@@ -1121,10 +1028,7 @@ WHERE id IN
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
                                   FROM
-                                      (SELECT u.limit_key, CASE
-                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                               ELSE (COALESCE(u.tokens, 1000000000))
-                                                           END AS room
+                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
                                                                                      WHEN l.max_in_flight IS NULL THEN 0
@@ -1157,28 +1061,10 @@ WHERE id IN
                                                                                                        WHEN l.rate_per_second IS NULL THEN NULL
                                                                                                        WHEN l.tokens IS NULL
                                                                                                             OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE CASE
-                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                                     WHEN
-                                                                                                                                                                              (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                               FROM
-                                                                                                                                                                                   (SELECT (:now) AS a, (l.refilled_at) AS b)) > 0 THEN
-                                                                                                                                                                              (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                               FROM
-                                                                                                                                                                                   (SELECT (:now) AS a, (l.refilled_at) AS b))
-                                                                                                                                                                     ELSE 0
-                                                                                                                                                                 END) THEN (l.burst)
-                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                         WHEN
-                                                                                                                                                                  (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                   FROM
-                                                                                                                                                                       (SELECT (:now) AS a, (l.refilled_at) AS b)) > 0 THEN
-                                                                                                                                                                  (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                   FROM
-                                                                                                                                                                       (SELECT (:now) AS a, (l.refilled_at) AS b))
-                                                                                                                                                         ELSE 0
-                                                                                                                                                     END)
-                                                                                                            END
+                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                                                                                                                (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                                                                                                                 FROM
+                                                                                                                                                                     (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
                                                                                                    END AS tokens
                                             FROM pgqrs_limits l
                                             WHERE l.queue_id = :queue_id
@@ -1202,32 +1088,10 @@ SET tokens = CASE
                  WHEN l.rate_per_second IS NULL THEN NULL
                  WHEN l.tokens IS NULL
                       OR l.refilled_at IS NULL THEN l.burst
-                 ELSE CASE
-                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                               WHEN
-                                                                                        (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                         FROM
-                                                                                             (SELECT (:now) AS a,
-                                                                                                     (l.refilled_at) AS b)) > 0 THEN
-                                                                                        (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                         FROM
-                                                                                             (SELECT (:now) AS a,
-                                                                                                     (l.refilled_at) AS b))
-                                                                               ELSE 0
-                                                                           END) THEN (l.burst)
-                          ELSE (l.tokens + l.rate_per_second * CASE
-                                                                   WHEN
-                                                                            (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                             FROM
-                                                                                 (SELECT (:now) AS a,
-                                                                                         (l.refilled_at) AS b)) > 0 THEN
-                                                                            (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                             FROM
-                                                                                 (SELECT (:now) AS a,
-                                                                                         (l.refilled_at) AS b))
-                                                                   ELSE 0
-                                                               END)
-                      END
+                 ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                          (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                           FROM
+                                                                               (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
              END -
     (SELECT COUNT(*)
      FROM pgqrs_messages t
@@ -1260,10 +1124,7 @@ SET consumer_worker_id = :worker_id,
 WHERE id IN
         (WITH rooms AS
              (SELECT u.limit_key,
-                     CASE
-                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                         ELSE (COALESCE(u.tokens, 1000000000))
-                     END AS room
+                     MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
               FROM
                   (SELECT l.limit_key,
                           l.max_in_flight,
@@ -1301,32 +1162,10 @@ WHERE id IN
                               WHEN l.rate_per_second IS NULL THEN NULL
                               WHEN l.tokens IS NULL
                                    OR l.refilled_at IS NULL THEN l.burst
-                              ELSE CASE
-                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                            WHEN
-                                                                                                     (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                      FROM
-                                                                                                          (SELECT (:now) AS a,
-                                                                                                                  (l.refilled_at) AS b)) > 0 THEN
-                                                                                                     (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                      FROM
-                                                                                                          (SELECT (:now) AS a,
-                                                                                                                  (l.refilled_at) AS b))
-                                                                                            ELSE 0
-                                                                                        END) THEN (l.burst)
-                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                WHEN
-                                                                                         (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                          FROM
-                                                                                              (SELECT (:now) AS a,
-                                                                                                      (l.refilled_at) AS b)) > 0 THEN
-                                                                                         (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                          FROM
-                                                                                              (SELECT (:now) AS a,
-                                                                                                      (l.refilled_at) AS b))
-                                                                                ELSE 0
-                                                                            END)
-                                   END
+                              ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                                       (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                                        FROM
+                                                                                            (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
                           END AS tokens
                    FROM pgqrs_limits l
                    WHERE l.queue_id = :queue_id) u),
@@ -1392,10 +1231,7 @@ WHERE id IN
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
                                   FROM
-                                      (SELECT u.limit_key, CASE
-                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                               ELSE (COALESCE(u.tokens, 1000000000))
-                                                           END AS room
+                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
                                                                                      WHEN l.max_in_flight IS NULL THEN 0
@@ -1428,28 +1264,10 @@ WHERE id IN
                                                                                                        WHEN l.rate_per_second IS NULL THEN NULL
                                                                                                        WHEN l.tokens IS NULL
                                                                                                             OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE CASE
-                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                                     WHEN
-                                                                                                                                                                              (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                               FROM
-                                                                                                                                                                                   (SELECT (:now) AS a, (l.refilled_at) AS b)) > 0 THEN
-                                                                                                                                                                              (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                               FROM
-                                                                                                                                                                                   (SELECT (:now) AS a, (l.refilled_at) AS b))
-                                                                                                                                                                     ELSE 0
-                                                                                                                                                                 END) THEN (l.burst)
-                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                         WHEN
-                                                                                                                                                                  (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                   FROM
-                                                                                                                                                                       (SELECT (:now) AS a, (l.refilled_at) AS b)) > 0 THEN
-                                                                                                                                                                  (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                   FROM
-                                                                                                                                                                       (SELECT (:now) AS a, (l.refilled_at) AS b))
-                                                                                                                                                         ELSE 0
-                                                                                                                                                     END)
-                                                                                                            END
+                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                                                                                                                (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                                                                                                                 FROM
+                                                                                                                                                                     (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
                                                                                                    END AS tokens
                                             FROM pgqrs_limits l
                                             WHERE l.queue_id = :queue_id
@@ -1473,32 +1291,10 @@ SET tokens = CASE
                  WHEN l.rate_per_second IS NULL THEN NULL
                  WHEN l.tokens IS NULL
                       OR l.refilled_at IS NULL THEN l.burst
-                 ELSE CASE
-                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                               WHEN
-                                                                                        (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                         FROM
-                                                                                             (SELECT (:now) AS a,
-                                                                                                     (l.refilled_at) AS b)) > 0 THEN
-                                                                                        (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                         FROM
-                                                                                             (SELECT (:now) AS a,
-                                                                                                     (l.refilled_at) AS b))
-                                                                               ELSE 0
-                                                                           END) THEN (l.burst)
-                          ELSE (l.tokens + l.rate_per_second * CASE
-                                                                   WHEN
-                                                                            (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                             FROM
-                                                                                 (SELECT (:now) AS a,
-                                                                                         (l.refilled_at) AS b)) > 0 THEN
-                                                                            (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                             FROM
-                                                                                 (SELECT (:now) AS a,
-                                                                                         (l.refilled_at) AS b))
-                                                                   ELSE 0
-                                                               END)
-                      END
+                 ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                          (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                           FROM
+                                                                               (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
              END -
     (SELECT COUNT(*)
      FROM pgqrs_messages t
@@ -1546,10 +1342,7 @@ SET consumer_worker_id = :worker_id,
 WHERE id IN
         (WITH rooms AS
              (SELECT u.limit_key,
-                     CASE
-                         WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                         ELSE (COALESCE(u.tokens, 1000000000))
-                     END AS room
+                     MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
               FROM
                   (SELECT l.limit_key,
                           l.max_in_flight,
@@ -1587,32 +1380,10 @@ WHERE id IN
                               WHEN l.rate_per_second IS NULL THEN NULL
                               WHEN l.tokens IS NULL
                                    OR l.refilled_at IS NULL THEN l.burst
-                              ELSE CASE
-                                       WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                            WHEN
-                                                                                                     (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                      FROM
-                                                                                                          (SELECT (:now) AS a,
-                                                                                                                  (l.refilled_at) AS b)) > 0 THEN
-                                                                                                     (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                      FROM
-                                                                                                          (SELECT (:now) AS a,
-                                                                                                                  (l.refilled_at) AS b))
-                                                                                            ELSE 0
-                                                                                        END) THEN (l.burst)
-                                       ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                WHEN
-                                                                                         (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                          FROM
-                                                                                              (SELECT (:now) AS a,
-                                                                                                      (l.refilled_at) AS b)) > 0 THEN
-                                                                                         (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                          FROM
-                                                                                              (SELECT (:now) AS a,
-                                                                                                      (l.refilled_at) AS b))
-                                                                                ELSE 0
-                                                                            END)
-                                   END
+                              ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                                       (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                                        FROM
+                                                                                            (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
                           END AS tokens
                    FROM pgqrs_limits l
                    WHERE l.queue_id = :queue_id) u),
@@ -1678,10 +1449,7 @@ WHERE id IN
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
                                   FROM
-                                      (SELECT u.limit_key, CASE
-                                                               WHEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000)) < (COALESCE(u.tokens, 1000000000)) THEN (COALESCE(u.max_in_flight - u.in_flight, 1000000000))
-                                                               ELSE (COALESCE(u.tokens, 1000000000))
-                                                           END AS room
+                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
                                        FROM
                                            (SELECT l.limit_key, l.max_in_flight, CASE
                                                                                      WHEN l.max_in_flight IS NULL THEN 0
@@ -1714,28 +1482,10 @@ WHERE id IN
                                                                                                        WHEN l.rate_per_second IS NULL THEN NULL
                                                                                                        WHEN l.tokens IS NULL
                                                                                                             OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE CASE
-                                                                                                                WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                                     WHEN
-                                                                                                                                                                              (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                               FROM
-                                                                                                                                                                                   (SELECT (:now) AS a, (l.refilled_at) AS b)) > 0 THEN
-                                                                                                                                                                              (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                               FROM
-                                                                                                                                                                                   (SELECT (:now) AS a, (l.refilled_at) AS b))
-                                                                                                                                                                     ELSE 0
-                                                                                                                                                                 END) THEN (l.burst)
-                                                                                                                ELSE (l.tokens + l.rate_per_second * CASE
-                                                                                                                                                         WHEN
-                                                                                                                                                                  (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                   FROM
-                                                                                                                                                                       (SELECT (:now) AS a, (l.refilled_at) AS b)) > 0 THEN
-                                                                                                                                                                  (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                                                                                                   FROM
-                                                                                                                                                                       (SELECT (:now) AS a, (l.refilled_at) AS b))
-                                                                                                                                                         ELSE 0
-                                                                                                                                                     END)
-                                                                                                            END
+                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                                                                                                                (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                                                                                                                 FROM
+                                                                                                                                                                     (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
                                                                                                    END AS tokens
                                             FROM pgqrs_limits l
                                             WHERE l.queue_id = :queue_id
@@ -1759,32 +1509,10 @@ SET tokens = CASE
                  WHEN l.rate_per_second IS NULL THEN NULL
                  WHEN l.tokens IS NULL
                       OR l.refilled_at IS NULL THEN l.burst
-                 ELSE CASE
-                          WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                               WHEN
-                                                                                        (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                         FROM
-                                                                                             (SELECT (:now) AS a,
-                                                                                                     (l.refilled_at) AS b)) > 0 THEN
-                                                                                        (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                         FROM
-                                                                                             (SELECT (:now) AS a,
-                                                                                                     (l.refilled_at) AS b))
-                                                                               ELSE 0
-                                                                           END) THEN (l.burst)
-                          ELSE (l.tokens + l.rate_per_second * CASE
-                                                                   WHEN
-                                                                            (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                             FROM
-                                                                                 (SELECT (:now) AS a,
-                                                                                         (l.refilled_at) AS b)) > 0 THEN
-                                                                            (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                             FROM
-                                                                                 (SELECT (:now) AS a,
-                                                                                         (l.refilled_at) AS b))
-                                                                   ELSE 0
-                                                               END)
-                      END
+                 ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                          (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                           FROM
+                                                                               (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
              END -
     (SELECT COUNT(*)
      FROM pgqrs_messages t
@@ -3486,32 +3214,10 @@ SELECT l.limit_key,
            WHEN l.rate_per_second IS NULL THEN NULL
            WHEN l.tokens IS NULL
                 OR l.refilled_at IS NULL THEN l.burst
-           ELSE CASE
-                    WHEN (l.burst) < (l.tokens + l.rate_per_second * CASE
-                                                                         WHEN
-                                                                                  (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                   FROM
-                                                                                       (SELECT (:now) AS a,
-                                                                                               (l.refilled_at) AS b)) > 0 THEN
-                                                                                  (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                                   FROM
-                                                                                       (SELECT (:now) AS a,
-                                                                                               (l.refilled_at) AS b))
-                                                                         ELSE 0
-                                                                     END) THEN (l.burst)
-                    ELSE (l.tokens + l.rate_per_second * CASE
-                                                             WHEN
-                                                                      (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                       FROM
-                                                                           (SELECT (:now) AS a,
-                                                                                   (l.refilled_at) AS b)) > 0 THEN
-                                                                      (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
-                                                                       FROM
-                                                                           (SELECT (:now) AS a,
-                                                                                   (l.refilled_at) AS b))
-                                                             ELSE 0
-                                                         END)
-                END
+           ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(
+                                                                    (SELECT ((unixepoch(substr(a, 1, 19)) * 1000000 + CAST(substr(substr(a, 21) || '000000', 1, 6) AS INTEGER)) - (unixepoch(substr(b, 1, 19)) * 1000000 + CAST(substr(substr(b, 21) || '000000', 1, 6) AS INTEGER))) / 1000000.0
+                                                                     FROM
+                                                                         (SELECT (:now) AS a, (l.refilled_at) AS b)), 0))
        END
 FROM pgqrs_limits l
 WHERE l.queue_id = :queue_id

@@ -253,3 +253,35 @@ async def test_concurrency_limit_claim_steps_are_one_transaction(
     [created] = await store.db.batch([(insert, params)])
     assert len(created) == 1
     assert RawDb(target).counts()["pgqrs_queues"] == 1
+
+
+@pytest.mark.backends("postgres")
+@pytest.mark.parametrize("form", ["MSG_CLAIM_QUEUE_LIMITED", "MSG_CLAIM_KEY_LIMITED"])
+async def test_concurrency_limit_claim_looks_the_picked_ids_up(
+    store: pgqrs.Store, queue: str, form: str
+) -> None:
+    """The limited claim's UPDATE finds the rows it picked by primary key. With its re-check
+    written as plain conditions, the planner, on a freshly filled table's statistics, scanned
+    every visible row for them and joined the picked ids against the lot: O(backlog) per claim
+    (a 10,000-message drain ran at 0.54-0.67x of the same drain without limits)."""
+    admin = pgqrs.admin(store)
+    await admin.set_queue_limits(queue, max_in_flight=1_000_000)
+    await admin.set_key_limits(queue, "k", max_in_flight=1_000_000)
+    producer = await store.producer(queue)
+    await producer.enqueue_batch([{"n": n} for n in range(500)], key="k")
+    consumer = await store.consumer(queue)
+    params = {
+        "worker_id": consumer.worker_id,
+        "fence": 0,
+        "queue_id": (await store.get_queue(queue)).id,
+        "ids": [],
+        "limit": 10,
+        "scan": 31,
+        "now": None,
+        "lease": 30.0,
+        "max_read_ct": 5,
+    }
+    claim = getattr(store.db.sql, form)[-1]
+    plan = "\n".join(row[0] for row in await store.db.fetch("EXPLAIN " + claim, params))
+    update = plan[plan.rindex("->  Nested Loop") :] if "->  Nested Loop" in plan else plan
+    assert "Index Scan using pgqrs_messages_pkey on pgqrs_messages m" in update, plan

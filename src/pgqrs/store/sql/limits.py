@@ -34,37 +34,50 @@ def _in_flight(row: str, *, for_room: bool = False) -> str:
     )
 
 
-def _least(a: str, b: str) -> str:
-    # Spelled as a CASE: SQLite's MIN(a, b) is Postgres's LEAST(a, b).
-    return f"CASE WHEN ({a}) < ({b}) THEN ({a}) ELSE ({b}) END"
-
-
 def tokens(row: str) -> str:
     """The tokens of `row`'s bucket at :now: what was left, refilled since (a clock that went
-    back refills nothing), at most `burst`; NULL without a rate limit."""
+    back refills nothing), at most `burst`; NULL without a rate limit. (LEAST and GREATEST,
+    which name each argument once, are SQLite's two-argument MIN and MAX: spelling.py. Their
+    arguments are never NULL here: a row has a burst exactly when it has a rate.)"""
     elapsed = f"{{s}}pgqrs_seconds_between(:now, {row}.refilled_at)"
-    since = f"CASE WHEN {elapsed} > 0 THEN {elapsed} ELSE 0 END"
-    refilled = f"{row}.tokens + {row}.rate_per_second * {since}"
+    refilled = f"{row}.tokens + {row}.rate_per_second * GREATEST({elapsed}, 0)"
     return (
         f"CASE WHEN {row}.rate_per_second IS NULL THEN NULL "
         f"WHEN {row}.tokens IS NULL OR {row}.refilled_at IS NULL THEN {row}.burst "
-        f"ELSE {_least(f'{row}.burst', refilled)} END"
+        f"ELSE LEAST({row}.burst, {refilled}) END"
     )
 
 
 # How many more messages a limit row lets a claim take now (< 1: none), from its use `u`.
-ROOM = _least(
-    f"COALESCE(u.max_in_flight - u.in_flight, {UNLIMITED})",
-    f"COALESCE(u.tokens, {UNLIMITED})",
+# (LEAST names the count once: PostgreSQL pulls the subquery `u` up into the expression, so a
+# CASE naming `u.in_flight` twice counted the leases twice.)
+ROOM = (
+    f"LEAST(COALESCE(u.max_in_flight - u.in_flight, {UNLIMITED}), COALESCE(u.tokens, {UNLIMITED}))"
 )
 
 
-def _room_rows(which: str) -> str:
-    # (The use is counted once per row, in a subquery: a CASE naming a count twice would count
-    # it twice.)
+# The same for every key at once, in one pass over the held rows (a CTE `held`, read by
+# `_in_flight_held`): the queue's count and its keys' would otherwise each walk them again.
+_HELD = (
+    "held AS (SELECT f.limit_key, COUNT(*) AS n FROM {s}pgqrs_messages f "
+    "WHERE f.queue_id = :queue_id AND f.archived_at IS NULL AND f.consumer_worker_id IS NOT NULL "
+    "AND TS(f.vt) > :now GROUP BY f.limit_key)"
+)
+
+
+def _in_flight_held(row: str) -> str:
+    return (
+        f"CASE WHEN {row}.max_in_flight IS NULL THEN 0 "
+        f"WHEN {row}.limit_key = '' THEN (SELECT COALESCE(SUM(h.n), 0) FROM held h) "
+        f"ELSE COALESCE((SELECT h.n FROM held h WHERE h.limit_key = {row}.limit_key), 0) END"
+    )
+
+
+def _room_rows(which: str, in_flight: str | None = None) -> str:
+    in_flight = in_flight or _in_flight("l", for_room=True)
     return (
         f"SELECT u.limit_key, {ROOM} AS room FROM (SELECT l.limit_key, l.max_in_flight, "
-        f"{_in_flight('l', for_room=True)} AS in_flight, {tokens('l')} AS tokens "
+        f"{in_flight} AS in_flight, {tokens('l')} AS tokens "
         f"FROM {{s}}pgqrs_limits l WHERE l.queue_id = :queue_id{which}) u"
     )
 
@@ -72,19 +85,27 @@ def _room_rows(which: str) -> str:
 _QUEUE_ROW = " AND l.limit_key = ''"
 
 
-def rooms(keyed: bool) -> str:
+def rooms(keyed: bool, *, grouped: bool = False) -> str:
     """The room of each limit of queue :queue_id (`keyed`: its keys' too, else only its own), as
-    a CTE of the claim."""
+    a CTE of the claim; `grouped` (keyed, Postgres): leases counted in one pass for all keys."""
+    if keyed and grouped:
+        return f"{_HELD}, rooms AS ({_room_rows('', _in_flight_held('l'))})"
     return f"rooms AS ({_room_rows('' if keyed else _QUEUE_ROW)})"
+
+
+def _queue_room(rooms: str) -> str:
+    return (
+        "(SELECT CASE WHEN r.room >= :limit THEN :limit WHEN r.room < 1 THEN 0 "
+        f"ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000 END FROM {rooms})"
+    )
 
 
 # The queue's own room as a whole number no larger than :limit (a portable floor); NULL when
 # the queue has no limit of its own. Written out, not read from `rooms`: Turso resolves no CTE
 # in a LIMIT.
-QUEUE_ROOM = (
-    "(SELECT CASE WHEN r.room >= :limit THEN :limit WHEN r.room < 1 THEN 0 "
-    f"ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000 END FROM ({_room_rows(_QUEUE_ROW)}) r)"
-)
+QUEUE_ROOM = _queue_room(f"({_room_rows(_QUEUE_ROW)}) r")
+# The same read from the claim's `rooms` CTE (Postgres), which counts the leases once.
+QUEUE_ROOM_OF_ROOMS = _queue_room("rooms r WHERE r.limit_key = ''")
 
 
 def spend(row: str, taken: str) -> str:

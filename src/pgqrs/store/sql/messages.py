@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 from .columns import MESSAGE
-from .limits import QUEUE_ROOM, rooms, spend
+from .limits import QUEUE_ROOM, QUEUE_ROOM_OF_ROOMS, rooms, spend
 from .spelling import read
 
 # Which limits a claim keeps: none, the queue's own only, or its keys' too.
@@ -72,24 +72,33 @@ def _next_batch(loop_step: bool, limit: str = ":limit") -> str:
 # The claim of a queue with limits (semantics.md §7.10), as CTEs ending in `picked`. Without
 # limits of its keys (`keyed` False), the next batch, as many as the queue's room allows.
 # Otherwise at most :scan visible messages in claim order (keys out of room skipped), of which
-# each key keeps as many as its room, and the queue as many as its own.
-def _limited_batch(loop_step: bool, keyed: bool) -> str:
+# each key keeps as many as its room, and the queue as many as its own (`queue_room`: where
+# the LIMIT reads it).
+def _limited_batch(loop_step: bool, keyed: bool, queue_room: str = QUEUE_ROOM) -> str:
+    limit = f"COALESCE({queue_room}, :limit)"
     if not keyed:
-        limit = f"COALESCE({QUEUE_ROOM}, :limit)"
         return f"{rooms(keyed)}, picked AS ({_next_batch(loop_step, limit)})"
+    grouped = queue_room == QUEUE_ROOM_OF_ROOMS  # Postgres: every count read from `rooms`
+    # When every limit has room for the whole batch, no scanned message is passed over, so the
+    # next :limit are enough (Postgres; Turso resolves no CTE in a LIMIT).
+    scan = (
+        "CASE WHEN (SELECT MIN(r.room) FROM rooms r) >= :limit THEN :limit ELSE :scan END"
+        if grouped
+        else ":scan"
+    )
     worker = POLLING if loop_step else NOT_SUSPENDED
     order = "c.priority DESC, c.enqueued_at, c.id"
     return (
-        f"{rooms(keyed)}, cand AS (SELECT id, limit_key, priority, enqueued_at "
+        f"{rooms(keyed, grouped=grouped)}, cand AS (SELECT id, limit_key, priority, enqueued_at "
         f"FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id AND {VISIBLE} AND {worker} "
         "AND NOT (id IN_LIST(:ids)) AND (limit_key IS NULL OR limit_key NOT IN "
         f"(SELECT r.limit_key FROM rooms r WHERE r.room < 1)) ORDER BY {CLAIM_ORDER} "
-        "LIMIT :scan), "
+        f"LIMIT {scan}), "
         "ranked AS (SELECT c.id, c.priority, c.enqueued_at, r.room, ROW_NUMBER() OVER "
         f"(PARTITION BY c.limit_key ORDER BY {order}) AS nth FROM cand c "
         "LEFT JOIN rooms r ON r.limit_key = c.limit_key), "
         "picked AS (SELECT c.id FROM ranked c WHERE c.room IS NULL OR c.nth <= c.room "
-        f"ORDER BY {order} LIMIT COALESCE({QUEUE_ROOM}, :limit))"
+        f"ORDER BY {order} LIMIT {limit})"
     )
 
 
@@ -158,14 +167,17 @@ def claim_postgres(*, loop_step: bool, limits: Limited = None, then: str = "") -
         first = f"WITH archived AS ({_ARCHIVE}) {_LIMITS_LOCK}" if loop_step else _LIMITS_LOCK
         # Limited claims take turns, so they lock no candidate; a claim of a consumer that has
         # not noticed the limits yet may take a picked row meanwhile: the UPDATE waits for it,
-        # then finds it leased (its condition is checked again on the row as it is then).
+        # then finds it leased (its condition is checked again on the row as it is then). The
+        # condition is one CASE, which no index answers: as plain conditions, a planner with
+        # a fresh table's statistics scanned every visible row for them and joined `picked`
+        # to the lot (O(backlog) per claim) instead of looking the picked ids up.
         return (
             first,
-            f"WITH {_limited_batch(loop_step, keyed)}, "
+            f"WITH {_limited_batch(loop_step, keyed, QUEUE_ROOM_OF_ROOMS)}, "
             f"spent AS ({_spend(_taken_postgres(keyed), keyed)}) "
-            f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked "
-            "WHERE m.id = picked.id AND m.archived_at IS NULL "
-            f"AND (m.vt IS NULL OR m.vt <= :now) RETURNING {MESSAGE.qualified('m')}",
+            f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked WHERE m.id = picked.id "
+            "AND CASE WHEN m.archived_at IS NULL AND (m.vt IS NULL OR m.vt <= :now) THEN TRUE "
+            f"ELSE FALSE END RETURNING {MESSAGE.qualified('m')}",
         )
     # SKIP LOCKED lets any number of consumers claim side by side without waiting on each other.
     # The loop step is one statement and one commit: a data-modifying CTE always runs to

@@ -9,6 +9,8 @@ Statements are written in SQLite's spelling with a few conventions, adapted here
 * `IN_LIST(:name)`: membership in a list parameter, `= ANY(:name)` on Postgres and
   `IN (SELECT value FROM json_each(:name))` on SQLite, where the executor sends lists as JSON;
 * `TS(col)`: a stored timestamp compared with another time (see `_SQLITE_TS`);
+* `LEAST(a, b)` / `GREATEST(a, b)` of two values that are never NULL: SQLite's two-argument
+  `MIN` / `MAX`;
 * `:now` and `:wall_now`: NULL means the database's clock when the statement runs; Postgres
   reads it in the statement (`statement_timestamp()`), the SQLite executors fill it in;
 * Turso: SQLite's spelling after Turso's own step (`turso.py`: no user-defined functions).
@@ -58,6 +60,8 @@ _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _IN_LIST = re.compile(r"\bIN_LIST\(:(\w+)\)")
 _TS = re.compile(r"\bTS\((\w+(?:\.\w+)?)\)")
 _NOW = re.compile(r"(?<![:\w]):(now|wall_now)\b")
+_LEAST = re.compile(r"\bLEAST\(")
+_GREATEST = re.compile(r"\bGREATEST\(")
 
 # SQLite keeps timestamps as text, and text compares as time only in the fixed-width UTC form
 # the library writes (`YYYY-MM-DD HH:MM:SS.ffffff`, or the 19-character form of column
@@ -88,6 +92,7 @@ def notify_channel(schema: str) -> str:
 
 def sqlite(text: str) -> str:
     text = _TS.sub(lambda m: _SQLITE_TS.format(c=m[1]), text)
+    text = _GREATEST.sub("MAX(", _LEAST.sub("MIN(", text))
     return _IN_LIST.sub(r"IN (SELECT value FROM json_each(:\1))", text)
 
 
