@@ -58,7 +58,7 @@ FULL: dict[str, Any] = {
     "e2e_rate": 200,
     "e2e_seconds": 10.0,
     "e2e_warmup": 20,
-    "workflow_runs": 300,
+    "workflow_runs": 1500,
     "workflow_workers": 4,
     "backlog_sizes": [10_000, 100_000, 1_000_000],
     "backlog_samples": 200,
