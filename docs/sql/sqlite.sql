@@ -777,45 +777,8 @@ WHERE id IN
                                              WHEN r.room < 1 THEN 0
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
-                                  FROM
-                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
-                                       FROM
-                                           (SELECT l.limit_key, l.max_in_flight, CASE
-                                                                                     WHEN l.max_in_flight IS NULL THEN 0
-                                                                                     WHEN l.limit_key = '' THEN
-                                                                                              (SELECT COUNT(*)
-                                                                                               FROM pgqrs_messages f
-                                                                                               WHERE f.queue_id = :queue_id
-                                                                                                   AND f.archived_at IS NULL
-                                                                                                   AND f.consumer_worker_id IS NOT NULL
-                                                                                                   AND (CASE
-                                                                                                            WHEN length(f.vt) IN (19, 26)
-                                                                                                                 AND substr(f.vt, 11, 1) = ' '
-                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                                                                        END) > :now)
-                                                                                     ELSE
-                                                                                              (SELECT COUNT(*)
-                                                                                               FROM pgqrs_messages f
-                                                                                               WHERE f.queue_id = :queue_id
-                                                                                                   AND f.archived_at IS NULL
-                                                                                                   AND f.consumer_worker_id IS NOT NULL
-                                                                                                   AND (CASE
-                                                                                                            WHEN length(f.vt) IN (19, 26)
-                                                                                                                 AND substr(f.vt, 11, 1) = ' '
-                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                                                                        END) > :now
-                                                                                                   AND f.limit_key = l.limit_key)
-                                                                                 END AS in_flight, CASE
-                                                                                                       WHEN l.rate_per_second IS NULL THEN NULL
-                                                                                                       WHEN l.tokens IS NULL
-                                                                                                            OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
-                                                                                                   END AS tokens
-                                            FROM pgqrs_limits l
-                                            WHERE l.queue_id = :queue_id
-                                                AND l.limit_key = '') u) r), :limit)) SELECT id
+                                  FROM rooms r
+                                  WHERE r.limit_key = ''), :limit)) SELECT id
          FROM picked) RETURNING id,
                                 queue_id,
                                 payload,
@@ -948,45 +911,8 @@ WHERE id IN
                                              WHEN r.room < 1 THEN 0
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
-                                  FROM
-                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
-                                       FROM
-                                           (SELECT l.limit_key, l.max_in_flight, CASE
-                                                                                     WHEN l.max_in_flight IS NULL THEN 0
-                                                                                     WHEN l.limit_key = '' THEN
-                                                                                              (SELECT COUNT(*)
-                                                                                               FROM pgqrs_messages f
-                                                                                               WHERE f.queue_id = :queue_id
-                                                                                                   AND f.archived_at IS NULL
-                                                                                                   AND f.consumer_worker_id IS NOT NULL
-                                                                                                   AND (CASE
-                                                                                                            WHEN length(f.vt) IN (19, 26)
-                                                                                                                 AND substr(f.vt, 11, 1) = ' '
-                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                                                                        END) > :now)
-                                                                                     ELSE
-                                                                                              (SELECT COUNT(*)
-                                                                                               FROM pgqrs_messages f
-                                                                                               WHERE f.queue_id = :queue_id
-                                                                                                   AND f.archived_at IS NULL
-                                                                                                   AND f.consumer_worker_id IS NOT NULL
-                                                                                                   AND (CASE
-                                                                                                            WHEN length(f.vt) IN (19, 26)
-                                                                                                                 AND substr(f.vt, 11, 1) = ' '
-                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                                                                        END) > :now
-                                                                                                   AND f.limit_key = l.limit_key)
-                                                                                 END AS in_flight, CASE
-                                                                                                       WHEN l.rate_per_second IS NULL THEN NULL
-                                                                                                       WHEN l.tokens IS NULL
-                                                                                                            OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
-                                                                                                   END AS tokens
-                                            FROM pgqrs_limits l
-                                            WHERE l.queue_id = :queue_id
-                                                AND l.limit_key = '') u) r), :limit)) SELECT id
+                                  FROM rooms r
+                                  WHERE r.limit_key = ''), :limit)) SELECT id
          FROM picked) RETURNING id,
                                 queue_id,
                                 payload,
@@ -1025,7 +951,22 @@ SET consumer_worker_id = :worker_id,
     read_ct = COALESCE(read_ct, 0) + 1,
     dequeued_at = COALESCE(dequeued_at, :now)
 WHERE id IN
-        (WITH rooms AS
+        (WITH held AS
+             (SELECT f.limit_key,
+                     COUNT(*) AS n
+              FROM pgqrs_messages f
+              WHERE f.queue_id = :queue_id
+                  AND f.archived_at IS NULL
+                  AND f.consumer_worker_id IS NOT NULL
+                  AND (CASE
+                           WHEN length(f.vt) IN (19,
+                                                 26)
+                                AND substr(f.vt, 11, 1) = ' '
+                                AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                           ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                       END) > :now
+              GROUP BY f.limit_key),
+              rooms AS
              (SELECT u.limit_key,
                      MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
               FROM
@@ -1034,32 +975,12 @@ WHERE id IN
                           CASE
                               WHEN l.max_in_flight IS NULL THEN 0
                               WHEN l.limit_key = '' THEN
-                                       (SELECT COUNT(*)
-                                        FROM pgqrs_messages f
-                                        WHERE f.queue_id = :queue_id
-                                            AND f.archived_at IS NULL
-                                            AND f.consumer_worker_id IS NOT NULL
-                                            AND (CASE
-                                                     WHEN length(f.vt) IN (19,
-                                                                           26)
-                                                          AND substr(f.vt, 11, 1) = ' '
-                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                 END) > :now)
-                              ELSE
-                                       (SELECT COUNT(*)
-                                        FROM pgqrs_messages f
-                                        WHERE f.queue_id = :queue_id
-                                            AND f.archived_at IS NULL
-                                            AND f.consumer_worker_id IS NOT NULL
-                                            AND (CASE
-                                                     WHEN length(f.vt) IN (19,
-                                                                           26)
-                                                          AND substr(f.vt, 11, 1) = ' '
-                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                 END) > :now
-                                            AND f.limit_key = l.limit_key)
+                                       (SELECT COALESCE(SUM(h.n), 0)
+                                        FROM held h)
+                              ELSE COALESCE(
+                                                (SELECT h.n
+                                                 FROM held h
+                                                 WHERE h.limit_key = l.limit_key), 0)
                           END AS in_flight,
                           CASE
                               WHEN l.rate_per_second IS NULL THEN NULL
@@ -1106,7 +1027,12 @@ WHERE id IN
               ORDER BY priority DESC,
                        enqueued_at,
                        id
-              LIMIT :scan),
+              LIMIT CASE
+                        WHEN
+                                 (SELECT MIN(r.room)
+                                  FROM rooms r) >= :limit THEN :limit
+                        ELSE :scan
+                    END),
               ranked AS
              (SELECT c.id,
                      c.priority,
@@ -1130,45 +1056,8 @@ WHERE id IN
                                              WHEN r.room < 1 THEN 0
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
-                                  FROM
-                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
-                                       FROM
-                                           (SELECT l.limit_key, l.max_in_flight, CASE
-                                                                                     WHEN l.max_in_flight IS NULL THEN 0
-                                                                                     WHEN l.limit_key = '' THEN
-                                                                                              (SELECT COUNT(*)
-                                                                                               FROM pgqrs_messages f
-                                                                                               WHERE f.queue_id = :queue_id
-                                                                                                   AND f.archived_at IS NULL
-                                                                                                   AND f.consumer_worker_id IS NOT NULL
-                                                                                                   AND (CASE
-                                                                                                            WHEN length(f.vt) IN (19, 26)
-                                                                                                                 AND substr(f.vt, 11, 1) = ' '
-                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                                                                        END) > :now)
-                                                                                     ELSE
-                                                                                              (SELECT COUNT(*)
-                                                                                               FROM pgqrs_messages f
-                                                                                               WHERE f.queue_id = :queue_id
-                                                                                                   AND f.archived_at IS NULL
-                                                                                                   AND f.consumer_worker_id IS NOT NULL
-                                                                                                   AND (CASE
-                                                                                                            WHEN length(f.vt) IN (19, 26)
-                                                                                                                 AND substr(f.vt, 11, 1) = ' '
-                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                                                                        END) > :now
-                                                                                                   AND f.limit_key = l.limit_key)
-                                                                                 END AS in_flight, CASE
-                                                                                                       WHEN l.rate_per_second IS NULL THEN NULL
-                                                                                                       WHEN l.tokens IS NULL
-                                                                                                            OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
-                                                                                                   END AS tokens
-                                            FROM pgqrs_limits l
-                                            WHERE l.queue_id = :queue_id
-                                                AND l.limit_key = '') u) r), :limit)) SELECT id
+                                  FROM rooms r
+                                  WHERE r.limit_key = ''), :limit)) SELECT id
          FROM picked) RETURNING id,
                                 queue_id,
                                 payload,
@@ -1222,7 +1111,22 @@ SET consumer_worker_id = :worker_id,
     read_ct = COALESCE(read_ct, 0) + 1,
     dequeued_at = COALESCE(dequeued_at, :now)
 WHERE id IN
-        (WITH rooms AS
+        (WITH held AS
+             (SELECT f.limit_key,
+                     COUNT(*) AS n
+              FROM pgqrs_messages f
+              WHERE f.queue_id = :queue_id
+                  AND f.archived_at IS NULL
+                  AND f.consumer_worker_id IS NOT NULL
+                  AND (CASE
+                           WHEN length(f.vt) IN (19,
+                                                 26)
+                                AND substr(f.vt, 11, 1) = ' '
+                                AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
+                           ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
+                       END) > :now
+              GROUP BY f.limit_key),
+              rooms AS
              (SELECT u.limit_key,
                      MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
               FROM
@@ -1231,32 +1135,12 @@ WHERE id IN
                           CASE
                               WHEN l.max_in_flight IS NULL THEN 0
                               WHEN l.limit_key = '' THEN
-                                       (SELECT COUNT(*)
-                                        FROM pgqrs_messages f
-                                        WHERE f.queue_id = :queue_id
-                                            AND f.archived_at IS NULL
-                                            AND f.consumer_worker_id IS NOT NULL
-                                            AND (CASE
-                                                     WHEN length(f.vt) IN (19,
-                                                                           26)
-                                                          AND substr(f.vt, 11, 1) = ' '
-                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                 END) > :now)
-                              ELSE
-                                       (SELECT COUNT(*)
-                                        FROM pgqrs_messages f
-                                        WHERE f.queue_id = :queue_id
-                                            AND f.archived_at IS NULL
-                                            AND f.consumer_worker_id IS NOT NULL
-                                            AND (CASE
-                                                     WHEN length(f.vt) IN (19,
-                                                                           26)
-                                                          AND substr(f.vt, 11, 1) = ' '
-                                                          AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                     ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                 END) > :now
-                                            AND f.limit_key = l.limit_key)
+                                       (SELECT COALESCE(SUM(h.n), 0)
+                                        FROM held h)
+                              ELSE COALESCE(
+                                                (SELECT h.n
+                                                 FROM held h
+                                                 WHERE h.limit_key = l.limit_key), 0)
                           END AS in_flight,
                           CASE
                               WHEN l.rate_per_second IS NULL THEN NULL
@@ -1303,7 +1187,12 @@ WHERE id IN
               ORDER BY priority DESC,
                        enqueued_at,
                        id
-              LIMIT :scan),
+              LIMIT CASE
+                        WHEN
+                                 (SELECT MIN(r.room)
+                                  FROM rooms r) >= :limit THEN :limit
+                        ELSE :scan
+                    END),
               ranked AS
              (SELECT c.id,
                      c.priority,
@@ -1327,45 +1216,8 @@ WHERE id IN
                                              WHEN r.room < 1 THEN 0
                                              ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                          END
-                                  FROM
-                                      (SELECT u.limit_key, MIN(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
-                                       FROM
-                                           (SELECT l.limit_key, l.max_in_flight, CASE
-                                                                                     WHEN l.max_in_flight IS NULL THEN 0
-                                                                                     WHEN l.limit_key = '' THEN
-                                                                                              (SELECT COUNT(*)
-                                                                                               FROM pgqrs_messages f
-                                                                                               WHERE f.queue_id = :queue_id
-                                                                                                   AND f.archived_at IS NULL
-                                                                                                   AND f.consumer_worker_id IS NOT NULL
-                                                                                                   AND (CASE
-                                                                                                            WHEN length(f.vt) IN (19, 26)
-                                                                                                                 AND substr(f.vt, 11, 1) = ' '
-                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                                                                        END) > :now)
-                                                                                     ELSE
-                                                                                              (SELECT COUNT(*)
-                                                                                               FROM pgqrs_messages f
-                                                                                               WHERE f.queue_id = :queue_id
-                                                                                                   AND f.archived_at IS NULL
-                                                                                                   AND f.consumer_worker_id IS NOT NULL
-                                                                                                   AND (CASE
-                                                                                                            WHEN length(f.vt) IN (19, 26)
-                                                                                                                 AND substr(f.vt, 11, 1) = ' '
-                                                                                                                 AND substr(f.vt, -1) GLOB '[0-9]' THEN f.vt
-                                                                                                            ELSE strftime('%Y-%m-%d %H:%M:%f', f.vt) || '000'
-                                                                                                        END) > :now
-                                                                                                   AND f.limit_key = l.limit_key)
-                                                                                 END AS in_flight, CASE
-                                                                                                       WHEN l.rate_per_second IS NULL THEN NULL
-                                                                                                       WHEN l.tokens IS NULL
-                                                                                                            OR l.refilled_at IS NULL THEN l.burst
-                                                                                                       ELSE MIN(l.burst, l.tokens + l.rate_per_second * MAX(pgqrs_seconds_between(:now, l.refilled_at), 0))
-                                                                                                   END AS tokens
-                                            FROM pgqrs_limits l
-                                            WHERE l.queue_id = :queue_id
-                                                AND l.limit_key = '') u) r), :limit)) SELECT id
+                                  FROM rooms r
+                                  WHERE r.limit_key = ''), :limit)) SELECT id
          FROM picked) RETURNING id,
                                 queue_id,
                                 payload,

@@ -46,6 +46,33 @@ async def test_concurrency_limit_per_key_caps_each_keys_leases(
     assert usage == {"a": 1, "b": 2}
 
 
+@pytest.mark.parametrize("room", [3, 100])  # a key short of the batch, or every key roomy
+async def test_concurrency_limit_per_key_claims_keep_claim_order(
+    store: pgqrs.Store, queue: str, room: int
+) -> None:
+    """Per-key claims take messages in claim order (priority, then age) whether or not a key
+    runs out of room within the batch: with room for the whole batch everywhere the claim
+    looks at only the next batch (store/sql/messages.py), otherwise further."""
+    admin = pgqrs.admin(store)
+    await admin.set_queue_limits(queue, max_in_flight=1_000)
+    for key in ("a", "b"):
+        await admin.set_key_limits(queue, key, max_in_flight=room)
+    producer = await store.producer(queue)
+    sent: list[tuple[int, int, str]] = []  # (-priority, id, key): claim order
+    for n in range(24):
+        key, priority = "ab"[n % 2], n % 3
+        [mid] = await producer.enqueue_batch([{"k": key, "n": n}], key=key, priority=priority)
+        sent.append((-priority, int(mid), key))
+    expected: list[int] = []
+    taken: Counter[str] = Counter()
+    for _, mid, key in sorted(sent):
+        if len(expected) < 10 and taken[key] < room:
+            expected.append(mid)
+            taken[key] += 1
+    claimed = await (await store.consumer(queue)).dequeue(10)
+    assert [m.id for m in claimed] == expected
+
+
 async def test_concurrency_limit_of_the_queue_caps_every_claim(
     store: pgqrs.Store, queue: str, make_store: StoreFactory
 ) -> None:

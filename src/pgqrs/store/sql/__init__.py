@@ -22,7 +22,7 @@ from .bookkeeping import BookkeepingPostgres, BookkeepingSql, BookkeepingTurso
 from .failures import FailureSql
 from .introspection import IntrospectionPostgres, IntrospectionSql
 from .limits import LimitSql
-from .messages import MessagePostgres, MessageSql
+from .messages import MessagePostgres, MessageSql, MessageTurso
 from .operations import OperationsPostgres, OperationsSql
 from .queues import QueueSql
 from .restart import RestartPostgres, RestartSql
@@ -76,8 +76,9 @@ class PostgresSql(
     """All statements, with Postgres's own text where it differs."""
 
 
-class TursoSql(BookkeepingTurso, Sql):
-    """All statements, and Turso's own bookkeeping lookup; `render("turso")` spells them."""
+class TursoSql(BookkeepingTurso, MessageTurso, Sql):
+    """All statements, and Turso's own bookkeeping lookup and limited claims; `render("turso")`
+    spells them."""
 
 
 # The statements of each dialect. (S3 is SQLite: its executor runs SQLite's statements.)

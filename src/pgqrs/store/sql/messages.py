@@ -78,9 +78,9 @@ def _limited_batch(loop_step: bool, keyed: bool, queue_room: str = QUEUE_ROOM) -
     limit = f"COALESCE({queue_room}, :limit)"
     if not keyed:
         return f"{rooms(keyed)}, picked AS ({_next_batch(loop_step, limit)})"
-    grouped = queue_room == QUEUE_ROOM_OF_ROOMS  # Postgres: every count read from `rooms`
+    grouped = queue_room == QUEUE_ROOM_OF_ROOMS  # every count read from `rooms` (not Turso)
     # When every limit has room for the whole batch, no scanned message is passed over, so the
-    # next :limit are enough (Postgres; Turso resolves no CTE in a LIMIT).
+    # next :limit are enough (not on Turso, which resolves no CTE in a LIMIT).
     scan = (
         "CASE WHEN (SELECT MIN(r.room) FROM rooms r) >= :limit THEN :limit ELSE :scan END"
         if grouped
@@ -134,14 +134,19 @@ def _taken_postgres(keyed: bool) -> str:
 # unless the worker stopped polling. Otherwise a consumer's claim (dequeue).
 
 
-def claim_sqlite(*, loop_step: bool, limits: Limited = None) -> tuple[str, ...]:
+def claim_sqlite(
+    *, loop_step: bool, limits: Limited = None, cte_in_limit: bool = True
+) -> tuple[str, ...]:
     # Runs inside BEGIN IMMEDIATE, so no other writer can claim the same rows meanwhile (and
-    # the limits' room, counted in the statement, cannot change under it).
+    # the limits' room, counted in the statement, cannot change under it). `cte_in_limit`
+    # False (Turso, which resolves no CTE in a LIMIT): the queue's room written out instead.
     if limits is not None:
         keyed = limits == "keys"
+        queue_room = QUEUE_ROOM_OF_ROOMS if cte_in_limit else QUEUE_ROOM
         take = (
             f"UPDATE {{s}}pgqrs_messages SET {_TAKE} WHERE id IN (WITH "
-            f"{_limited_batch(loop_step, keyed)} SELECT id FROM picked) RETURNING {MESSAGE.select}"
+            f"{_limited_batch(loop_step, keyed, queue_room)} SELECT id FROM picked) "
+            f"RETURNING {MESSAGE.select}"
         )
         spent = _spend(_TAKEN_SQLITE, keyed)
         return (_ARCHIVE, take, spent) if loop_step else (take, spent)
@@ -410,6 +415,14 @@ class MessageSql:
         f"SELECT {MESSAGE.select} FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id "
         "AND archived_at IS NOT NULL ORDER BY archived_at DESC, id DESC LIMIT :limit"
     )
+
+
+class MessageTurso(MessageSql):
+    # Turso resolves no CTE in a LIMIT: the limited claims write the queue's room out.
+    MSG_CLAIM_QUEUE_LIMITED = claim_sqlite(loop_step=False, limits="queue", cte_in_limit=False)
+    LOOP_STEP_QUEUE_LIMITED = claim_sqlite(loop_step=True, limits="queue", cte_in_limit=False)
+    MSG_CLAIM_KEY_LIMITED = claim_sqlite(loop_step=False, limits="keys", cte_in_limit=False)
+    LOOP_STEP_KEY_LIMITED = claim_sqlite(loop_step=True, limits="keys", cte_in_limit=False)
 
 
 class MessagePostgres(MessageSql):
