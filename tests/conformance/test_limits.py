@@ -4,6 +4,7 @@ injected (the store's clock), so lease ends and rate windows are exact."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 
@@ -13,7 +14,8 @@ import pgqrs
 from pgqrs.queue.workers import LIMITS_REFRESH
 from tests.support.clocks import FixedClock, at
 from tests.support.raw_db import RawDb
-from tests.support.target import StoreFactory, Target
+from tests.support.target import StoreFactory, Target, pg_admin
+from tests.support.waiting import eventually
 
 
 def keys_of(messages: list[pgqrs.QueueMessage]) -> Counter[str | None]:
@@ -312,3 +314,47 @@ async def test_concurrency_limit_claim_looks_the_picked_ids_up(
     plan = "\n".join(row[0] for row in await store.db.fetch("EXPLAIN " + claim, params))
     update = plan[plan.rindex("->  Nested Loop") :] if "->  Nested Loop" in plan else plan
     assert "Index Scan using pgqrs_messages_pkey on pgqrs_messages m" in update, plan
+
+
+@pytest.mark.backends("postgres")
+async def test_concurrency_limit_claims_in_a_schema_with_a_long_name(
+    target: Target, make_store: StoreFactory
+) -> None:
+    """With a 63-character schema name the per-key claims are longer than psycopg's query
+    cache keeps, so the executor sends them in its own $n form through a raw cursor
+    (store/postgres.py, `_native`): a claim and a poll loop's claims still keep the limits."""
+    schema = (target.schema + "_" + "x" * 63)[:63]
+    try:
+        store = await make_store(schema=schema)
+        admin = pgqrs.admin(store)
+        await admin.install()
+        assert len(store.db.sql.MSG_CLAIM_KEY_LIMITED[-1].encode()) > 4096
+        assert len(store.db.sql.LOOP_STEP_KEY_LIMITED[-1].encode()) > 4096
+        await store.queue("q")
+        await admin.set_key_limits("q", "a", max_in_flight=2)
+        await fill(store, "q", {"a": 5, "b": 3})
+        consumer = await store.consumer("q")
+        first = await consumer.dequeue(10)
+        assert keys_of(first) == Counter({"a": 2, "b": 3})
+        assert await consumer.archive_many([m.id for m in first]) == [True] * 5
+
+        looper = await store.consumer("q")
+        sizes: list[int] = []
+
+        async def handle(batch: list[pgqrs.QueueMessage]) -> None:
+            sizes.append(len(batch))
+
+        builder = pgqrs.dequeue().worker(looper).poll_interval(20).batch(5)
+        task = asyncio.create_task(builder.handle_batch(handle).poll(store))
+
+        async def drained() -> bool:
+            return sum(sizes) == 3
+
+        await eventually(drained)
+        await looper.interrupt()
+        with pytest.raises(pgqrs.SuspendedError):
+            await asyncio.wait_for(task, 10)
+        assert max(sizes) <= 2  # never more of key "a" in flight than its limit
+    finally:
+        with pg_admin() as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -13,7 +13,7 @@ import pytest
 
 import pgqrs
 from tests.support.process import spawn
-from tests.support.target import StoreFactory, Target
+from tests.support.target import StoreFactory, Target, pg_admin
 from tests.support.waiting import HOUR_MS, wait_until_polling
 
 
@@ -45,6 +45,25 @@ async def test_an_enqueue_from_another_store_wakes_the_loop(
     other = await make_store()
     consumer = await other.consumer(queue)
     await run_until_handled(other, consumer, await store.producer(queue))
+
+
+@pytest.mark.backends("postgres")
+async def test_an_enqueue_wakes_the_loop_in_a_schema_with_a_long_name(
+    target: Target, make_store: StoreFactory
+) -> None:
+    """`pgqrs.<schema>` is longer than a channel name may be for a 63-character schema: the
+    enqueue failed outright; now both sides use the same shortened channel."""
+    schema = (target.schema + "_" + "w" * 63)[:63]
+    try:
+        store = await make_store(schema=schema)
+        await pgqrs.admin(store).install()
+        await store.queue("q")
+        other = await make_store(schema=schema)
+        consumer = await other.consumer("q")
+        await run_until_handled(other, consumer, await store.producer("q"))
+    finally:
+        with pg_admin() as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.mark.backends("postgres")

@@ -242,3 +242,17 @@ def test_statement_order_is_by_entity_then_what_a_dialect_adds() -> None:
     assert names[-1] == "SCHEMA_PRESENT"  # only Postgres has it
     assert statement_names(TursoSql)[-1] == "TURSO_SCHEMA_VERSION_ROWS"
     assert statement_names(Sql) == statement_names(PostgresSql)[:-1]
+
+
+def test_a_long_schemas_channel_fits_a_channel_name() -> None:
+    """A channel name is at most 63 bytes (pg_notify refuses more, which failed every enqueue
+    into a schema with a name of 58 characters or more): longer ones keep the schema's first
+    characters and a hash of the whole name, so two long names never share a channel."""
+    assert notify_channel("jobs") == "pgqrs.jobs"
+    assert notify_channel("s" * 57) == "pgqrs." + "s" * 57
+    long_a, long_b = "a" * 62 + "1", "a" * 62 + "2"
+    for name in (long_a, long_b):
+        channel = notify_channel(name)
+        assert len(channel.encode()) <= 63
+        assert channel.startswith("pgqrs." + "a" * 40)
+    assert notify_channel(long_a) != notify_channel(long_b)

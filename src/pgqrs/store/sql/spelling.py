@@ -21,6 +21,7 @@ connection, beside the writer. Every other statement runs on the writer.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Literal, TypeVar
@@ -85,9 +86,21 @@ def schema_prefix(schema: str) -> str:
     return quote_ident(schema) + "."
 
 
+# A channel name is an identifier: at most 63 bytes (NAMEDATALEN - 1); pg_notify refuses more.
+_CHANNEL_BYTES = 63
+
+
 def notify_channel(schema: str) -> str:
-    """The LISTEN/NOTIFY channel of a Postgres schema's enqueues."""
-    return f"pgqrs.{schema}"
+    """The LISTEN/NOTIFY channel of a Postgres schema's enqueues: `pgqrs.<schema>`, or, when
+    that is longer than a channel name may be, the schema's first characters and a hash of
+    the whole name (the same in every process)."""
+    channel = f"pgqrs.{schema}"
+    if len(channel.encode()) <= _CHANNEL_BYTES:
+        return channel
+    digest = hashlib.sha256(schema.encode()).hexdigest()[:12]
+    room = _CHANNEL_BYTES - len("pgqrs..") - len(digest)
+    head = schema.encode()[:room].decode(errors="ignore")
+    return f"pgqrs.{head}.{digest}"
 
 
 def sqlite(text: str) -> str:
