@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from pgqrs.store.postgres import _native
-from pgqrs.store.sql import Sql, render
+from pgqrs.store.sql import PostgresSql, Sql, render, statement_names
 from pgqrs.store.sql.spelling import notify_channel, schema_prefix
 
 PAD = " " * 4100
@@ -33,12 +33,9 @@ def test_a_placeholder_psycopg_must_judge_is_left_to_it() -> None:
 
 def statements(sql: Sql) -> list[str]:
     found: list[str] = []
-    for name in dir(sql):
+    for name in statement_names(PostgresSql):
         value = getattr(sql, name)
-        if not name.isupper():
-            continue
-        texts = value if isinstance(value, tuple) else (value,)
-        found += [text for text in texts if isinstance(text, str)]
+        found += list(value) if isinstance(value, tuple) else [value]
     return found
 
 

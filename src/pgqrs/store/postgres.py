@@ -101,7 +101,7 @@ def _native(sql: str) -> tuple[bytes, tuple[str, ...]] | None:
     query = sql.encode()
     if len(query) <= _CACHED_BYTES:
         return None
-    names: list[str] = []
+    numbers: dict[str, int] = {}  # each name's n, in order of first use
     odd = False
 
     def number(match: re.Match[str]) -> str:
@@ -110,12 +110,10 @@ def _native(sql: str) -> tuple[bytes, tuple[str, ...]] | None:
         if name is None:
             odd = odd or match.group(0) == "%"
             return "%"
-        if name not in names:
-            names.append(name)
-        return f"${names.index(name) + 1}"
+        return f"${numbers.setdefault(name, len(numbers) + 1)}"
 
     native = _PLACEHOLDER.sub(number, sql)
-    return None if odd else (native.encode(), tuple(names))
+    return None if odd else (native.encode(), tuple(numbers))
 
 
 async def _run(

@@ -87,7 +87,7 @@ _QUEUE_ROW = " AND l.limit_key = ''"
 
 def rooms(keyed: bool, *, grouped: bool = False) -> str:
     """The room of each limit of queue :queue_id (`keyed`: its keys' too, else only its own), as
-    a CTE of the claim; `grouped` (keyed, Postgres): leases counted in one pass for all keys."""
+    a CTE of the claim; `grouped` (keyed): leases counted in one pass for all keys."""
     if keyed and grouped:
         return f"{_HELD}, rooms AS ({_room_rows('', _in_flight_held('l'))})"
     return f"rooms AS ({_room_rows('' if keyed else _QUEUE_ROW)})"
@@ -104,7 +104,7 @@ def _queue_room(rooms: str) -> str:
 # the queue has no limit of its own. Written out, not read from `rooms`: Turso resolves no CTE
 # in a LIMIT.
 QUEUE_ROOM = _queue_room(f"({_room_rows(_QUEUE_ROW)}) r")
-# The same read from the claim's `rooms` CTE (Postgres), which counts the leases once.
+# The same read from the claim's `rooms` CTE (not on Turso), which counts the leases once.
 QUEUE_ROOM_OF_ROOMS = _queue_room("rooms r WHERE r.limit_key = ''")
 
 

@@ -72,24 +72,25 @@ def _next_batch(loop_step: bool, limit: str = ":limit") -> str:
 # The claim of a queue with limits (semantics.md §7.10), as CTEs ending in `picked`. Without
 # limits of its keys (`keyed` False), the next batch, as many as the queue's room allows.
 # Otherwise at most :scan visible messages in claim order (keys out of room skipped), of which
-# each key keeps as many as its room, and the queue as many as its own (`queue_room`: where
-# the LIMIT reads it).
-def _limited_batch(loop_step: bool, keyed: bool, queue_room: str = QUEUE_ROOM) -> str:
-    limit = f"COALESCE({queue_room}, :limit)"
+# each key keeps as many as its room, and the queue as many as its own. `cte_in_limit` False
+# (Turso, which resolves no CTE in a LIMIT): the queue's room is written out in the LIMIT, and
+# the keys' leases are counted per limit rather than in one grouped pass.
+def _limited_batch(loop_step: bool, keyed: bool, cte_in_limit: bool) -> str:
+    limit = f"COALESCE({QUEUE_ROOM_OF_ROOMS if cte_in_limit else QUEUE_ROOM}, :limit)"
     if not keyed:
         return f"{rooms(keyed)}, picked AS ({_next_batch(loop_step, limit)})"
-    grouped = queue_room == QUEUE_ROOM_OF_ROOMS  # every count read from `rooms` (not Turso)
     # When every limit has room for the whole batch, no scanned message is passed over, so the
-    # next :limit are enough (not on Turso, which resolves no CTE in a LIMIT).
+    # next :limit are enough.
     scan = (
         "CASE WHEN (SELECT MIN(r.room) FROM rooms r) >= :limit THEN :limit ELSE :scan END"
-        if grouped
+        if cte_in_limit
         else ":scan"
     )
     worker = POLLING if loop_step else NOT_SUSPENDED
     order = "c.priority DESC, c.enqueued_at, c.id"
     return (
-        f"{rooms(keyed, grouped=grouped)}, cand AS (SELECT id, limit_key, priority, enqueued_at "
+        f"{rooms(keyed, grouped=cte_in_limit)}, "
+        "cand AS (SELECT id, limit_key, priority, enqueued_at "
         f"FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id AND {VISIBLE} AND {worker} "
         "AND NOT (id IN_LIST(:ids)) AND (limit_key IS NULL OR limit_key NOT IN "
         f"(SELECT r.limit_key FROM rooms r WHERE r.room < 1)) ORDER BY {CLAIM_ORDER} "
@@ -138,14 +139,13 @@ def claim_sqlite(
     *, loop_step: bool, limits: Limited = None, cte_in_limit: bool = True
 ) -> tuple[str, ...]:
     # Runs inside BEGIN IMMEDIATE, so no other writer can claim the same rows meanwhile (and
-    # the limits' room, counted in the statement, cannot change under it). `cte_in_limit`
-    # False (Turso, which resolves no CTE in a LIMIT): the queue's room written out instead.
+    # the limits' room, counted in the statement, cannot change under it). `cte_in_limit`:
+    # False for Turso (see `_limited_batch`).
     if limits is not None:
         keyed = limits == "keys"
-        queue_room = QUEUE_ROOM_OF_ROOMS if cte_in_limit else QUEUE_ROOM
         take = (
             f"UPDATE {{s}}pgqrs_messages SET {_TAKE} WHERE id IN (WITH "
-            f"{_limited_batch(loop_step, keyed, queue_room)} SELECT id FROM picked) "
+            f"{_limited_batch(loop_step, keyed, cte_in_limit)} SELECT id FROM picked) "
             f"RETURNING {MESSAGE.select}"
         )
         spent = _spend(_TAKEN_SQLITE, keyed)
@@ -178,7 +178,7 @@ def claim_postgres(*, loop_step: bool, limits: Limited = None, then: str = "") -
         # to the lot (O(backlog) per claim) instead of looking the picked ids up.
         return (
             first,
-            f"WITH {_limited_batch(loop_step, keyed, QUEUE_ROOM_OF_ROOMS)}, "
+            f"WITH {_limited_batch(loop_step, keyed, cte_in_limit=True)}, "
             f"spent AS ({_spend(_taken_postgres(keyed), keyed)}) "
             f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked WHERE m.id = picked.id "
             "AND CASE WHEN m.archived_at IS NULL AND (m.vt IS NULL OR m.vt <= :now) THEN TRUE "
