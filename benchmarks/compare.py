@@ -862,8 +862,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     grid = "drain: %s for every backend (default: each backend's own, see bench_config)"
     parser.add_argument("--consumers", type=bench_config.int_list, help=grid % "consumer counts")
-    parser.add_argument("--batches", type=bench_config.int_list, help=grid % "batch sizes")
+    parser.add_argument(
+        "--batches", type=bench_config.int_list, help=grid % "batch sizes" + "; drain_limited too"
+    )
     parser.add_argument("--modes", type=bench_config.str_list, help=grid % "explicit,poll")
+    parser.add_argument(
+        "--limits", type=bench_config.str_list, help="drain_limited: kinds (one,queue,keys)"
+    )
     parser.add_argument(
         "--dsn",
         default=os.environ.get("PGQRS_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
@@ -893,7 +898,9 @@ def main(argv: list[str] | None = None) -> None:
         for key, value in (
             ("drain_consumers", args.consumers),
             ("drain_batches", args.batches),
+            ("drain_limited_batches", args.batches),
             ("drain_modes", args.modes),
+            ("drain_limited_kinds", args.limits),
         )
         if value
     }

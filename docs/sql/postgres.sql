@@ -751,7 +751,8 @@ WITH rooms AS
                                     ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                 END
                          FROM rooms r
-                         WHERE r.limit_key = ''), %(limit)s)),
+                         WHERE r.limit_key = ''), %(limit)s)
+     FOR UPDATE SKIP LOCKED),
      spent AS
     (UPDATE "public".pgqrs_limits AS l
      SET tokens = CASE
@@ -772,40 +773,35 @@ SET consumer_worker_id = %(worker_id)s,
     read_ct = COALESCE(read_ct, 0) + 1,
     dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
 FROM picked
-WHERE m.id = picked.id
-    AND CASE
-            WHEN m.archived_at IS NULL
-                 AND (m.vt IS NULL
-                      OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) THEN TRUE
-            ELSE FALSE
-        END RETURNING m.id,
-                      m.queue_id,
-                      m.payload,
-                      m.vt,
-                      m.enqueued_at,
-                      m.read_ct,
-                      m.dequeued_at,
-                      m.producer_worker_id,
-                      m.consumer_worker_id,
-                      m.archived_at,
-                      m.priority,
-                      m.trace_context;
+WHERE m.id = picked.id RETURNING m.id,
+                                 m.queue_id,
+                                 m.payload,
+                                 m.vt,
+                                 m.enqueued_at,
+                                 m.read_ct,
+                                 m.dequeued_at,
+                                 m.producer_worker_id,
+                                 m.consumer_worker_id,
+                                 m.archived_at,
+                                 m.priority,
+                                 m.trace_context;
 
--- LOOP_STEP_QUEUE_LIMITED (1 of 2)  [postgres]
-WITH archived AS
-    (UPDATE "public".pgqrs_messages
-     SET archived_at = COALESCE(CAST(%(wall_now)s AS timestamptz), statement_timestamp())
-     WHERE id = ANY(%(ids)s)
-         AND consumer_worker_id = %(worker_id)s
-         AND archived_at IS NULL
-         AND EXISTS
-             (SELECT 1
-              FROM "public".pgqrs_workers w
-              WHERE w.id = %(worker_id)s
-                  AND w.fence = %(fence)s) RETURNING id)
+-- LOOP_STEP_QUEUE_LIMITED (1 of 3)  [postgres]
+UPDATE "public".pgqrs_messages
+SET archived_at = COALESCE(CAST(%(wall_now)s AS timestamptz), statement_timestamp())
+WHERE id = ANY(%(ids)s)
+    AND consumer_worker_id = %(worker_id)s
+    AND archived_at IS NULL
+    AND EXISTS
+        (SELECT 1
+         FROM "public".pgqrs_workers w
+         WHERE w.id = %(worker_id)s
+             AND w.fence = %(fence)s) RETURNING id;
+
+-- LOOP_STEP_QUEUE_LIMITED (2 of 3)  [postgres]
 SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
 
--- LOOP_STEP_QUEUE_LIMITED (2 of 2)  [postgres]
+-- LOOP_STEP_QUEUE_LIMITED (3 of 3)  [postgres]
 WITH rooms AS
     (SELECT u.limit_key,
             LEAST(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
@@ -867,7 +863,8 @@ WITH rooms AS
                                     ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
                                 END
                          FROM rooms r
-                         WHERE r.limit_key = ''), %(limit)s)),
+                         WHERE r.limit_key = ''), %(limit)s)
+     FOR UPDATE SKIP LOCKED),
      spent AS
     (UPDATE "public".pgqrs_limits AS l
      SET tokens = CASE
@@ -888,24 +885,18 @@ SET consumer_worker_id = %(worker_id)s,
     read_ct = COALESCE(read_ct, 0) + 1,
     dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
 FROM picked
-WHERE m.id = picked.id
-    AND CASE
-            WHEN m.archived_at IS NULL
-                 AND (m.vt IS NULL
-                      OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) THEN TRUE
-            ELSE FALSE
-        END RETURNING m.id,
-                      m.queue_id,
-                      m.payload,
-                      m.vt,
-                      m.enqueued_at,
-                      m.read_ct,
-                      m.dequeued_at,
-                      m.producer_worker_id,
-                      m.consumer_worker_id,
-                      m.archived_at,
-                      m.priority,
-                      m.trace_context;
+WHERE m.id = picked.id RETURNING m.id,
+                                 m.queue_id,
+                                 m.payload,
+                                 m.vt,
+                                 m.enqueued_at,
+                                 m.read_ct,
+                                 m.dequeued_at,
+                                 m.producer_worker_id,
+                                 m.consumer_worker_id,
+                                 m.archived_at,
+                                 m.priority,
+                                 m.trace_context;
 
 -- MSG_CLAIM_KEY_LIMITED (1 of 2)  [postgres]
 SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
@@ -973,12 +964,10 @@ WITH held AS
      ORDER BY priority DESC,
               enqueued_at,
               id
-     LIMIT CASE
-               WHEN
-                        (SELECT MIN(r.room)
-                         FROM rooms r) >= %(limit)s THEN %(limit)s
-               ELSE %(scan)s
-           END),
+     LIMIT CASE WHEN
+         (SELECT MIN(r.room)
+          FROM rooms r) >= %(limit)s THEN %(limit)s ELSE %(scan)s
+     END FOR UPDATE SKIP LOCKED),
      ranked AS
     (SELECT c.id,
             c.priority,
@@ -1026,40 +1015,35 @@ SET consumer_worker_id = %(worker_id)s,
     read_ct = COALESCE(read_ct, 0) + 1,
     dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
 FROM picked
-WHERE m.id = picked.id
-    AND CASE
-            WHEN m.archived_at IS NULL
-                 AND (m.vt IS NULL
-                      OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) THEN TRUE
-            ELSE FALSE
-        END RETURNING m.id,
-                      m.queue_id,
-                      m.payload,
-                      m.vt,
-                      m.enqueued_at,
-                      m.read_ct,
-                      m.dequeued_at,
-                      m.producer_worker_id,
-                      m.consumer_worker_id,
-                      m.archived_at,
-                      m.priority,
-                      m.trace_context;
+WHERE m.id = picked.id RETURNING m.id,
+                                 m.queue_id,
+                                 m.payload,
+                                 m.vt,
+                                 m.enqueued_at,
+                                 m.read_ct,
+                                 m.dequeued_at,
+                                 m.producer_worker_id,
+                                 m.consumer_worker_id,
+                                 m.archived_at,
+                                 m.priority,
+                                 m.trace_context;
 
--- LOOP_STEP_KEY_LIMITED (1 of 2)  [postgres]
-WITH archived AS
-    (UPDATE "public".pgqrs_messages
-     SET archived_at = COALESCE(CAST(%(wall_now)s AS timestamptz), statement_timestamp())
-     WHERE id = ANY(%(ids)s)
-         AND consumer_worker_id = %(worker_id)s
-         AND archived_at IS NULL
-         AND EXISTS
-             (SELECT 1
-              FROM "public".pgqrs_workers w
-              WHERE w.id = %(worker_id)s
-                  AND w.fence = %(fence)s) RETURNING id)
+-- LOOP_STEP_KEY_LIMITED (1 of 3)  [postgres]
+UPDATE "public".pgqrs_messages
+SET archived_at = COALESCE(CAST(%(wall_now)s AS timestamptz), statement_timestamp())
+WHERE id = ANY(%(ids)s)
+    AND consumer_worker_id = %(worker_id)s
+    AND archived_at IS NULL
+    AND EXISTS
+        (SELECT 1
+         FROM "public".pgqrs_workers w
+         WHERE w.id = %(worker_id)s
+             AND w.fence = %(fence)s) RETURNING id;
+
+-- LOOP_STEP_KEY_LIMITED (2 of 3)  [postgres]
 SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0));
 
--- LOOP_STEP_KEY_LIMITED (2 of 2)  [postgres]
+-- LOOP_STEP_KEY_LIMITED (3 of 3)  [postgres]
 WITH held AS
     (SELECT f.limit_key,
             COUNT(*) AS n
@@ -1122,12 +1106,10 @@ WITH held AS
      ORDER BY priority DESC,
               enqueued_at,
               id
-     LIMIT CASE
-               WHEN
-                        (SELECT MIN(r.room)
-                         FROM rooms r) >= %(limit)s THEN %(limit)s
-               ELSE %(scan)s
-           END),
+     LIMIT CASE WHEN
+         (SELECT MIN(r.room)
+          FROM rooms r) >= %(limit)s THEN %(limit)s ELSE %(scan)s
+     END FOR UPDATE SKIP LOCKED),
      ranked AS
     (SELECT c.id,
             c.priority,
@@ -1175,24 +1157,424 @@ SET consumer_worker_id = %(worker_id)s,
     read_ct = COALESCE(read_ct, 0) + 1,
     dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
 FROM picked
-WHERE m.id = picked.id
-    AND CASE
-            WHEN m.archived_at IS NULL
-                 AND (m.vt IS NULL
-                      OR m.vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())) THEN TRUE
-            ELSE FALSE
-        END RETURNING m.id,
-                      m.queue_id,
-                      m.payload,
-                      m.vt,
-                      m.enqueued_at,
-                      m.read_ct,
-                      m.dequeued_at,
-                      m.producer_worker_id,
-                      m.consumer_worker_id,
-                      m.archived_at,
-                      m.priority,
-                      m.trace_context;
+WHERE m.id = picked.id RETURNING m.id,
+                                 m.queue_id,
+                                 m.payload,
+                                 m.vt,
+                                 m.enqueued_at,
+                                 m.read_ct,
+                                 m.dequeued_at,
+                                 m.producer_worker_id,
+                                 m.consumer_worker_id,
+                                 m.archived_at,
+                                 m.priority,
+                                 m.trace_context;
+
+-- MSG_CLAIM_KEY_LIMITED_FIRST (1 of 3)  [postgres]
+WITH held AS
+    (SELECT f.limit_key,
+            COUNT(*) AS n
+     FROM "public".pgqrs_messages f
+     WHERE f.queue_id = %(queue_id)s
+         AND f.archived_at IS NULL
+         AND f.consumer_worker_id IS NOT NULL
+         AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     GROUP BY f.limit_key),
+     rooms AS
+    (SELECT u.limit_key,
+            LEAST(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
+     FROM
+         (SELECT l.limit_key,
+                 l.max_in_flight,
+                 CASE
+                     WHEN l.max_in_flight IS NULL THEN 0
+                     WHEN l.limit_key = '' THEN
+                              (SELECT COALESCE(SUM(h.n), 0)
+                               FROM held h)
+                     ELSE COALESCE(
+                                       (SELECT h.n
+                                        FROM held h
+                                        WHERE h.limit_key = l.limit_key), 0)
+                 END AS in_flight,
+                 CASE
+                     WHEN l.rate_per_second IS NULL THEN NULL
+                     WHEN l.tokens IS NULL
+                          OR l.refilled_at IS NULL THEN l.burst
+                     ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
+                 END AS tokens
+          FROM "public".pgqrs_limits l
+          WHERE l.queue_id = %(queue_id)s) u),
+     cand AS
+    (SELECT id,
+            limit_key,
+            priority,
+            enqueued_at
+     FROM "public".pgqrs_messages
+     WHERE queue_id = %(queue_id)s
+         AND archived_at IS NULL
+         AND (vt IS NULL
+              OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+         AND COALESCE(read_ct, 0) < COALESCE(
+                                                 (SELECT lq.max_read_ct
+                                                  FROM "public".pgqrs_queues lq
+                                                  WHERE lq.id = %(queue_id)s), %(max_read_ct)s)
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s
+                  AND w.status <> 'suspended')
+         AND NOT (id = ANY(%(ids)s))
+         AND (limit_key IS NULL
+              OR limit_key NOT IN
+                  (SELECT r.limit_key
+                   FROM rooms r
+                   WHERE r.room < 1))
+     ORDER BY priority DESC,
+              enqueued_at,
+              id
+     LIMIT CASE WHEN
+         (SELECT MIN(r.room)
+          FROM rooms r) >= %(limit)s THEN %(limit)s ELSE %(scan)s
+     END FOR UPDATE SKIP LOCKED),
+     ranked AS
+    (SELECT c.id,
+            c.priority,
+            c.enqueued_at,
+            r.room,
+            ROW_NUMBER() OVER (PARTITION BY c.limit_key
+                               ORDER BY c.priority DESC, c.enqueued_at, c.id) AS nth
+     FROM cand c
+     LEFT JOIN rooms r ON r.limit_key = c.limit_key),
+     picked AS
+    (SELECT c.id
+     FROM ranked c
+     WHERE c.room IS NULL
+         OR c.nth <= c.room
+     ORDER BY c.priority DESC,
+              c.enqueued_at,
+              c.id
+     LIMIT COALESCE(
+                        (SELECT CASE
+                                    WHEN r.room >= %(limit)s THEN %(limit)s
+                                    WHEN r.room < 1 THEN 0
+                                    ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
+                                END
+                         FROM rooms r
+                         WHERE r.limit_key = ''), %(limit)s))
+UPDATE "public".pgqrs_messages m
+SET consumer_worker_id = %(worker_id)s,
+    vt = "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(lease)s),
+    read_ct = COALESCE(read_ct, 0) + 1,
+    dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+FROM picked
+WHERE m.id = picked.id RETURNING m.id,
+                                 m.queue_id,
+                                 m.payload,
+                                 m.vt,
+                                 m.enqueued_at,
+                                 m.read_ct,
+                                 m.dequeued_at,
+                                 m.producer_worker_id,
+                                 m.consumer_worker_id,
+                                 m.archived_at,
+                                 m.priority,
+                                 m.trace_context;
+
+-- MSG_CLAIM_KEY_LIMITED_FIRST (2 of 3)  [postgres]
+WITH taken AS
+    (SELECT t.limit_key
+     FROM "public".pgqrs_messages t
+     WHERE t.queue_id = %(queue_id)s
+         AND t.archived_at IS NULL
+         AND t.consumer_worker_id = %(worker_id)s
+         AND t.xmin = CAST(pg_current_xact_id() AS xid))
+SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0))
+WHERE EXISTS
+        (SELECT 1
+         FROM taken);
+
+-- MSG_CLAIM_KEY_LIMITED_FIRST (3 of 3)  [postgres]
+WITH taken AS
+    (SELECT t.limit_key
+     FROM "public".pgqrs_messages t
+     WHERE t.queue_id = %(queue_id)s
+         AND t.archived_at IS NULL
+         AND t.consumer_worker_id = %(worker_id)s
+         AND t.xmin = CAST(pg_current_xact_id() AS xid)),
+     held AS
+    (SELECT f.limit_key,
+            COUNT(*) AS n
+     FROM "public".pgqrs_messages f
+     WHERE f.queue_id = %(queue_id)s
+         AND f.archived_at IS NULL
+         AND f.consumer_worker_id IS NOT NULL
+         AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     GROUP BY f.limit_key),
+     over AS
+    (SELECT 1
+     FROM "public".pgqrs_limits l
+     WHERE l.queue_id = %(queue_id)s
+         AND ((l.max_in_flight IS NOT NULL
+               AND CASE
+                       WHEN l.max_in_flight IS NULL THEN 0
+                       WHEN l.limit_key = '' THEN
+                                (SELECT COALESCE(SUM(h.n), 0)
+                                 FROM held h)
+                       ELSE COALESCE(
+                                         (SELECT h.n
+                                          FROM held h
+                                          WHERE h.limit_key = l.limit_key), 0)
+                   END > l.max_in_flight
+               AND
+                   (SELECT COUNT(*)
+                    FROM taken t
+                    WHERE (l.limit_key = ''
+                           OR t.limit_key = l.limit_key)) > 0)
+              OR (l.rate_per_second IS NOT NULL
+                  AND
+                      (SELECT COUNT(*)
+                       FROM taken t
+                       WHERE (l.limit_key = ''
+                              OR t.limit_key = l.limit_key)) > CASE
+                                                                   WHEN l.rate_per_second IS NULL THEN NULL
+                                                                   WHEN l.tokens IS NULL
+                                                                        OR l.refilled_at IS NULL THEN l.burst
+                                                                   ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
+                                                               END))), spent AS
+    (UPDATE "public".pgqrs_limits AS l
+     SET tokens = CASE
+                      WHEN l.rate_per_second IS NULL THEN NULL
+                      WHEN l.tokens IS NULL
+                           OR l.refilled_at IS NULL THEN l.burst
+                      ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
+                  END - (
+                             (SELECT COUNT(*)
+                              FROM taken t
+                              WHERE (l.limit_key = ''
+                                     OR t.limit_key = l.limit_key))), refilled_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     WHERE l.queue_id = %(queue_id)s
+         AND l.rate_per_second IS NOT NULL
+         AND
+             (SELECT COUNT(*)
+              FROM taken t
+              WHERE (l.limit_key = ''
+                     OR t.limit_key = l.limit_key)) > 0)
+SELECT CASE
+           WHEN EXISTS
+                    (SELECT 1
+                     FROM over) THEN "public".pgqrs_limits_overshot()
+           ELSE 0
+       END;
+
+-- LOOP_STEP_KEY_LIMITED_FIRST (1 of 3)  [postgres]
+WITH archived AS
+    (UPDATE "public".pgqrs_messages
+     SET archived_at = COALESCE(CAST(%(wall_now)s AS timestamptz), statement_timestamp())
+     WHERE id = ANY(%(ids)s)
+         AND consumer_worker_id = %(worker_id)s
+         AND archived_at IS NULL
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s) RETURNING id),
+     held AS
+    (SELECT f.limit_key,
+            COUNT(*) AS n
+     FROM "public".pgqrs_messages f
+     WHERE f.queue_id = %(queue_id)s
+         AND f.archived_at IS NULL
+         AND f.consumer_worker_id IS NOT NULL
+         AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+         AND NOT (f.id = ANY(%(ids)s))
+     GROUP BY f.limit_key),
+     rooms AS
+    (SELECT u.limit_key,
+            LEAST(COALESCE(u.max_in_flight - u.in_flight, 1000000000), COALESCE(u.tokens, 1000000000)) AS room
+     FROM
+         (SELECT l.limit_key,
+                 l.max_in_flight,
+                 CASE
+                     WHEN l.max_in_flight IS NULL THEN 0
+                     WHEN l.limit_key = '' THEN
+                              (SELECT COALESCE(SUM(h.n), 0)
+                               FROM held h)
+                     ELSE COALESCE(
+                                       (SELECT h.n
+                                        FROM held h
+                                        WHERE h.limit_key = l.limit_key), 0)
+                 END AS in_flight,
+                 CASE
+                     WHEN l.rate_per_second IS NULL THEN NULL
+                     WHEN l.tokens IS NULL
+                          OR l.refilled_at IS NULL THEN l.burst
+                     ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
+                 END AS tokens
+          FROM "public".pgqrs_limits l
+          WHERE l.queue_id = %(queue_id)s) u),
+     cand AS
+    (SELECT id,
+            limit_key,
+            priority,
+            enqueued_at
+     FROM "public".pgqrs_messages
+     WHERE queue_id = %(queue_id)s
+         AND archived_at IS NULL
+         AND (vt IS NULL
+              OR vt <= COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+         AND COALESCE(read_ct, 0) < COALESCE(
+                                                 (SELECT lq.max_read_ct
+                                                  FROM "public".pgqrs_queues lq
+                                                  WHERE lq.id = %(queue_id)s), %(max_read_ct)s)
+         AND EXISTS
+             (SELECT 1
+              FROM "public".pgqrs_workers w
+              WHERE w.id = %(worker_id)s
+                  AND w.fence = %(fence)s
+                  AND w.status = 'polling')
+         AND NOT (id = ANY(%(ids)s))
+         AND (limit_key IS NULL
+              OR limit_key NOT IN
+                  (SELECT r.limit_key
+                   FROM rooms r
+                   WHERE r.room < 1))
+     ORDER BY priority DESC,
+              enqueued_at,
+              id
+     LIMIT CASE WHEN
+         (SELECT MIN(r.room)
+          FROM rooms r) >= %(limit)s THEN %(limit)s ELSE %(scan)s
+     END FOR UPDATE SKIP LOCKED),
+     ranked AS
+    (SELECT c.id,
+            c.priority,
+            c.enqueued_at,
+            r.room,
+            ROW_NUMBER() OVER (PARTITION BY c.limit_key
+                               ORDER BY c.priority DESC, c.enqueued_at, c.id) AS nth
+     FROM cand c
+     LEFT JOIN rooms r ON r.limit_key = c.limit_key),
+     picked AS
+    (SELECT c.id
+     FROM ranked c
+     WHERE c.room IS NULL
+         OR c.nth <= c.room
+     ORDER BY c.priority DESC,
+              c.enqueued_at,
+              c.id
+     LIMIT COALESCE(
+                        (SELECT CASE
+                                    WHEN r.room >= %(limit)s THEN %(limit)s
+                                    WHEN r.room < 1 THEN 0
+                                    ELSE CAST(r.room * 1000000 AS INTEGER) / 1000000
+                                END
+                         FROM rooms r
+                         WHERE r.limit_key = ''), %(limit)s))
+UPDATE "public".pgqrs_messages m
+SET consumer_worker_id = %(worker_id)s,
+    vt = "public".pgqrs_add_seconds(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), %(lease)s),
+    read_ct = COALESCE(read_ct, 0) + 1,
+    dequeued_at = COALESCE(dequeued_at, COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()))
+FROM picked
+WHERE m.id = picked.id RETURNING m.id,
+                                 m.queue_id,
+                                 m.payload,
+                                 m.vt,
+                                 m.enqueued_at,
+                                 m.read_ct,
+                                 m.dequeued_at,
+                                 m.producer_worker_id,
+                                 m.consumer_worker_id,
+                                 m.archived_at,
+                                 m.priority,
+                                 m.trace_context;
+
+-- LOOP_STEP_KEY_LIMITED_FIRST (2 of 3)  [postgres]
+WITH taken AS
+    (SELECT t.limit_key
+     FROM "public".pgqrs_messages t
+     WHERE t.queue_id = %(queue_id)s
+         AND t.archived_at IS NULL
+         AND t.consumer_worker_id = %(worker_id)s
+         AND t.xmin = CAST(pg_current_xact_id() AS xid))
+SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(%(queue_id)s AS text), 0))
+WHERE EXISTS
+        (SELECT 1
+         FROM taken);
+
+-- LOOP_STEP_KEY_LIMITED_FIRST (3 of 3)  [postgres]
+WITH taken AS
+    (SELECT t.limit_key
+     FROM "public".pgqrs_messages t
+     WHERE t.queue_id = %(queue_id)s
+         AND t.archived_at IS NULL
+         AND t.consumer_worker_id = %(worker_id)s
+         AND t.xmin = CAST(pg_current_xact_id() AS xid)),
+     held AS
+    (SELECT f.limit_key,
+            COUNT(*) AS n
+     FROM "public".pgqrs_messages f
+     WHERE f.queue_id = %(queue_id)s
+         AND f.archived_at IS NULL
+         AND f.consumer_worker_id IS NOT NULL
+         AND f.vt > COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     GROUP BY f.limit_key),
+     over AS
+    (SELECT 1
+     FROM "public".pgqrs_limits l
+     WHERE l.queue_id = %(queue_id)s
+         AND ((l.max_in_flight IS NOT NULL
+               AND CASE
+                       WHEN l.max_in_flight IS NULL THEN 0
+                       WHEN l.limit_key = '' THEN
+                                (SELECT COALESCE(SUM(h.n), 0)
+                                 FROM held h)
+                       ELSE COALESCE(
+                                         (SELECT h.n
+                                          FROM held h
+                                          WHERE h.limit_key = l.limit_key), 0)
+                   END > l.max_in_flight
+               AND
+                   (SELECT COUNT(*)
+                    FROM taken t
+                    WHERE (l.limit_key = ''
+                           OR t.limit_key = l.limit_key)) > 0)
+              OR (l.rate_per_second IS NOT NULL
+                  AND
+                      (SELECT COUNT(*)
+                       FROM taken t
+                       WHERE (l.limit_key = ''
+                              OR t.limit_key = l.limit_key)) > CASE
+                                                                   WHEN l.rate_per_second IS NULL THEN NULL
+                                                                   WHEN l.tokens IS NULL
+                                                                        OR l.refilled_at IS NULL THEN l.burst
+                                                                   ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
+                                                               END))), spent AS
+    (UPDATE "public".pgqrs_limits AS l
+     SET tokens = CASE
+                      WHEN l.rate_per_second IS NULL THEN NULL
+                      WHEN l.tokens IS NULL
+                           OR l.refilled_at IS NULL THEN l.burst
+                      ELSE LEAST(l.burst, l.tokens + l.rate_per_second * GREATEST("public".pgqrs_seconds_between(COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp()), l.refilled_at), 0))
+                  END - (
+                             (SELECT COUNT(*)
+                              FROM taken t
+                              WHERE (l.limit_key = ''
+                                     OR t.limit_key = l.limit_key))), refilled_at = COALESCE(CAST(%(now)s AS timestamptz), statement_timestamp())
+     WHERE l.queue_id = %(queue_id)s
+         AND l.rate_per_second IS NOT NULL
+         AND
+             (SELECT COUNT(*)
+              FROM taken t
+              WHERE (l.limit_key = ''
+                     OR t.limit_key = l.limit_key)) > 0)
+SELECT CASE
+           WHEN EXISTS
+                    (SELECT 1
+                     FROM over) THEN "public".pgqrs_limits_overshot()
+           ELSE 0
+       END;
 
 -- MSG_DELETE
 DELETE

@@ -26,8 +26,11 @@ RATE_SECONDS = float(os.environ.get("PGQRS_RATE_TEST_SECONDS", "6"))
 @pytest.mark.slow
 @pytest.mark.serial  # it must see the processes overlap in time: not beside a parallel suite
 @pytest.mark.backends("sqlite", "postgres", "turso")
+# Batches of 25: on PostgreSQL each claim takes first and checks in its turn, and undoes
+# itself whenever a rival's claim took the same key's room meanwhile (TAKE_FIRST_FROM).
+@pytest.mark.parametrize("batch", [5, 25])
 async def test_concurrency_limit_four_processes_never_exceed_a_keys_limit(
-    store: pgqrs.Store, queue: str, target: Target, tmp_path: Path
+    store: pgqrs.Store, queue: str, target: Target, tmp_path: Path, batch: int
 ) -> None:
     limits = {"one": 1, "two": 2, "five": 5}
     per_key = 30
@@ -36,12 +39,17 @@ async def test_concurrency_limit_four_processes_never_exceed_a_keys_limit(
         await admin.set_key_limits(queue, key, max_in_flight=limit)
     producer = await store.producer(queue)
     ids: list[int] = []
-    for key in limits:
-        ids += await producer.enqueue_batch([{"k": key}] * per_key, key=key)
     peak = dict.fromkeys(limits, 0)
     samples = 0
     log = tmp_path / "handled.log"
-    async with consumer_processes(store, target.env(), PROCESSES, queue, "5", str(log), "0.01"):
+    async with consumer_processes(
+        store, target.env(), PROCESSES, queue, str(batch), str(log), "0.01"
+    ):
+        # Enqueued once every process is polling, and sampled from then on: with batches of
+        # 25 the claims reach "five" at once, and it was drained before the last process
+        # had started.
+        for key in limits:
+            ids += await producer.enqueue_batch([{"k": key}] * per_key, key=key)
         messages = await store.get_messages()
         deadline = asyncio.get_running_loop().time() + 120
         while await messages.count() > 0:

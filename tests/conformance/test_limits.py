@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
+import psycopg
 import pytest
 
 import pgqrs
 from pgqrs.queue.workers import LIMITS_REFRESH
+from pgqrs.tables.messages import TAKE_FIRST_FROM
 from tests.support.clocks import FixedClock, at
 from tests.support.raw_db import RawDb
 from tests.support.target import StoreFactory, Target, pg_admin
@@ -161,6 +164,7 @@ async def test_rate_limit_per_key_leaves_other_keys_alone(store: pgqrs.Store, qu
     assert keys_of(taken) == Counter({"slow": 1, "fast": 5})
     wait = await consumer.throttled_for()
     assert wait == (1.0, False)  # a key's bucket: new messages of other keys may come sooner
+    assert await consumer.dequeue_at(20, 60, t0.isoformat()) == []  # its token was spent
 
 
 async def test_concurrency_limit_set_replace_and_remove(store: pgqrs.Store, queue: str) -> None:
@@ -285,9 +289,16 @@ async def test_concurrency_limit_claim_steps_are_one_transaction(
 
 
 @pytest.mark.backends("postgres")
-@pytest.mark.parametrize("form", ["MSG_CLAIM_QUEUE_LIMITED", "MSG_CLAIM_KEY_LIMITED"])
+@pytest.mark.parametrize(
+    ("form", "claim_at"),
+    [
+        ("MSG_CLAIM_QUEUE_LIMITED", -1),
+        ("MSG_CLAIM_KEY_LIMITED", -1),
+        ("MSG_CLAIM_KEY_LIMITED_FIRST", 0),
+    ],
+)
 async def test_concurrency_limit_claim_looks_the_picked_ids_up(
-    store: pgqrs.Store, queue: str, form: str
+    store: pgqrs.Store, queue: str, form: str, claim_at: int
 ) -> None:
     """The limited claim's UPDATE finds the rows it picked by primary key. With its re-check
     written as plain conditions, the planner, on a freshly filled table's statistics, scanned
@@ -310,26 +321,96 @@ async def test_concurrency_limit_claim_looks_the_picked_ids_up(
         "lease": 30.0,
         "max_read_ct": 5,
     }
-    claim = getattr(store.db.sql, form)[-1]
+    claim = getattr(store.db.sql, form)[claim_at]
     plan = "\n".join(row[0] for row in await store.db.fetch("EXPLAIN " + claim, params))
     update = plan[plan.rindex("->  Nested Loop") :] if "->  Nested Loop" in plan else plan
     assert "Index Scan using pgqrs_messages_pkey on pgqrs_messages m" in update, plan
+
+
+def hold_turn(conn: psycopg.Connection[Any], queue_id: int) -> None:
+    """Take queue `queue_id`'s turn (the lock limited claims take) in `conn`'s transaction."""
+    key = f"pgqrs-limits:{queue_id}"
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+
+
+@pytest.mark.backends("postgres")
+async def test_concurrency_limit_claim_taken_first_is_undone_when_it_overshoots(
+    store: pgqrs.Store, queue: str, target: Target
+) -> None:
+    """A per-key claim of TAKE_FIRST_FROM or more takes first, beside the others, and checks
+    when its turn comes (store/sql/messages.py, `claim_postgres_first`). Here a rival claim in
+    its turn has taken key "a"'s two slots and not committed: the claim, which cannot see
+    that, takes two more of "a", waits for its turn, finds "a" over its limit once the rival
+    commits, and is undone and made again in turns, where "a" has no room."""
+    admin = pgqrs.admin(store)
+    await admin.set_key_limits(queue, "a", max_in_flight=2)
+    await fill(store, queue, {"a": 5, "b": 30})
+    rival = await store.consumer(queue)
+    queue_id = (await store.get_queue(queue)).id
+    consumer = await store.consumer(queue)
+    table = f'"{target.schema}".pgqrs_messages'
+    with pg_admin() as conn, conn.transaction():
+        hold_turn(conn, queue_id)
+        conn.execute(
+            f"UPDATE {table} SET consumer_worker_id = %s, vt = now() + interval '1 hour', "
+            f"read_ct = 1 WHERE id IN (SELECT id FROM {table} WHERE queue_id = %s "
+            "AND limit_key = 'a' ORDER BY id LIMIT 2)",
+            [rival.worker_id, queue_id],
+        )
+        claim = asyncio.create_task(consumer.dequeue(TAKE_FIRST_FROM + 10))
+        await eventually(lambda: waiting_for_a_turn(target.schema), within=10)
+        assert not claim.done()
+    taken = await claim
+    assert keys_of(taken) == Counter({"b": 30})
+    usage = {info.key: info.in_flight for info in await admin.queue_limits(queue)}
+    assert usage == {"a": 2}
+
+
+async def waiting_for_a_turn(schema: str) -> bool:
+    """Whether a claim of `schema`'s queues waits for a queue's turn (an advisory lock)."""
+    with pg_admin() as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event = 'advisory' "
+            "AND position(%s in query) > 0",
+            [f'"{schema}".'],
+        ).fetchone()
+    return row is not None and row[0] > 0
+
+
+@pytest.mark.backends("postgres")
+async def test_concurrency_limit_claim_that_takes_nothing_waits_for_no_turn(
+    store: pgqrs.Store, queue: str
+) -> None:
+    """A per-key claim taking first that finds nothing to take (the queue empty, or its keys
+    full) ends without waiting for its queue's turn: idle pollers of a busy limited queue do
+    not queue up behind its claims."""
+    admin = pgqrs.admin(store)
+    await admin.set_key_limits(queue, "a", max_in_flight=1)
+    await fill(store, queue, {"a": 2})
+    consumer = await store.consumer(queue)
+    assert len(await consumer.dequeue(TAKE_FIRST_FROM)) == 1
+    with pg_admin() as conn, conn.transaction():
+        hold_turn(conn, (await store.get_queue(queue)).id)
+        async with asyncio.timeout(10):
+            assert await consumer.dequeue(TAKE_FIRST_FROM) == []  # "a" is full
 
 
 @pytest.mark.backends("postgres")
 async def test_concurrency_limit_claims_in_a_schema_with_a_long_name(
     target: Target, make_store: StoreFactory
 ) -> None:
-    """With a 63-character schema name the per-key claims are longer than psycopg's query
-    cache keeps, so the executor sends them in its own $n form through a raw cursor
-    (store/postgres.py, `_native`): a claim and a poll loop's claims still keep the limits."""
+    """In a schema with a 63-character name (the longest statements, ~4 kB) a claim and a poll
+    loop's claims still keep the limits; and a statement longer than psycopg's query cache
+    keeps (4,096 bytes) runs in the executor's own $n form (store/postgres.py, `_native`)."""
     schema = (target.schema + "_" + "x" * 63)[:63]
     try:
         store = await make_store(schema=schema)
         admin = pgqrs.admin(store)
         await admin.install()
-        assert len(store.db.sql.MSG_CLAIM_KEY_LIMITED[-1].encode()) > 4096
-        assert len(store.db.sql.LOOP_STEP_KEY_LIMITED[-1].encode()) > 4096
+        padded = (
+            "SELECT CAST(%(a)s AS int), CAST(%(b)s AS text), CAST(%(a)s AS int) + 1" + " " * 4100
+        )
+        assert await store.db.fetch(padded, {"a": 7, "b": "50%"}) == [(7, "50%", 8)]
         await store.queue("q")
         await admin.set_key_limits("q", "a", max_in_flight=2)
         await fill(store, "q", {"a": 5, "b": 3})

@@ -23,6 +23,7 @@ MIGRATION_NAMES = [
     (14, "schedules"),
     (15, "workflow_messages"),
     (16, "trace_context"),
+    (17, "limits_checked"),
 ]
 
 
@@ -38,6 +39,8 @@ def methods_without_bookkeeping(target: Target, *, ours: bool) -> list[str]:
     ours_only = ["adopted" if ours else "applied"] * 2
     # Versions 11 and later add columns: adopted over this library's tables, else applied.
     later = ["adopted" if ours else "applied"] * (len(MIGRATION_NAMES) - 10)
+    if target.backend != "postgres":
+        later[17 - 11] = "applied"  # no DDL off PostgreSQL: nothing is looked for
     if target.backend == "turso" and ours:
         # Turso's files carry pgqrs's bookkeeping, which vouches for versions 1-5; of ours,
         # only a migration that adds columns is looked for (it cannot run twice); 14 only

@@ -86,6 +86,13 @@ class UniqueViolation(PgqrsConnectionError):
     transient = False
 
 
+class LimitsOvershot(PgqrsConnectionError):
+    """A limited claim that took first took more than a limit allows (its transaction is
+    undone): the caller makes the claim again in turns (semantics.md §7.10)."""
+
+    transient = False
+
+
 class NotInstalledError(PgqrsConnectionError):
     """A pgqrs table is missing: the schema was never installed (or is in another schema)."""
 

@@ -28,7 +28,15 @@ from .._clock import SYSTEM_CLOCK, DatabaseClock
 from ..config import Config, parse_dsn
 from ..errors import InternalError, PgqrsConnectionError, PgqrsError
 from . import pg_types
-from .executor import JsonTexts, Params, Queryable, Row, UniqueViolation, not_installed
+from .executor import (
+    JsonTexts,
+    LimitsOvershot,
+    Params,
+    Queryable,
+    Row,
+    UniqueViolation,
+    not_installed,
+)
 from .migrate import LIBRARY_VERSION, adopted_from_sqlx, bookkeeping, migrations, plan
 from .pg_connections import Connections
 from .sql import PostgresSql, Sql, render
@@ -41,7 +49,13 @@ log = logging.getLogger("pgqrs")
 LISTEN_RETRY_SECONDS = 1.0
 
 
+# The SQLSTATE of `pgqrs_limits_overshot()` (migration 17).
+LIMITS_OVERSHOT = "PGQL1"
+
+
 def translate(err: Exception) -> PgqrsConnectionError:
+    if isinstance(err, psycopg.Error) and err.sqlstate == LIMITS_OVERSHOT:
+        return LimitsOvershot(f"Database query failed: {err}")
     if isinstance(err, pg_errors.UniqueViolation):
         return UniqueViolation(f"Database query failed: {err}")
     if isinstance(err, (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName)):

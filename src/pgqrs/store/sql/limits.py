@@ -58,11 +58,15 @@ ROOM = (
 
 # The same for every key at once, in one pass over the held rows (a CTE `held`, read by
 # `_in_flight_held`): the queue's count and its keys' would otherwise each walk them again.
-_HELD = (
-    "held AS (SELECT f.limit_key, COUNT(*) AS n FROM {s}pgqrs_messages f "
-    "WHERE f.queue_id = :queue_id AND f.archived_at IS NULL AND f.consumer_worker_id IS NOT NULL "
-    "AND TS(f.vt) > :now GROUP BY f.limit_key)"
-)
+# `finishing`: less the messages :ids, which a loop step archives in the statement that counts
+# (its snapshot still shows them held).
+def _held(finishing: bool = False) -> str:
+    less = " AND NOT (f.id IN_LIST(:ids))" if finishing else ""
+    return (
+        "held AS (SELECT f.limit_key, COUNT(*) AS n FROM {s}pgqrs_messages f "
+        "WHERE f.queue_id = :queue_id AND f.archived_at IS NULL "
+        f"AND f.consumer_worker_id IS NOT NULL AND TS(f.vt) > :now{less} GROUP BY f.limit_key)"
+    )
 
 
 def _in_flight_held(row: str) -> str:
@@ -85,11 +89,12 @@ def _room_rows(which: str, in_flight: str | None = None) -> str:
 _QUEUE_ROW = " AND l.limit_key = ''"
 
 
-def rooms(keyed: bool, *, grouped: bool = False) -> str:
+def rooms(keyed: bool, *, grouped: bool = False, finishing: bool = False) -> str:
     """The room of each limit of queue :queue_id (`keyed`: its keys' too, else only its own), as
-    a CTE of the claim; `grouped` (keyed): leases counted in one pass for all keys."""
+    a CTE of the claim; `grouped` (keyed): leases counted in one pass for all keys,
+    `finishing`: less the messages :ids, archived in the same statement."""
     if keyed and grouped:
-        return f"{_HELD}, rooms AS ({_room_rows('', _in_flight_held('l'))})"
+        return f"{_held(finishing)}, rooms AS ({_room_rows('', _in_flight_held('l'))})"
     return f"rooms AS ({_room_rows('' if keyed else _QUEUE_ROW)})"
 
 
@@ -140,3 +145,33 @@ class LimitSql:
         f"{tokens('l')} FROM {{s}}pgqrs_limits l WHERE l.queue_id = :queue_id "
         "ORDER BY l.limit_key"
     )
+
+
+# PostgreSQL: the rows this transaction's claim took (the consumer's held rows it wrote).
+TAKEN_HERE = (
+    "taken AS (SELECT t.limit_key FROM {s}pgqrs_messages t WHERE t.queue_id = :queue_id "
+    "AND t.archived_at IS NULL AND t.consumer_worker_id = :worker_id "
+    "AND t.xmin = CAST(pg_current_xact_id() AS xid))"
+)
+
+
+# PostgreSQL: the check of a per-key claim that took before it took its turn (run after the
+# lock, in a snapshot that sees every claim made before its turn): any limit of what it took that
+# is now exceeded raises `pgqrs_limits_overshot()` (migration 17), which undoes the claim; else
+# it spends the tokens (only of the buckets it spends from: without anything taken this runs
+# without the lock).
+_MINE = "(l.limit_key = '' OR t.limit_key = l.limit_key)"
+_TAKEN_OF = f"(SELECT COUNT(*) FROM taken t WHERE {_MINE})"
+_OVER = (
+    "SELECT 1 FROM {s}pgqrs_limits l WHERE l.queue_id = :queue_id AND (("
+    f"l.max_in_flight IS NOT NULL AND {_in_flight_held('l')} > l.max_in_flight "
+    f"AND {_TAKEN_OF} > 0) OR (l.rate_per_second IS NOT NULL AND {_TAKEN_OF} > {tokens('l')}))"
+)
+_SPENT = (
+    f"UPDATE {{s}}pgqrs_limits AS l SET {spend('l', _TAKEN_OF)} "
+    f"WHERE l.queue_id = :queue_id AND l.rate_per_second IS NOT NULL AND {_TAKEN_OF} > 0"
+)
+OVERSHOT = (
+    f"WITH {TAKEN_HERE}, {_held()}, over AS ({_OVER}), spent AS ({_SPENT}) "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM over) THEN {s}pgqrs_limits_overshot() ELSE 0 END"
+)

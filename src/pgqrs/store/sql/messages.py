@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 from .columns import MESSAGE
-from .limits import QUEUE_ROOM, QUEUE_ROOM_OF_ROOMS, rooms, spend
+from .limits import OVERSHOT, QUEUE_ROOM, QUEUE_ROOM_OF_ROOMS, TAKEN_HERE, rooms, spend
 from .spelling import read
 
 # Which limits a claim keeps: none, the queue's own only, or its keys' too.
@@ -74,11 +74,23 @@ def _next_batch(loop_step: bool, limit: str = ":limit") -> str:
 # Otherwise at most :scan visible messages in claim order (keys out of room skipped), of which
 # each key keeps as many as its room, and the queue as many as its own. `cte_in_limit` False
 # (Turso, which resolves no CTE in a LIMIT): the queue's room is written out in the LIMIT, and
-# the keys' leases are counted per limit rather than in one grouped pass.
-def _limited_batch(loop_step: bool, keyed: bool, cte_in_limit: bool) -> str:
+# the keys' leases are counted per limit rather than in one grouped pass. `locking`
+# (PostgreSQL): the messages looked at are locked, those another claim holds skipped.
+# `finishing` (keyed): a loop step that archives :ids in the same statement counts them out of
+# flight.
+def _limited_batch(
+    loop_step: bool,
+    keyed: bool,
+    cte_in_limit: bool,
+    *,
+    locking: bool = False,
+    finishing: bool = False,
+) -> str:
     limit = f"COALESCE({QUEUE_ROOM_OF_ROOMS if cte_in_limit else QUEUE_ROOM}, :limit)"
+    lock = " FOR UPDATE SKIP LOCKED" if locking else ""
     if not keyed:
-        return f"{rooms(keyed)}, picked AS ({_next_batch(loop_step, limit)})"
+        picked = f"picked AS ({_next_batch(loop_step, limit)}{lock})"
+        return f"{rooms(keyed)}, {picked}"
     # When every limit has room for the whole batch, no scanned message is passed over, so the
     # next :limit are enough.
     scan = (
@@ -89,12 +101,12 @@ def _limited_batch(loop_step: bool, keyed: bool, cte_in_limit: bool) -> str:
     worker = POLLING if loop_step else NOT_SUSPENDED
     order = "c.priority DESC, c.enqueued_at, c.id"
     return (
-        f"{rooms(keyed, grouped=cte_in_limit)}, "
+        f"{rooms(keyed, grouped=cte_in_limit, finishing=finishing)}, "
         "cand AS (SELECT id, limit_key, priority, enqueued_at "
         f"FROM {{s}}pgqrs_messages WHERE queue_id = :queue_id AND {VISIBLE} AND {worker} "
         "AND NOT (id IN_LIST(:ids)) AND (limit_key IS NULL OR limit_key NOT IN "
         f"(SELECT r.limit_key FROM rooms r WHERE r.room < 1)) ORDER BY {CLAIM_ORDER} "
-        f"LIMIT {scan}), "
+        f"LIMIT {scan}{lock}), "
         "ranked AS (SELECT c.id, c.priority, c.enqueued_at, r.room, ROW_NUMBER() OVER "
         f"(PARTITION BY c.limit_key ORDER BY {order}) AS nth FROM cand c "
         "LEFT JOIN rooms r ON r.limit_key = c.limit_key), "
@@ -160,30 +172,27 @@ def claim_sqlite(
 # Limited claims of one queue take turns (a transaction lock on the queue), and count room in a
 # statement of their own after it: a statement's snapshot is taken when it starts, so room
 # counted in the statement that waited for the lock would miss the claim it waited for.
-_LIMITS_LOCK = (
-    "SELECT pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(:queue_id AS text), 0))"
-)
+_LOCK = "pg_advisory_xact_lock(hashtextextended('pgqrs-limits:' || CAST(:queue_id AS text), 0))"
+_LIMITS_LOCK = f"SELECT {_LOCK}"
+# ... taken only by a claim that took something (`claim_postgres_first`).
+_LIMITS_LOCK_IF_TAKEN = f"WITH {TAKEN_HERE} SELECT {_LOCK} WHERE EXISTS (SELECT 1 FROM taken)"
 
 
 def claim_postgres(*, loop_step: bool, limits: Limited = None, then: str = "") -> tuple[str, ...]:
     if limits is not None:
         keyed = limits == "keys"
-        # The loop step's archive goes first, so the claim counts those messages out of flight.
-        first = f"WITH archived AS ({_ARCHIVE}) {_LIMITS_LOCK}" if loop_step else _LIMITS_LOCK
-        # Limited claims take turns, so they lock no candidate; a claim of a consumer that has
-        # not noticed the limits yet may take a picked row meanwhile: the UPDATE waits for it,
-        # then finds it leased (its condition is checked again on the row as it is then). The
-        # condition is one CASE, which no index answers: as plain conditions, a planner with
-        # a fresh table's statistics scanned every visible row for them and joined `picked`
-        # to the lot (O(backlog) per claim) instead of looking the picked ids up.
-        return (
-            first,
-            f"WITH {_limited_batch(loop_step, keyed, cte_in_limit=True)}, "
+        # In turns: the loop step's archive goes first (so the claim counts those messages out
+        # of flight, and it never waits for a row lock while holding the queue's lock), then
+        # the lock, then the claim, which counts the room, takes and spends the tokens. It
+        # skips what is locked: a claim that took first (`claim_postgres_first`) holds its rows
+        # while it waits for its turn, and waiting for them here would deadlock.
+        claim = (
+            f"WITH {_limited_batch(loop_step, keyed, cte_in_limit=True, locking=True)}, "
             f"spent AS ({_spend(_taken_postgres(keyed), keyed)}) "
             f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked WHERE m.id = picked.id "
-            "AND CASE WHEN m.archived_at IS NULL AND (m.vt IS NULL OR m.vt <= :now) THEN TRUE "
-            f"ELSE FALSE END RETURNING {MESSAGE.qualified('m')}",
+            f"RETURNING {MESSAGE.qualified('m')}"
         )
+        return (_ARCHIVE, _LIMITS_LOCK, claim) if loop_step else (_LIMITS_LOCK, claim)
     # SKIP LOCKED lets any number of consumers claim side by side without waiting on each other.
     # The loop step is one statement and one commit: a data-modifying CTE always runs to
     # completion, so the archive happens even when nothing is claimed. All CTEs see one
@@ -201,6 +210,22 @@ def claim_postgres(*, loop_step: bool, limits: Limited = None, then: str = "") -
     if then:
         return (f"{picked}, taken AS ({take}), {then}",)
     return (f"{picked} {take}",)
+
+
+def claim_postgres_first(*, loop_step: bool) -> tuple[str, ...]:
+    """A per-key limited claim that takes first and its turn only to check (semantics.md §7.10):
+    it claims side by side with the others, as much as the room it counts in its own snapshot
+    allows; then, if it took anything, it waits for the queue's lock and checks in a snapshot
+    that sees every claim made before its turn (`OVERSHOT`): a limit now exceeded undoes the
+    whole transaction (the claim is then made again in turns), else it spends the tokens. The
+    claimed rows are the first statement's."""
+    archived = "archived AS (" + _ARCHIVE + "), " if loop_step else ""
+    batch = _limited_batch(loop_step, True, cte_in_limit=True, locking=True, finishing=loop_step)
+    claim = (
+        f"WITH {archived}{batch} UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked "
+        f"WHERE m.id = picked.id RETURNING {MESSAGE.qualified('m')}"
+    )
+    return (claim, _LIMITS_LOCK_IF_TAKEN, OVERSHOT)
 
 
 # -- deduplication keys (semantics.md §7.8) -----------------------------------------------------
@@ -344,6 +369,10 @@ class MessageSql:
     MSG_CLAIM_KEY_LIMITED: tuple[str, ...] = claim_sqlite(loop_step=False, limits="keys")
     LOOP_STEP_KEY_LIMITED = claim_sqlite(loop_step=True, limits="keys")
     limited_claim_rows = -2
+    # PostgreSQL's per-key limited claims that take first (`claim_postgres_first`); none here:
+    # one writer at a time takes turns already.
+    MSG_CLAIM_KEY_LIMITED_FIRST: tuple[str, ...] = ()
+    LOOP_STEP_KEY_LIMITED_FIRST: tuple[str, ...] = ()
     # Archived rows too (semantics.md §7.4): an owner may drop its history.
     MSG_DELETE = (
         "DELETE FROM {s}pgqrs_messages WHERE id IN_LIST(:ids) AND consumer_worker_id = :worker_id "
@@ -448,3 +477,6 @@ class MessagePostgres(MessageSql):
     MSG_CLAIM_KEY_LIMITED = claim_postgres(loop_step=False, limits="keys")
     LOOP_STEP_KEY_LIMITED = claim_postgres(loop_step=True, limits="keys")
     limited_claim_rows = -1
+    # The per-key ones taking first (`claim_postgres_first`); their rows are the first statement's.
+    MSG_CLAIM_KEY_LIMITED_FIRST = claim_postgres_first(loop_step=False)
+    LOOP_STEP_KEY_LIMITED_FIRST = claim_postgres_first(loop_step=True)

@@ -1,0 +1,4 @@
+-- pgqrs-py addition (issue 13): nothing on SQLite. PostgreSQL's version 17 adds the function a
+-- per-key limited claim that took first raises when its check finds a limit exceeded; SQLite's
+-- claims take turns with their one writer and never take first. The version is kept so that
+-- every backend has the same ones.
