@@ -3588,12 +3588,6 @@ WHERE nspname = %(schema)s;
 -- PostgresSession (sql/session.py): the executor's own connection
 -- statements, not rendered; {name} is filled in by the executor.
 
--- BEGIN
-BEGIN;
-
--- COMMIT
-COMMIT;
-
 -- ROLLBACK
 ROLLBACK;
 

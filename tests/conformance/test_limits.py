@@ -327,6 +327,28 @@ async def test_concurrency_limit_claim_looks_the_picked_ids_up(
     assert "Index Scan using pgqrs_messages_pkey on pgqrs_messages m" in update, plan
 
 
+@pytest.mark.backends("postgres")
+async def test_concurrency_limit_claim_steps_that_fail_leave_the_connection_usable(
+    make_store: StoreFactory,
+) -> None:
+    """A statement that fails in a pipeline makes the server skip the rest up to the Sync.
+    When the batch ended with a COMMIT, psycopg prepared it at its 6th run, and if that run was
+    skipped psycopg named a statement the server never made: every later batch on that
+    connection failed ("prepared statement "_pg3_4" does not exist"; found with claims that
+    overshot). A batch now sends no COMMIT (the Sync commits), and a connection whose batch
+    failed otherwise is not reused. One connection, so each batch would reuse it."""
+    store = await make_store(max_connections=1)
+    later = "SELECT CAST(%(a)s AS int) + 40"
+    fails = "SELECT 1 / CAST(%(a)s AS int)"
+    # Enough rounds that every statement here reaches the run at which psycopg prepares it
+    # in a batch that fails, after the failed statement and before it.
+    for n in range(8):
+        steps = [(later, {"a": 2}), (fails, {"a": 0})]
+        with pytest.raises(pgqrs.PgqrsError, match="division by zero"):
+            await store.db.batch(steps if n % 2 else steps[::-1])
+        assert await store.db.batch([(later, {"a": 2}), (later, {"a": 1})]) == [[(42,)], [(41,)]]
+
+
 def hold_turn(conn: psycopg.Connection[Any], queue_id: int) -> None:
     """Take queue `queue_id`'s turn (the lock limited claims take) in `conn`'s transaction."""
     key = f"pgqrs-limits:{queue_id}"

@@ -30,9 +30,7 @@ class SqliteSession:
 class PostgresSession:
     """psycopg connections, in psycopg's parameter style."""
 
-    # Several statements as one transaction, sent together (pipeline mode: `batch`).
-    BEGIN = "BEGIN"
-    COMMIT = "COMMIT"
+    # Ends a pipeline's transaction that a cancellation cut short (`batch`).
     ROLLBACK = "ROLLBACK"
 
     # Install: concurrent installers of one schema, in any process, take turns.
