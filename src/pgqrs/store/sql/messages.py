@@ -136,7 +136,7 @@ _TAKEN_SQLITE = (
 )
 
 
-# Postgres: the rows picked (a row another claim took meanwhile is counted, never handed out).
+# Postgres: the rows picked, each locked by the pick (SKIP LOCKED) and so each taken.
 def _taken_postgres(keyed: bool) -> str:
     return "picked p JOIN cand t ON t.id = p.id WHERE TRUE" if keyed else "picked t WHERE TRUE"
 
@@ -178,6 +178,13 @@ _LIMITS_LOCK = f"SELECT {_LOCK}"
 _LIMITS_LOCK_IF_TAKEN = f"WITH {TAKEN_HERE} SELECT {_LOCK} WHERE EXISTS (SELECT 1 FROM taken)"
 
 
+# PostgreSQL: the claim's changes to the rows of CTE `picked`, which it locked; their new state.
+_TAKE_PICKED = (
+    f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked WHERE m.id = picked.id "
+    f"RETURNING {MESSAGE.qualified('m')}"
+)
+
+
 def claim_postgres(*, loop_step: bool, limits: Limited = None, then: str = "") -> tuple[str, ...]:
     if limits is not None:
         keyed = limits == "keys"
@@ -188,9 +195,7 @@ def claim_postgres(*, loop_step: bool, limits: Limited = None, then: str = "") -
         # while it waits for its turn, and waiting for them here would deadlock.
         claim = (
             f"WITH {_limited_batch(loop_step, keyed, cte_in_limit=True, locking=True)}, "
-            f"spent AS ({_spend(_taken_postgres(keyed), keyed)}) "
-            f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked WHERE m.id = picked.id "
-            f"RETURNING {MESSAGE.qualified('m')}"
+            f"spent AS ({_spend(_taken_postgres(keyed), keyed)}) {_TAKE_PICKED}"
         )
         return (_ARCHIVE, _LIMITS_LOCK, claim) if loop_step else (_LIMITS_LOCK, claim)
     # SKIP LOCKED lets any number of consumers claim side by side without waiting on each other.
@@ -203,13 +208,9 @@ def claim_postgres(*, loop_step: bool, limits: Limited = None, then: str = "") -
     # statement goes on after the claim: the workflow loop's opens the runs of what it took.
     archived = f"WITH archived AS ({_ARCHIVE}), " if loop_step else "WITH "
     picked = f"{archived}picked AS ({_next_batch(loop_step)} FOR UPDATE SKIP LOCKED)"
-    take = (
-        f"UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked WHERE m.id = picked.id "
-        f"RETURNING {MESSAGE.qualified('m')}"
-    )
     if then:
-        return (f"{picked}, taken AS ({take}), {then}",)
-    return (f"{picked} {take}",)
+        return (f"{picked}, taken AS ({_TAKE_PICKED}), {then}",)
+    return (f"{picked} {_TAKE_PICKED}",)
 
 
 def claim_postgres_first(*, loop_step: bool) -> tuple[str, ...]:
@@ -219,13 +220,9 @@ def claim_postgres_first(*, loop_step: bool) -> tuple[str, ...]:
     that sees every claim made before its turn (`OVERSHOT`): a limit now exceeded undoes the
     whole transaction (the claim is then made again in turns), else it spends the tokens. The
     claimed rows are the first statement's."""
-    archived = "archived AS (" + _ARCHIVE + "), " if loop_step else ""
+    archived = f"archived AS ({_ARCHIVE}), " if loop_step else ""
     batch = _limited_batch(loop_step, True, cte_in_limit=True, locking=True, finishing=loop_step)
-    claim = (
-        f"WITH {archived}{batch} UPDATE {{s}}pgqrs_messages m SET {_TAKE} FROM picked "
-        f"WHERE m.id = picked.id RETURNING {MESSAGE.qualified('m')}"
-    )
-    return (claim, _LIMITS_LOCK_IF_TAKEN, OVERSHOT)
+    return (f"WITH {archived}{batch} {_TAKE_PICKED}", _LIMITS_LOCK_IF_TAKEN, OVERSHOT)
 
 
 # -- deduplication keys (semantics.md §7.8) -----------------------------------------------------
