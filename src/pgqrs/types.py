@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from .policy import BackoffStrategy, StepRetryPolicy
 
@@ -128,11 +129,43 @@ _BY_LOWER_NAME: dict[type[enum.Enum], dict[str, Any]] = {
 }
 
 
+class DeferredFields:
+    """A record some of whose fields are converted from their stored form on first read.
+
+    A claim builds a batch of messages at once, and most handlers never read their timestamps:
+    the builder (store/sql/columns.py, `Column.deferred`) keeps those stored values in
+    `_deferred`, a tuple of the readers (`{field: read}`) and then the values (each `read`
+    takes the tuple and picks its own), and the first read of such a field converts it and
+    stores the result as if the builder had. Equality, hashing, `repr`, `dataclasses.asdict`
+    and `replace` read fields by attribute, and pickling and copying go through
+    `__getstate__`, so none of them can tell.
+    """
+
+    if not TYPE_CHECKING:  # mypy keeps checking attribute names on the records
+
+        def __getattr__(self, name: str) -> Any:
+            # Only called for names not in the instance's __dict__: a deferred field not read
+            # yet, or no field at all (during unpickling there is not even a `_deferred`).
+            state = self.__dict__
+            deferred = state.get("_deferred")
+            if deferred is not None:
+                read = deferred[0].get(name)
+                if read is not None:
+                    value = state[name] = read(deferred)
+                    return value
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields, converted (the deferred readers are functions, which do not pickle)."""
+        assert dataclasses.is_dataclass(self)
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
 # Not `slots=True`: on Python 3.11 a frozen dataclass with slots raises TypeError instead of
 # FrozenInstanceError (an AttributeError) when an unknown attribute is assigned (CPython
 # gh-90562), and api.md §9 promises AttributeError for every assignment.
 @dataclass(frozen=True)
-class QueueMessage:
+class QueueMessage(DeferredFields):
     id: int
     queue_id: int
     payload: Any

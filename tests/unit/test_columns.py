@@ -5,7 +5,9 @@ that does not match its record fails when it is made."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import pickle
 import re
 import sqlite3
 from datetime import UTC, datetime
@@ -105,11 +107,74 @@ def test_a_message_row_becomes_its_record(stamp: Any) -> None:
         consumer_worker_id=None,
         archived_at=API,
     )
-    assert list(vars(message)) == [field.name for field in dataclasses.fields(QueueMessage)]
     with pytest.raises(dataclasses.FrozenInstanceError):
         message.id = 6  # type: ignore[misc]
     empty = MESSAGE.build(row_of(MESSAGE, {**stored, "enqueued_at": None}), None, None)
     assert empty.enqueued_at == ""
+
+
+def _fresh_message(payload: Any = None) -> QueueMessage:
+    """A message as a claim builds it: its timestamps not read yet."""
+    stored: dict[str, Any] = dict.fromkeys(MESSAGE.names)
+    stored.update(id=5, queue_id=2, vt=TEXT, enqueued_at=TEXT, dequeued_at=TEXT, read_ct=1)
+    payload = {"a": [1]} if payload is None else payload
+    return MESSAGE.build(row_of(MESSAGE, stored), payload, payload)
+
+
+EAGER = QueueMessage(
+    id=5,
+    queue_id=2,
+    payload={"a": [1]},
+    raw_payload={"a": [1]},
+    vt=API,
+    enqueued_at=API,
+    read_ct=1,
+    dequeued_at=API,
+    producer_worker_id=None,
+    consumer_worker_id=None,
+    archived_at=None,
+)
+
+
+def test_deferred_timestamps_are_converted_on_first_read_only() -> None:
+    message = _fresh_message()
+    deferred = {"vt", "enqueued_at", "dequeued_at", "archived_at"}
+    assert deferred.isdisjoint(vars(message))  # nothing converted by the claim
+    first = message.vt
+    assert first == API
+    assert message.vt is first  # converted once, then kept as a plain field
+    assert "vt" in vars(message)
+    assert message.archived_at is None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        message.nope  # type: ignore[attr-defined]  # noqa: B018
+    assert not hasattr(message, "nope")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.enqueued_at = "x"  # type: ignore[misc]
+
+
+def test_a_record_with_deferred_fields_is_indistinguishable_from_one_built_whole() -> None:
+    assert _fresh_message() == EAGER
+    assert EAGER.__eq__(_fresh_message()) is True  # from either side
+    assert repr(_fresh_message()) == repr(EAGER)
+    assert str(_fresh_message()) == str(EAGER)
+    assert dataclasses.asdict(_fresh_message()) == dataclasses.asdict(EAGER)
+    assert dataclasses.astuple(_fresh_message()) == dataclasses.astuple(EAGER)
+    assert dataclasses.replace(_fresh_message(), id=6) == dataclasses.replace(EAGER, id=6)
+    assert _fresh_message() != dataclasses.replace(EAGER, vt=None)
+    for copied in (
+        pickle.loads(pickle.dumps(_fresh_message())),
+        copy.copy(_fresh_message()),
+        copy.deepcopy(_fresh_message()),
+    ):
+        assert copied == EAGER
+        assert "_deferred" not in vars(copied)  # its fields converted, nothing else kept
+    flat = dataclasses.replace(EAGER, payload=1, raw_payload=1)
+    assert hash(_fresh_message(payload=1)) == hash(flat)
+
+
+def test_a_deferred_column_needs_a_record_that_defers() -> None:
+    with pytest.raises(TypeError, match="DeferredFields"):
+        Shape(QueueInfo, Column("id"), Column("queue_name"), Column("created_at", deferred=True))
 
 
 def test_every_table_row_becomes_its_record() -> None:
@@ -443,4 +508,4 @@ def test_every_shape_fills_every_field_of_its_record(name: str) -> None:
     fields = [field.name for field in dataclasses.fields(shape.record)]
     assert shape.fields == tuple(fields)
     for field in fields:
-        assert f"'{field}':" in shape.source
+        assert f"'{field}':" in shape.source or field in shape.deferred

@@ -100,6 +100,37 @@ def test_decode_json_roundtrip() -> None:
     assert decode_json(encode_json(value)) == value
 
 
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(
+    value=_JSON_VALUES,
+    indent=st.sampled_from([None, 1]),
+    before=st.sampled_from(["", " ", "\n\t"]),
+    after=st.sampled_from(["", " ", "\n", " x", "}", ",1"]),
+)
+def test_decode_json_is_json_loads(
+    value: object, indent: int | None, before: str, after: str
+) -> None:
+    """The scanner shortcut reads every text exactly as json.loads does, errors included
+    (stores give back compact text; other text takes the general path)."""
+    text = before + json.dumps(value, indent=indent) + after
+    try:
+        expected: object = json.loads(text)
+    except json.JSONDecodeError as err:
+        error = str(err)
+    else:
+        assert decode_json(text) == expected
+        return
+    with pytest.raises(json.JSONDecodeError) as raised:
+        decode_json(text)
+    assert str(raised.value) == error
+
+
 def _circular() -> object:
     items: list[object] = []
     items.append(items)

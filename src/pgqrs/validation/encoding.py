@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from json.scanner import make_scanner
 from typing import Any
 
 from ..errors import SerializationError
@@ -45,7 +46,17 @@ def encode_json(value: object) -> str:
 
 
 _DECODER = json.JSONDecoder()
+# The scanner `decode` runs after skipping whitespace (C); any object with the decoder's
+# settings is its context, typeshed names only the scanner's own type.
+_SCAN = make_scanner(_DECODER)  # type: ignore[arg-type]
 
 
 def decode_json(text: str) -> Any:
-    return _DECODER.decode(text)  # json.loads without its per-call keyword handling
+    """`json.loads(text)`, faster for the text stores give back (no surrounding whitespace):
+    the scanner alone, without `decode`'s two whitespace matches (a third of a small
+    payload's decode); anything else goes through `decode`, which also words the errors."""
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError):
+        return _DECODER.decode(text)
+    return value if end == len(text) else _DECODER.decode(text)

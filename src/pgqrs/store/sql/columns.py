@@ -12,7 +12,9 @@ declared, at import, not as a silently wrong record.
 `namedtuple` generate theirs: a claim turns up to a batch of rows into records at a time, and
 the generated function fills the frozen record's `__dict__` in one step, which costs about
 half as much as its `__init__` (that sets each field through `object.__setattr__`); the
-record is the same.
+record is the same. A column declared `deferred` is converted on the field's first read
+instead (`types.DeferredFields`): a message's timestamps, which a claim would otherwise
+convert for every row while most handlers read none of them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Generic, TypeVar
 from ..._clock import db_to_api, from_db
 from ...records import MessageError, QueueSettings, ScheduleInfo
 from ...types import (
+    DeferredFields,
     QueueInfo,
     QueueMessage,
     RunRecord,
@@ -51,6 +54,7 @@ class Column:
     otherwise: Any = _AS_STORED
     field: str | None = ""  # the field it fills: "" the column's name, None no field
     sql: str = ""  # what the statement selects, when it is not the column itself
+    deferred: bool = False  # converted on the field's first read (types.DeferredFields)
 
     @property
     def target(self) -> str | None:
@@ -78,6 +82,8 @@ class Shape(Generic[R]):
         self.given = tuple(given)
         self.combined = dict(combined or {})
         self._check()
+        # The fields converted on first read (`Column.deferred`), not by `build`.
+        self.deferred = tuple(c.target for c in columns if c.deferred and c.target is not None)
         self.source, self.build = self._builder()
 
     @property
@@ -102,6 +108,8 @@ class Shape(Generic[R]):
         what = self.record.__name__
         if not dataclasses.is_dataclass(self.record) or "__slots__" in vars(self.record):
             raise TypeError(f"{what}: records are dataclasses with a __dict__")
+        if any(c.deferred for c in self.columns) and not issubclass(self.record, DeferredFields):
+            raise TypeError(f"{what}: deferred columns need a record with DeferredFields")
         if hasattr(self.record, "__post_init__"):
             raise TypeError(f"{what}: a record built by name cannot have a __post_init__")
         if len(set(self.names)) != len(self.names):
@@ -128,8 +136,14 @@ class Shape(Generic[R]):
     def _builder(self) -> tuple[str, Callable[..., R]]:
         env: dict[str, Any] = {"_new": object.__new__, "_record": self.record}
         values: dict[str, str] = {name: name for name in self.given}
+        readers: dict[str, Callable[[tuple[Any, ...]], Any]] = {}
+        kept: list[str] = []
         for i, column in enumerate(self.columns):
             if column.target is None:
+                continue
+            if column.deferred:
+                kept.append(f"_row[{i}]")
+                readers[column.target] = _reader(column, len(kept))
                 continue
             value = f"_row[{i}]"
             if column.convert is not None:
@@ -143,7 +157,12 @@ class Shape(Generic[R]):
             env[f"_combine{j}"] = function
             args = ", ".join(f"_row[{self.names.index(name)}]" for name in names)
             values[field] = f"_combine{j}({args})"
-        items = "".join(f"        {name!r}: {values[name]},\n" for name in self.fields)
+        items = "".join(
+            f"        {name!r}: {values[name]},\n" for name in self.fields if name not in readers
+        )
+        if readers:
+            env["_readers"] = readers
+            items += f"        '_deferred': (_readers, {', '.join(kept)}),\n"
         source = (
             f"def build(_row{''.join(', ' + name for name in self.given)}):\n"
             "    _made = _new(_record)\n"
@@ -154,6 +173,15 @@ class Shape(Generic[R]):
         build: Callable[..., R] = env["build"]
         build.__qualname__ = f"Shape[{self.record.__name__}].build"
         return source, build
+
+
+def _reader(column: Column, at: int) -> Callable[[tuple[Any, ...]], Any]:
+    """How a deferred field is read from the record's `_deferred` tuple (its value at `at`)."""
+    convert = column.convert or (lambda value: value)
+    if column.otherwise is _AS_STORED:
+        return lambda kept: convert(kept[at])
+    otherwise = column.otherwise
+    return lambda kept: convert(kept[at]) or otherwise
 
 
 # -- converters: a stored value (text or datetime from the driver) as the record has it ------
@@ -220,13 +248,13 @@ MESSAGE = Shape(
     Column("id"),
     Column("queue_id"),
     Column("payload", field=None),
-    Column("vt", db_to_api),
-    Column("enqueued_at", db_to_api, otherwise=""),
+    Column("vt", db_to_api, deferred=True),
+    Column("enqueued_at", db_to_api, otherwise="", deferred=True),
     Column("read_ct", otherwise=0),
-    Column("dequeued_at", db_to_api),
+    Column("dequeued_at", db_to_api, deferred=True),
     Column("producer_worker_id"),
     Column("consumer_worker_id"),
-    Column("archived_at", db_to_api),
+    Column("archived_at", db_to_api, deferred=True),
     # Not a field of pgqrs's record (semantics.md §7.3): claims sort by it.
     Column("priority", field=None),
     # Migration 16 (ours): the trace context the message carries (pgqrs.tracing).
