@@ -3332,6 +3332,9 @@ PRAGMA foreign_keys=ON;
 -- SYNCHRONOUS
 PRAGMA synchronous={level};
 
+-- TEMP_STORE
+PRAGMA temp_store=MEMORY;
+
 -- QUERY_ONLY
 PRAGMA query_only=1;
 

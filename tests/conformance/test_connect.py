@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import pgqrs
+from pgqrs.store.sqlite import SqliteExecutor
 from tests.support.raw_db import PGQRS_TABLES, PY_TABLES, RawDb
 from tests.support.target import PG_DSN, StoreFactory, Target, pg_admin
 
@@ -538,3 +539,18 @@ async def test_silent_server_times_out_within_connection_timeout(target: Target)
     message = str(caught.value)
     assert message.startswith("Database connection failed: ")
     assert "1s" in message  # says how long it waited
+
+
+@pytest.mark.backends("sqlite", "turso", "s3")
+async def test_sqlite_family_connections_keep_transient_tables_in_memory(
+    make_store: StoreFactory,
+) -> None:
+    """The b-tree behind every claim's and archive's `IN (SELECT value FROM json_each(:ids))`
+    lives in memory, not in a temporary file opened per statement (store/sql/session.py,
+    TEMP_STORE: a sixth of a drain's SQL), on the writer and the reader alike."""
+    store = await make_store()
+    db = store.db
+    assert isinstance(db, SqliteExecutor)
+    on_writer = await db.write(lambda c: c.execute("PRAGMA temp_store").fetchone()[0])
+    on_reader = await db.read(lambda c: c.execute("PRAGMA temp_store").fetchone()[0])
+    assert (on_writer, on_reader) == (2, 2)  # 2: MEMORY

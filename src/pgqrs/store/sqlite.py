@@ -264,6 +264,7 @@ class SqliteExecutor:
             conn.execute(SqliteSession.JOURNAL_MODE.format(mode=cls.journal_mode))
         conn.execute(SqliteSession.FOREIGN_KEYS)
         conn.execute(SqliteSession.SYNCHRONOUS.format(level=synchronous))
+        conn.execute(SqliteSession.TEMP_STORE)
 
     async def start(self) -> None:
         """Open the connections now, so a bad path fails at connect time.
