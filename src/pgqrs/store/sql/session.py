@@ -23,7 +23,8 @@ class SqliteSession:
     SYNCHRONOUS = "PRAGMA synchronous={level}"
     # Statements' transient tables (the b-tree behind `IN (SELECT value FROM json_each(:ids))`
     # of every claim and archive) in memory instead of a temporary file each time: a sixth of a
-    # drain's SQL (docs/decisions.md, "Claimed messages convert their timestamps...").
+    # drain's SQL (docs/decisions.md, "Claimed messages convert their timestamps on first
+    # read").
     TEMP_STORE = "PRAGMA temp_store=MEMORY"
     # Turso's `mode=ro` (pyturso takes no URI).
     QUERY_ONLY = "PRAGMA query_only=1"
